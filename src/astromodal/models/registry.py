@@ -1,0 +1,137 @@
+"""The model registry: adding a model is one decorated class (or factory).
+
+Neural models are ``torch.nn.Module`` subclasses decorated with :func:`register_model`. Their
+constructor takes ``input_shape`` (the per-object shape of their main input, without the batch axis:
+``(L,)`` for a spectrum, ``(C, H, W)`` for an image, ``(F,)`` for catalogue columns) and ``n_outputs``
+(number of classes, or 1 for a binary logit or a single regression output) plus model options.
+``forward`` takes keyword tensors named after the modalities listed in the class attribute
+``inputs`` (for example ``("spectrum", "context")``); the trainer calls ``model(**batch_inputs)``.
+
+Classical (scikit-learn) models register a factory returning an unfitted estimator.
+
+    @register_model("cnn1d", modality="spectrum", study="C", description="...")
+    class CNN1D(nn.Module):
+        inputs = ("spectrum",)
+        def __init__(self, input_shape, n_outputs=1): ...
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from astromodal.errors import ConfigError
+
+MODALITIES = ("spectrum", "image", "columns", "multimodal")
+FAMILIES = ("neural", "classical")
+
+# Modules whose import registers models. A new model module is added here once.
+_MODEL_MODULES = (
+    "astromodal.models.classical",
+    "astromodal.models.spectra1d",
+    "astromodal.models.images2d",
+    "astromodal.models.tabular",
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one model."""
+
+    name: str
+    factory: Callable[..., Any]
+    family: str  # "neural" or "classical"
+    modality: str  # main input: "spectrum", "image", "columns" or "multimodal"
+    tasks: tuple[str, ...] = ("classification",)
+    study: str | None = None
+    description: str = ""
+    default_options: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, **kwargs: Any) -> Any:
+        """Instantiate the model (neural: ``input_shape=..., n_outputs=...``; classical: options)."""
+        options = {**self.default_options, **kwargs}
+        return self.factory(**options)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+_loaded = False
+
+
+def register_model(
+    name: str,
+    *,
+    modality: str,
+    family: str = "neural",
+    tasks: tuple[str, ...] = ("classification",),
+    study: str | None = None,
+    description: str = "",
+    **default_options: Any,
+) -> Callable[[Any], Any]:
+    """Class/function decorator adding a model to the registry under ``name``."""
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, not {modality!r}")
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
+
+    def decorator(obj: Any) -> Any:
+        if name in _REGISTRY and _REGISTRY[name].factory is not obj:
+            raise ValueError(f"model name {name!r} is already registered")
+        doc = description or (obj.__doc__ or "").strip().split("\n")[0]
+        _REGISTRY[name] = ModelSpec(name, obj, family, modality, tuple(tasks), study, doc, dict(default_options))
+        return obj
+
+    return decorator
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for module in _MODEL_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:  # a model module not written yet
+            if exc.name != module:
+                raise
+    _loaded = True
+
+
+def list_models(family: str | None = None, modality: str | None = None, study: str | None = None) -> list[ModelSpec]:
+    """Every registered model, optionally filtered, sorted by name."""
+    _load_all()
+    specs = sorted(_REGISTRY.values(), key=lambda s: s.name)
+    return [
+        s
+        for s in specs
+        if (family is None or s.family == family)
+        and (modality is None or s.modality == modality)
+        and (study is None or s.study == study)
+    ]
+
+
+def get_model(name: str) -> ModelSpec:
+    """The spec of model ``name``; an unknown name is an error listing the known ones."""
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ConfigError(f"unknown model {name!r}; registered models: {known}") from None
+
+
+def build_model(name: str, **kwargs: Any) -> Any:
+    """Instantiate registered model ``name`` (see :meth:`ModelSpec.build`)."""
+    return get_model(name).build(**kwargs)
+
+
+def count_parameters(model: Any) -> int | None:
+    """Number of trainable parameters of a torch module (None for non-torch models)."""
+    params = getattr(model, "parameters", None)
+    if params is None or not callable(params):
+        return None
+    try:
+        return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+    except TypeError:  # sklearn estimators have no parameters() of this kind
+        return None
