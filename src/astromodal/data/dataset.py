@@ -171,14 +171,15 @@ class Target:
     def from_labels(cls, labels: Sequence[Any], class_names: Sequence[str] | None = None) -> Target:
         """Encode string (or any hashable) labels; ``class_names`` fixes the order and rejects unknowns."""
         labels = np.asarray(labels).astype(str)
-        names = tuple(class_names) if class_names is not None else tuple(sorted(set(labels.tolist())))
-        lookup = {name: i for i, name in enumerate(names)}
-        codes = np.empty(len(labels), dtype=np.int64)
-        for i, lab in enumerate(labels):  # labels are few per dataset build; clarity over speed
-            if lab not in lookup:
-                raise BadValueError(f"unknown class {lab!r} at row {i}; expected one of {list(names)}")
-            codes[i] = lookup[lab]
-        return cls(codes, "class", names)
+        names = tuple(str(c) for c in class_names) if class_names is not None else tuple(np.unique(labels).tolist())
+        order = np.argsort(np.asarray(names))
+        sorted_names = np.asarray(names)[order]
+        pos = np.clip(np.searchsorted(sorted_names, labels), 0, len(names) - 1)
+        unknown = sorted_names[pos] != labels
+        if unknown.any():
+            row = int(np.flatnonzero(unknown)[0])
+            raise BadValueError(f"unknown class {str(labels[row])!r} at row {row}; expected one of {list(names)}")
+        return cls(order[pos].astype(np.int64), "class", names)
 
     @property
     def n_classes(self) -> int:
