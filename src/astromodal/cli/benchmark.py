@@ -1,0 +1,43 @@
+"""``astromodal benchmark CONFIG``: run an experiment config's grid and write its report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from astromodal.cli import app
+from astromodal.cli.common import console
+
+
+@app.command("benchmark")
+def benchmark_command(
+    config: Path = typer.Argument(..., help="Experiment config (YAML), e.g. experiments/astrospectra_mnist_sim.yaml."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: the config's 'output', else runs/<name>)."),
+    device: str = typer.Option(None, help="Device for neural models: cpu, cuda, cuda:1, mps or auto (overrides the config)."),
+    precision: str = typer.Option(None, help="Numeric precision for neural models: 32, bf16-mixed or 16-mixed (CUDA)."),
+    resume: bool = typer.Option(True, help="Reuse finished cells in the output folder (--no-resume trains everything again)."),
+    set_: list[str] = typer.Option(None, "--set", help="Override a config value, e.g. --set trainer.max_epochs=5 (YAML value)."),
+) -> None:
+    """Train and evaluate every dataset x representation x model x seed cell of CONFIG.
+
+    Writes results.json, results.csv/.parquet, confusion matrices, ROC curves, PCA/t-SNE plots and
+    report.md/report.html. Finished cells are kept in OUT/cells/, so a re-run resumes where it stopped.
+    """
+    import yaml
+
+    from astromodal.errors import ConfigError
+    from astromodal.evaluation.benchmark import BenchmarkRunner
+    from astromodal.experiments import load_config
+
+    overrides = {}
+    for item in set_ or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        overrides[key] = yaml.safe_load(value)
+    cfg = load_config(config, overrides)
+    out = out or Path(cfg.output or Path("runs") / cfg.name)
+    runner = BenchmarkRunner(cfg, out, config_path=config, device=device, precision=precision, resume=resume)
+    runner.run()
+    console.print(f"[green]report:[/green] {out / 'report.md'}  (and report.html, results.json)")

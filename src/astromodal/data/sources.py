@@ -1,0 +1,172 @@
+"""Datasets named in an experiment config: one function per ``source`` kind.
+
+Each loader returns ``(dataset, test_dataset_or_None)``; a source with its own published test split
+(AstroSpectra-MNIST, IDX, a table with ``test_path``) returns both and the benchmark keeps that split.
+Relative paths in options are resolved against the config file's folder, and ``${ASTROMODAL_DATA}``
+expands to the real-data folder (default ``../shared/data`` beside the working directory).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from astromodal.data.dataset import Dataset
+from astromodal.errors import ConfigError
+
+Loaded = tuple[Dataset, Dataset | None]
+_LOADERS: dict[str, Callable[[dict[str, Any]], Loaded]] = {}
+
+
+def data_dir() -> Path:
+    """The real survey data folder: ``$ASTROMODAL_DATA`` or ``../shared/data``."""
+    return Path(os.environ.get("ASTROMODAL_DATA", Path.cwd().parent / "shared" / "data"))
+
+
+def resolve_path(value: str | Path, base: Path | None = None) -> Path:
+    text = str(value).replace("${ASTROMODAL_DATA}", str(data_dir()))
+    path = Path(os.path.expanduser(text))
+    if not path.is_absolute() and base is not None and not any(c in text for c in "*?["):
+        candidate = base / path
+        path = candidate if candidate.exists() or not path.exists() else path
+    return path
+
+
+def source(name: str) -> Callable[[Callable[[dict[str, Any]], Loaded]], Callable[[dict[str, Any]], Loaded]]:
+    def deco(fn: Callable[[dict[str, Any]], Loaded]) -> Callable[[dict[str, Any]], Loaded]:
+        _LOADERS[name] = fn
+        return fn
+
+    return deco
+
+
+def _need(options: dict[str, Any], key: str, kind: str) -> Any:
+    if key not in options:
+        raise ConfigError(f"dataset source {kind!r} needs option {key!r}")
+    return options[key]
+
+
+@source("simulate")
+def _simulate(options: dict[str, Any]) -> Loaded:
+    from astromodal.data.simulate import simulate_survey
+
+    return simulate_survey(**options), None
+
+
+@source("hdf5")
+def _hdf5(options: dict[str, Any]) -> Loaded:
+    return Dataset.load(_need(options, "path", "hdf5")), None
+
+
+@source("astrospectra_mnist")
+def _astrospectra(options: dict[str, Any]) -> Loaded:
+    from astromodal.data.readers.astrospectra_mnist import read_astrospectra_mnist
+
+    path = _need(options, "path", "astrospectra_mnist")
+    version = options.get("version")
+    return (
+        read_astrospectra_mnist(path, version=version, split="train"),
+        read_astrospectra_mnist(path, version=version, split="test"),
+    )
+
+
+@source("spectra_fits")
+def _spectra_fits(options: dict[str, Any]) -> Loaded:
+    from astromodal.data.readers import read
+
+    opts = dict(options)
+    path = opts.pop("path", None) or _need(options, "path", "spectra_fits")
+    return read(path, **opts), None
+
+
+@source("table")
+def _table(options: dict[str, Any]) -> Loaded:
+    from astromodal.data.readers.tables import add_colours, read_table
+
+    opts = dict(options)
+    path = _need(opts, "path", "table")
+    test_path = opts.pop("test_path", None)
+    colours = opts.pop("colours", False)
+    opts.pop("path")
+    train = read_table(path, **opts)
+    test = read_table(test_path, **opts) if test_path else None
+    if colours:
+        train = add_colours(train)
+        test = add_colours(test) if test is not None else None
+    return train, test
+
+
+@source("gaia_xp_npz")
+def _gaia_npz(options: dict[str, Any]) -> Loaded:
+    from astromodal.data.readers.gaia_xp import read_xp_continuous_npz
+
+    opts = dict(options)
+    path = opts.pop("path", None) or _need(options, "path", "gaia_xp_npz")
+    return read_xp_continuous_npz(path, **opts), None
+
+
+@source("gaia_xp_sampled")
+def _gaia_sampled(options: dict[str, Any]) -> Loaded:
+    from astromodal.data.readers.gaia_xp import read_xp_sampled
+
+    opts = dict(options)
+    path = opts.pop("path", None) or _need(options, "path", "gaia_xp_sampled")
+    return read_xp_sampled(path, **opts), None
+
+
+@source("idx")
+def _idx(options: dict[str, Any]) -> Loaded:
+    from astromodal.data.readers.idx import read_idx_dataset
+
+    names = options.get("class_names")
+    train = read_idx_dataset(_need(options, "images", "idx"), _need(options, "labels", "idx"), class_names=names)
+    test = None
+    if options.get("test_images"):
+        test = read_idx_dataset(options["test_images"], _need(options, "test_labels", "idx"), class_names=names)
+    return train, test
+
+
+_PATH_KEYS = ("path", "test_path", "images", "labels", "test_images", "test_labels")
+
+
+def load_source(kind: str, options: dict[str, Any], base: Path | None = None) -> Loaded:
+    """Load the dataset(s) of one config entry; paths are resolved against ``base``."""
+    if kind not in _LOADERS:
+        raise ConfigError(f"unknown dataset source {kind!r}; known: {sorted(_LOADERS)}")
+    opts = dict(options)
+    for key in _PATH_KEYS:
+        if key in opts and opts[key] is not None:
+            opts[key] = str(resolve_path(opts[key], base))
+    return _LOADERS[kind](opts)
+
+
+def paths_missing(options: dict[str, Any], base: Path | None = None) -> list[str]:
+    """The option paths that do not exist (globs count as present when they match)."""
+    import glob
+
+    missing = []
+    for key in _PATH_KEYS:
+        if options.get(key) is None:
+            continue
+        p = resolve_path(options[key], base)
+        if not (p.exists() or glob.glob(str(p))):
+            missing.append(str(p))
+    return missing
+
+
+def keep_classes(ds: Dataset, target: str, classes: list[str]) -> Dataset:
+    """Only the objects of ``classes`` of ``target``, re-coded 0..K-1 in the given order."""
+    from astromodal.data.dataset import Target
+
+    t = ds.target(target)
+    unknown = [c for c in classes if c not in t.class_names]
+    if unknown:
+        raise ConfigError(f"keep_classes: unknown class(es) {unknown} of target {target!r}; known {list(t.class_names)}")
+    labels = t.labels()
+    rows = np.flatnonzero(np.isin(labels, classes))
+    sub = ds.subset(rows)
+    return sub.with_targets({target: Target.from_labels(labels[rows], classes)})

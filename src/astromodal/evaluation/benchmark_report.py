@@ -1,0 +1,243 @@
+"""Turn benchmark cell records into tables, plots, ``results.json`` and ``report.md``/``.html``.
+
+Tables follow the studies' published forms: a model x (representation-dataset) accuracy grid with the
+average and variance across models per column (Table 1 and Table 2 of AstroSpectra-MNIST, classical
+and deep models apart), per-class F1, and for the k-fold protocol the per-model training loss,
+validation loss and validation accuracy over folds beside the test metrics of the fold ensemble.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def _column_name(rec: dict[str, Any]) -> str:
+    return f"{rec['representation']}-{rec['dataset']}"
+
+
+def _headline(rec: dict[str, Any]) -> float:
+    m = rec["metrics"]
+    return m["accuracy"] if rec["task"] == "classification" else m["rmse"]
+
+
+def flat_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per cell with the headline metrics (for CSV/Parquet and the detail table)."""
+    rows = []
+    for r in records:
+        m = r["metrics"]
+        row = {k: r[k] for k in ("dataset", "representation", "model", "family", "seed", "n_train", "n_test")}
+        if r["task"] == "classification":
+            row.update(accuracy=m["accuracy"], balanced_accuracy=m["balanced_accuracy"], macro_f1=m["macro_f1"],
+                       roc_auc=m.get("roc_auc"))
+        else:
+            row.update(rmse=m["rmse"], mae=m["mae"], r2=m["r2"], sigma=m.get("sigma"))
+        row.update(fit_seconds=r.get("fit_seconds"), n_parameters=r.get("n_parameters"))
+        rows.append(row)
+    return rows
+
+
+def grid_table(records: list[dict[str, Any]], family: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Model x column table of the headline metric (mean over seeds or folds, '± std' when several),
+    with the average and variance across models per column (as Table 1 of study A)."""
+    recs = [r for r in records if family is None or r["family"] == family]
+    if not recs:
+        return [], []
+    columns = list(dict.fromkeys(_column_name(r) for r in recs))
+    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in recs:  # cross-validation cells contribute their fold scores, others one value per seed
+        values[r["model"]][_column_name(r)].extend(r.get("fold_scores") or [_headline(r)])
+    rows = []
+    per_column: dict[str, list[float]] = defaultdict(list)
+    for model, cols in values.items():
+        row: dict[str, Any] = {"model": model}
+        for c in columns:
+            v = cols.get(c)
+            if not v:
+                row[c] = ""
+                continue
+            mean = float(np.mean(v))
+            per_column[c].append(mean)
+            row[c] = f"{mean:.3f}" + (f" ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else "")
+        rows.append(row)
+    rows.append({"model": "**average**", **{c: f"{np.mean(per_column[c]):.3f}" for c in columns if per_column[c]}})
+    rows.append({"model": "**variance**", **{c: f"{np.var(per_column[c]):.5f}" for c in columns if per_column[c]}})
+    return rows, ["model", *columns]
+
+
+def kfold_table(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per model: fold train/validation loss and validation accuracy (mean ± std) + ensemble test metrics."""
+    rows = []
+    for r in records:
+        folds = r.get("folds") or []
+        row: dict[str, Any] = {"model": r["model"], "dataset": r["dataset"], "representation": r["representation"]}
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            vals = [f[key] for f in folds if f.get(key) is not None]
+            row[key] = f"{np.mean(vals):.4f} ± {np.std(vals):.4f}" if vals else "n/a"
+        m = r["metrics"]
+        if r["task"] == "classification":
+            auc = m.get("roc_auc")
+            row.update(test_accuracy=f"{m['accuracy']:.4f}", test_balanced_accuracy=f"{m['balanced_accuracy']:.4f}",
+                       test_f1=f"{_binary_or_macro_f1(r):.4f}", test_roc_auc="n/a" if auc is None else f"{auc:.4f}")
+        rows.append(row)
+    cols = ["model", "dataset", "representation", "train_loss", "val_loss", "val_accuracy", "test_accuracy",
+            "test_balanced_accuracy", "test_f1", "test_roc_auc"]
+    return rows, cols
+
+
+def _binary_or_macro_f1(r: dict[str, Any]) -> float:
+    m = r["metrics"]
+    names = r.get("class_names") or []
+    if len(names) == 2:
+        return float(m["per_class"][names[1]]["f1"])
+    return float(m["macro_f1"])
+
+
+def per_class_table(records: list[dict[str, Any]], dataset: str) -> tuple[list[dict[str, Any]], list[str]]:
+    recs = [r for r in records if r["dataset"] == dataset and r["task"] == "classification" and r["seed"] == records[0]["seed"]]
+    if not recs:
+        return [], []
+    names = recs[0]["class_names"]
+    rows = []
+    for r in recs:
+        row = {"model": r["model"], "representation": r["representation"]}
+        for n in names:
+            row[f"F1 {n}"] = f"{r['metrics']['per_class'][n]['f1']:.3f}"
+        rows.append(row)
+    return rows, ["model", "representation", *[f"F1 {n}" for n in names]]
+
+
+def write_benchmark_report(runner: Any, records: list[dict[str, Any]], prepared: dict[Any, Any]) -> dict[str, Any]:
+    from astromodal.evaluation import plots
+    from astromodal.evaluation.report import Report
+    from astromodal.transforms.representations import build_inputs, flatten_inputs
+
+    cfg = runner.config
+    out: Path = runner.out
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    rep = Report(f"astromodal benchmark: {cfg.name}")
+    if cfg.description:
+        rep.paragraph(cfg.description)
+    rep.heading("Reproduce", 2)
+    rep.code(runner.command)
+    for note in runner.notes:
+        rep.paragraph(f"Note: {note}")
+    if not records:
+        rep.paragraph("No cell was run (every dataset was skipped).")
+
+    # dataset summaries
+    rep.heading("Data", 2)
+    ds_rows = []
+    for name in cfg.datasets:
+        loaded = runner._datasets.get(name)
+        if not loaded:
+            continue
+        train, test = loaded
+        t = train.target(cfg.datasets[name].target)
+        counts = train.summary()["targets"][cfg.datasets[name].target].get("counts", {})
+        ds_rows.append({"dataset": name, "source": cfg.datasets[name].source, "objects": len(train) + (len(test) if test else 0),
+                        "target": cfg.datasets[name].target, "kind": t.kind,
+                        "classes": ", ".join(f"{k} {v}" for k, v in counts.items())})
+    if ds_rows:
+        rep.table(ds_rows, ["dataset", "source", "objects", "target", "kind", "classes"])
+    rep.paragraph(f"Protocol: {cfg.protocol.kind}"
+                  + (f", test fraction {cfg.protocol.test_fraction} (stratified)" if cfg.protocol.kind else "")
+                  + (f", {cfg.protocol.k}-fold stratified cross-validation on the training split, fold models averaged"
+                     if cfg.protocol.kind == "kfold_ensemble" else "")
+                  + f"; seeds {cfg.protocol.seeds}.")
+
+    # main tables
+    metric_name = "accuracy" if all(r["task"] == "classification" for r in records) else "RMSE (classification: accuracy)"
+    if cfg.protocol.kind == "kfold_ensemble":
+        rows, cols = kfold_table(records)
+        rep.heading("Results per model (k-fold training, ensemble on the test split)", 2)
+        rep.table(rows, cols)
+    if cfg.report.tables == "astrospectra":
+        for title, fam in (("Table 1: classical models", "classical"), ("Table 2: deep models", "neural")):
+            rows, cols = grid_table(records, fam)
+            if rows:
+                rep.heading(f"{title} ({metric_name} on the test split)", 2)
+                rep.table(rows, cols)
+    else:
+        rows, cols = grid_table(records)
+        if rows:
+            rep.heading(f"Test {metric_name} per model", 2)
+            rep.table(rows, cols)
+    flat = flat_rows(records)
+    if flat:
+        rep.heading("All cells", 2)
+        rep.table(flat, list(flat[0].keys()))
+        frame = pd.DataFrame(flat)
+        frame.to_csv(out / "results.csv", index=False)
+        frame.to_parquet(out / "results.parquet", index=False)
+        for name in cfg.datasets:
+            rows, cols = per_class_table(records, name)
+            if rows:
+                rep.heading(f"Per-class F1: {name}", 3)
+                rep.table(rows, cols)
+
+    # figures
+    if cfg.report.confusion_matrices:
+        first_seed = cfg.protocol.seeds[0]
+        cm_recs = [r for r in records if r["task"] == "classification" and r["seed"] == first_seed]
+        if cm_recs:
+            rep.heading("Confusion matrices (test split, rows = true class)", 2)
+        for r in cm_recs:
+            path = fig_dir / f"cm_{r['dataset']}_{r['representation']}_{r['model']}.png"
+            plots.plot_confusion_matrix(np.asarray(r["metrics"]["confusion_matrix"]), r["class_names"], path,
+                                        title=f"{r['model']} | {r['representation']}-{r['dataset']}")
+            rep.image(path.relative_to(out), f"{r['model']} on {r['representation']}-{r['dataset']}")
+    if cfg.report.roc_curves:
+        roc = [r for r in records if r.get("_proba") is not None and r["seed"] == cfg.protocol.seeds[0]]
+        if roc:
+            rep.heading("ROC curves (test split)", 2)
+            for r in roc:
+                proba = np.asarray(r["_proba"])
+                path = fig_dir / f"roc_{r['dataset']}_{r['representation']}_{r['model']}.png"
+                plots.plot_roc(np.asarray(r["_y_true"]), np.stack([1 - proba, proba], axis=1), r["class_names"], path)
+                rep.image(path.relative_to(out), f"ROC: {r['model']} on {r['representation']}-{r['dataset']}")
+    if cfg.report.embeddings:
+        emb_done = False
+        for name in cfg.datasets:
+            data = prepared.get((name, cfg.protocol.seeds[0]))
+            if data is None:
+                loaded = runner._datasets.get(name)
+                if not loaded:
+                    continue
+                train = loaded[0]
+                inputs = {r: build_inputs(train, rc) for r, rc in cfg.representations.items()}
+            else:
+                train, inputs = data.train, data.inputs_train
+            t = train.target(cfg.datasets[name].target)
+            if t.kind != "class":
+                continue
+            for rname, arrays in inputs.items():
+                X = flatten_inputs(arrays)
+                for method in cfg.report.embeddings:
+                    if not emb_done:
+                        rep.heading("Embeddings of the training data", 2)
+                        emb_done = True
+                    path = fig_dir / f"{method}_{rname}_{name}.png"
+                    plots.plot_embedding(X, t.values.read(), list(t.class_names), path, method=method, seed=0)
+                    rep.image(path.relative_to(out), f"{method.upper()} of {rname}-{name}")
+
+    results = {
+        "name": cfg.name,
+        "study": cfg.study,
+        "command": runner.command,
+        "protocol": cfg.protocol.model_dump(),
+        "notes": runner.notes,
+        "cells": [{k: v for k, v in r.items() if not k.startswith("_")} for r in records],
+    }
+    from astromodal.evaluation.benchmark import write_json
+
+    write_json(out / "results.json", results)
+    for hook in runner.report_hooks:
+        hook(rep, runner)
+    rep.write(out)
+    return results
