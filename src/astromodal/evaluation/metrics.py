@@ -1,0 +1,211 @@
+"""Scores of a classifier or a regressor on a test set, spreads across seeds/folds, Markdown tables.
+
+Classification: class labels are integer codes ``0 .. K-1`` (the order of ``class_names``). Regression:
+residuals are ``prediction - truth`` in the target's unit (for example dex for log radius or log SFR), so a
+positive ``bias`` means the model overestimates. ``sigma`` is the standard deviation of the residuals and
+``nmad`` the normalised median absolute deviation, ``1.4826 * median(|res - median(res)|)``, which equals
+sigma for Gaussian residuals but ignores catastrophic outliers (the usual photometric-redshift convention).
+
+Every function returns plain Python floats, ints, lists and dicts, so the result can be written to JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+
+from astromodal.errors import BadValueError
+
+#: Scale that turns the median absolute deviation of a Gaussian into its standard deviation.
+NMAD_SCALE = 1.4826
+
+
+def _codes(y: Any, name: str, class_names: Sequence[str] | None) -> np.ndarray:
+    """Integer class codes; string labels are mapped through ``class_names``."""
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        arr = arr.reshape(len(arr), -1)
+        if arr.shape[1] != 1:
+            raise BadValueError(f"{name} must be one label per object, got shape {np.shape(y)}")
+        arr = arr[:, 0]
+    if arr.dtype.kind in "USO":
+        if class_names is None:
+            raise BadValueError(f"{name} holds text labels: give class_names to map them to codes")
+        lookup = {str(c): i for i, c in enumerate(class_names)}
+        unknown = sorted({str(v) for v in arr} - set(lookup))
+        if unknown:
+            raise BadValueError(f"{name} has labels {unknown} not in class_names {list(class_names)}")
+        return np.array([lookup[str(v)] for v in arr], dtype=np.int64)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise BadValueError(f"{name} must hold integer class codes, got non-integer values")
+    elif arr.dtype.kind not in "iub":
+        raise BadValueError(f"{name} must hold integer class codes, got dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def classification_metrics(
+    y_true: Any,
+    y_pred: Any,
+    proba: Any = None,
+    class_names: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, macro F1, per-class precision/recall/F1/support, ROC AUC, confusion matrix.
+
+    ``y_true``/``y_pred`` are class codes ``0 .. K-1``; ``proba`` (optional) is ``(N, K)`` class
+    probabilities. K is ``len(class_names)`` when given, else the number of columns of ``proba``, else
+    ``max(code) + 1``. The confusion matrix has rows = true class, columns = predicted class, over all K
+    classes. ``macro_f1`` averages F1 over the classes that occur in the truth or the predictions (as
+    scikit-learn does); ``balanced_accuracy`` is the mean recall over classes present in the truth.
+    ``roc_auc``: binary, from ``proba[:, 1]``; multiclass, the one-vs-rest macro average; ``None`` when
+    ``proba`` is missing or a class is absent from ``y_true`` (the AUC is then undefined).
+    """
+    t = _codes(y_true, "y_true", class_names)
+    p = _codes(y_pred, "y_pred", class_names)
+    if len(t) != len(p):
+        raise BadValueError(f"y_true has {len(t)} objects but y_pred has {len(p)}")
+    if len(t) == 0:
+        raise BadValueError("cannot score an empty test set (y_true has no objects)")
+    prob = None
+    if proba is not None:
+        prob = np.asarray(proba, dtype=np.float64)
+        if prob.ndim != 2 or prob.shape[0] != len(t):
+            raise BadValueError(f"proba must have shape ({len(t)}, n_classes), got {prob.shape}")
+        if not np.all(np.isfinite(prob)):
+            raise BadValueError("proba contains NaN or infinite values")
+    if class_names is not None:
+        k = len(class_names)
+    elif prob is not None:
+        k = prob.shape[1]
+    else:
+        k = int(max(t.max(), p.max())) + 1
+    names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(k)]
+    for arr, name in ((t, "y_true"), (p, "y_pred")):
+        bad = (arr < 0) | (arr >= k)
+        if bad.any():
+            raise BadValueError(
+                f"{name} has class code {int(arr[bad][0])} at row {int(np.flatnonzero(bad)[0])}, "
+                f"outside 0..{k - 1} ({k} classes)"
+            )
+    if prob is not None and prob.shape[1] != k:
+        raise BadValueError(f"proba has {prob.shape[1]} columns but there are {k} classes {names}")
+
+    labels = list(range(k))
+    prec, rec, f1, support = skm.precision_recall_fscore_support(t, p, labels=labels, zero_division=0)
+    per_class = {
+        names[i]: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(support[i])}
+        for i in range(k)
+    }
+    present = np.union1d(t, p)
+    out: dict[str, Any] = {
+        "accuracy": float(skm.accuracy_score(t, p)),
+        "balanced_accuracy": float(_balanced_accuracy(t, p)),
+        "macro_f1": float(skm.f1_score(t, p, labels=present, average="macro", zero_division=0)),
+        "per_class": per_class,
+        "roc_auc": _roc_auc(t, prob, k),
+        "confusion_matrix": skm.confusion_matrix(t, p, labels=labels).astype(int).tolist(),
+        "n": int(len(t)),
+    }
+    return out
+
+
+def _balanced_accuracy(t: np.ndarray, p: np.ndarray) -> float:
+    """Mean recall over the classes present in the truth (scikit-learn's; its warning about classes
+    that are only predicted is silenced: they simply lower the recall of the true classes)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return float(skm.balanced_accuracy_score(t, p))
+
+
+def _roc_auc(t: np.ndarray, prob: np.ndarray | None, k: int) -> float | None:
+    if prob is None or k < 2:
+        return None
+    counts = np.bincount(t, minlength=k)
+    if np.any(counts == 0):
+        return None
+    if k == 2:
+        return float(skm.roc_auc_score(t, prob[:, 1]))
+    # one-vs-rest: each class against all others, unweighted mean (scikit-learn's "ovr" "macro",
+    # without its requirement that the rows sum to exactly one)
+    aucs = [skm.roc_auc_score(t == c, prob[:, c]) for c in range(k)]
+    return float(np.mean(aucs))
+
+
+def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, Any]:
+    """RMSE, MAE, R^2, bias, sigma and NMAD of the residuals ``y_pred - y_true`` (target's unit).
+
+    ``bias`` = mean residual; ``sigma`` = population standard deviation of the residuals (so
+    ``rmse**2 == bias**2 + sigma**2``); ``nmad`` = 1.4826 * median(|res - median(res)|); ``r2`` is
+    ``None`` when the truth is constant (undefined).
+    """
+    t = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    if len(t) != len(p):
+        raise BadValueError(f"y_true has {len(t)} values but y_pred has {len(p)}")
+    if len(t) == 0:
+        raise BadValueError("cannot score an empty test set (y_true has no values)")
+    for arr, name in ((t, "y_true"), (p, "y_pred")):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise BadValueError(f"{name} has a non-finite value at row {int(np.flatnonzero(bad)[0])}")
+    res = p - t
+    r2 = None if np.ptp(t) == 0 else float(skm.r2_score(t, p))
+    return {
+        "rmse": float(math.sqrt(skm.mean_squared_error(t, p))),
+        "mae": float(skm.mean_absolute_error(t, p)),
+        "r2": r2,
+        "bias": float(np.mean(res)),
+        "sigma": float(np.std(res)),
+        "nmad": float(NMAD_SCALE * np.median(np.abs(res - np.median(res)))),
+        "n": int(len(t)),
+    }
+
+
+def summarise_runs(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation (ddof=1; 0 for one run), min, max and count of a score over seeds/folds."""
+    arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if arr.size == 0:
+        raise BadValueError("no values to summarise (every run is missing)")
+    if not np.all(np.isfinite(arr)):
+        raise BadValueError("cannot summarise runs: a score is NaN or infinite")
+    return {
+        "mean": float(arr.mean()),
+        "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0,
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+        "n": int(arr.size),
+    }
+
+
+def format_cell(value: Any, floatfmt: str = ".3f") -> str:
+    """One table cell as text: floats with ``floatfmt``, ``None``/NaN empty, ``|`` escaped."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (float, np.floating)):
+        return "" if math.isnan(value) else format(float(value), floatfmt)
+    if isinstance(value, np.integer):
+        value = int(value)
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, floatfmt: str = ".3f") -> str:
+    """A GitHub-flavoured Markdown table of ``rows`` (dicts); ``columns`` default to every key in first-seen order."""
+    if columns is None:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+    columns = list(columns)
+    if not columns:
+        return ""
+    lines = [
+        "| " + " | ".join(format_cell(c) for c in columns) + " |",
+        "| " + " | ".join("---" for _ in columns) + " |",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(format_cell(row.get(c), floatfmt) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
