@@ -182,8 +182,8 @@ def summarise_runs(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def format_cell(value: Any, floatfmt: str = ".3f") -> str:
-    """One table cell as text: floats with ``floatfmt``, ``None``/NaN empty, ``|`` escaped."""
+def format_cell(value: Any, floatfmt: str = ".3f", markdown: bool = True) -> str:
+    """One table cell as text: floats with ``floatfmt``, ``None``/NaN empty (``|`` escaped for Markdown)."""
     if value is None:
         return ""
     if isinstance(value, (bool, np.bool_)):
@@ -192,7 +192,8 @@ def format_cell(value: Any, floatfmt: str = ".3f") -> str:
         return "" if math.isnan(value) else format(float(value), floatfmt)
     if isinstance(value, np.integer):
         value = int(value)
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    text = str(value).replace("\n", " ")
+    return text.replace("|", "\\|") if markdown else text
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, floatfmt: str = ".3f") -> str:
