@@ -47,7 +47,7 @@ def test_confusion_roc_one_to_one_history(tmp_path, toy):
     _check_png(plots.plot_one_to_one(truth, truth + 0.1, tmp_path / "oto.png", unit="dex", y_err=np.full(50, 0.05)))
     hist_lists = {"train_loss": [1.0, 0.6, 0.4], "val_loss": [1.1, 0.8, 0.7], "val_accuracy": [0.5, 0.7, 0.8]}
     hist_rows = [{"epoch": e + 1, "train_loss": a, "val_loss": b} for e, (a, b) in
-                 enumerate(zip(hist_lists["train_loss"], hist_lists["val_loss"]))]
+                 enumerate(zip(hist_lists["train_loss"], hist_lists["val_loss"], strict=True))]
     _check_png(plots.plot_history(hist_lists, tmp_path / "h1.png"))
     _check_png(plots.plot_history(hist_rows, tmp_path / "h2.png"))
     assert plots._history_series(hist_rows)["val_loss"].tolist() == [1.1, 0.8, 0.7]

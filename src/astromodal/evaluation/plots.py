@@ -254,7 +254,7 @@ def plot_spectra_examples(
     fig = _figure(9, 1.2 + 2.0 * k)
     axes = np.atleast_1d(fig.subplots(k, 1, sharex=True, squeeze=False)[:, 0])
     start = 0
-    for c, (ax, rows) in enumerate(zip(axes, chosen)):
+    for c, (ax, rows) in enumerate(zip(axes, chosen, strict=True)):
         for j in range(len(rows)):
             ax.plot(wl_rows[start + j], flux_rows[start + j], lw=0.6, label=f"object {int(rows[j])}")
         start += len(rows)
