@@ -1,1 +1,41 @@
-"""astromodal.training"""
+"""Training of neural models and the estimator front shared with scikit-learn.
+
+* :mod:`~astromodal.training.trainer`: ``TrainerConfig``, ``Trainer`` (the one training loop), ``TrainResult``;
+* :mod:`~astromodal.training.losses`: balanced BCE / cross-entropy, Gaussian NLL, ``make_loss``;
+* :mod:`~astromodal.training.estimator`: ``SklearnEstimator``, ``TorchEstimator``, ``make_estimator``,
+  ``load_estimator``;
+* :mod:`~astromodal.training.crossval`: ``kfold_ensemble`` (a fresh model per fold);
+* :mod:`~astromodal.training.ensemble`: ``EnsembleEstimator`` (weighted probabilities, MESCR Eq. 1).
+
+Names are imported lazily, so ``import astromodal.training`` does not load torch by itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TrainerConfig": "trainer",
+    "Trainer": "trainer",
+    "TrainResult": "trainer",
+    "make_loss": "losses",
+    "gaussian_nll": "losses",
+    "Estimator": "estimator",
+    "SklearnEstimator": "estimator",
+    "TorchEstimator": "estimator",
+    "make_estimator": "estimator",
+    "load_estimator": "estimator",
+    "kfold_ensemble": "crossval",
+    "CVResult": "crossval",
+    "EnsembleEstimator": "ensemble",
+    "combine_gaussians": "ensemble",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"astromodal.training.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'astromodal.training' has no attribute {name!r}")

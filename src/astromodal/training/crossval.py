@@ -1,0 +1,115 @@
+"""k-fold training of a fresh model per fold, and the ensemble of the fold models (study C protocol).
+
+For each of the ``k`` (stratified, seeded) folds a NEW estimator is made by ``make()``, trained on the
+other ``k - 1`` folds with this fold as validation set (early stopping and best weights), and scored
+on it. The public code of study C reused one model object across folds (each fold continued from
+the previous one's weights); here a repeated object is an error. The fold models are averaged as an
+:class:`~astromodal.training.ensemble.EnsembleEstimator`, to be tested on an untouched test split.
+
+Two settings of neural estimators are adapted per fold: the trainer seed becomes ``seed + fold`` (so
+that the fold models also start from different initial weights), and a ``checkpoint_dir`` gets a
+``fold-NN`` sub-folder (so that an interrupted k-fold run resumes fold by fold).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from astromodal.data.splits import kfold_indices
+from astromodal.errors import ConfigError
+from astromodal.training.ensemble import EnsembleEstimator
+
+
+@dataclass
+class CVResult:
+    """Fold models, per-fold metrics (train/validation loss, validation accuracy) and their ensemble."""
+
+    members: list[Any]
+    folds: list[dict[str, Any]]
+    ensemble: EnsembleEstimator
+    oof_prediction: np.ndarray | None = None  # out-of-fold prediction of every training object
+    histories: list[list[dict[str, Any]] | None] = field(default_factory=list)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Mean and standard deviation over folds of each numeric fold metric."""
+        out = {}
+        for key in ("train_loss", "val_loss", "val_accuracy", "val_rmse"):
+            vals = [f[key] for f in self.folds if f.get(key) is not None]
+            if vals:
+                out[key] = {"mean": float(np.mean(vals)), "std": float(np.std(vals))}
+        return out
+
+
+def _rows(X: Any, idx: np.ndarray) -> Any:
+    return {k: np.asarray(v)[idx] for k, v in X.items()} if isinstance(X, dict) else np.asarray(X)[idx]
+
+
+def _adapt(est: Any, fold: int) -> None:
+    """Per-fold trainer seed and checkpoint sub-folder for estimators with a TrainerConfig."""
+    cfg = getattr(est, "trainer", None)
+    if cfg is None or not hasattr(cfg, "model_copy"):
+        return
+    update: dict[str, Any] = {"seed": cfg.seed + fold}
+    if cfg.checkpoint_dir:
+        update["checkpoint_dir"] = str(Path(cfg.checkpoint_dir) / f"fold-{fold:02d}")
+    est.trainer = cfg.model_copy(update=update)
+
+
+def kfold_ensemble(make: Callable[[], Any], X: Any, y: np.ndarray, k: int = 10, seed: int = 0,
+                   stratified: bool = True) -> CVResult:
+    """Train ``k`` fresh estimators on stratified folds of (X, y); return fold metrics and their ensemble."""
+    y = np.asarray(y)
+    labels = None
+    if stratified and y.dtype.kind in "biuUSO":
+        labels = np.unique(y, return_inverse=True)[1]
+    members: list[Any] = []
+    folds: list[dict[str, Any]] = []
+    oof: np.ndarray | None = None
+    for fold, (tr, va) in enumerate(kfold_indices(len(y), k, labels, seed)):
+        est = make()
+        if any(est is m for m in members):
+            raise ConfigError("kfold_ensemble: make() returned an estimator object already used for another fold; "
+                              "it must build a fresh one each call")
+        _adapt(est, fold)
+        t0 = time.perf_counter()
+        X_va, y_va = _rows(X, va), y[va]
+        est.fit(_rows(X, tr), y[tr], X_va, y_va)
+        rec: dict[str, Any] = {"fold": fold, "n_train": int(len(tr)), "n_val": int(len(va)),
+                               "train_loss": None, "val_loss": None, "best_epoch": None}
+        history = getattr(est, "history", None)
+        result = getattr(est, "result", None)
+        if history:
+            best_epoch = getattr(result, "best_epoch", None) or history[-1]["epoch"]
+            best = next((h for h in history if h["epoch"] == best_epoch), history[-1])
+            rec.update(train_loss=best["train_loss"], val_loss=best.get("val_loss"), best_epoch=best_epoch,
+                       epochs=len(history))
+        if est.task == "classification":
+            proba = _proba(est, X_va)
+            pred = est.classes_[np.argmax(proba, axis=1)] if proba is not None else np.asarray(est.predict(X_va))
+            rec["val_accuracy"] = float(np.mean(pred == y_va))
+            if oof is None:
+                oof = np.empty(len(y), dtype=y.dtype)
+            oof[va] = pred
+        else:
+            pred = np.asarray(est.predict(X_va), dtype=np.float64).reshape(len(va), -1)[:, 0]
+            rec["val_rmse"] = float(np.sqrt(np.mean((pred - y_va) ** 2)))
+            if oof is None:
+                oof = np.empty(len(y), dtype=np.float64)
+            oof[va] = pred
+        rec["seconds"] = round(time.perf_counter() - t0, 3)
+        members.append(est)
+        folds.append(rec)
+    return CVResult(members, folds, EnsembleEstimator(members), oof, [getattr(m, "history", None) for m in members])
+
+
+def _proba(est: Any, X: Any) -> np.ndarray | None:
+    try:
+        return np.asarray(est.predict_proba(X))
+    except (AttributeError, NotImplementedError):
+        return None
