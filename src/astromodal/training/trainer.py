@@ -79,7 +79,8 @@ class TrainerConfig(BaseModel):
     @field_validator("precision", mode="before")
     @classmethod
     def _precision(cls, v: Any) -> Any:
-        return str(v) if isinstance(v, int) else v
+        # YAML may give the number: 32 -> "32", 16 -> "16-mixed" (Lightning's convention)
+        return {32: "32", 16: "16-mixed", "16": "16-mixed", "bf16": "bf16-mixed"}.get(v, v)
 
     @field_validator("checkpoint_dir", mode="before")
     @classmethod
@@ -112,6 +113,8 @@ class TrainResult:
     loss: str = ""
     n_outputs: int = 0
     resumed_from_epoch: int | None = None
+    n_train: int = 0  # objects trained on (after any validation hold-out)
+    n_val: int = 0  # objects in the validation set
 
 
 def resolve_device(name: str) -> torch.device:
@@ -168,7 +171,7 @@ def _lr_lambda(steps_per_epoch: int, cfg: TrainerConfig) -> Any:
     def factor(step: int) -> float:
         if step < warm:
             return (step + 1) / warm
-        progress = min(1.0, (step - warm) / max(1, total - warm))
+        progress = min(1.0, (step - warm) / max(1, total - warm - 1))  # the last step uses min_lr
         return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return factor
@@ -287,7 +290,8 @@ class Trainer:
             augment.to(device)
 
         monitor = "val_loss" if x_va is not None else "train_loss"
-        result = TrainResult(monitor=monitor, loss=loss_name, n_outputs=n_outputs)
+        result = TrainResult(monitor=monitor, loss=loss_name, n_outputs=n_outputs, n_train=n_tr,
+                             n_val=0 if y_va is None else len(y_va))
         best_state: dict[str, torch.Tensor] | None = None
         best, bad_epochs, start_epoch = math.inf, 0, 0
         ckpt_dir = Path(c.checkpoint_dir) if c.checkpoint_dir else None
@@ -329,7 +333,7 @@ class Trainer:
                 perm = torch.randperm(n_tr, generator=gen) if c.shuffle else torch.arange(n_tr)
                 perm = perm.to(device)
                 total = torch.zeros((), device=device)
-                seen = 0
+                seen, last_lr = 0, c.lr
                 for s in range(steps):
                     idx = perm[s * bs: (s + 1) * bs]
                     batch = {k: v[idx] for k, v in x_tr.items()}
@@ -347,6 +351,8 @@ class Trainer:
                     else:
                         loss.backward()
                         opt.step()
+                    if s == steps - 1:
+                        last_lr = opt.param_groups[0]["lr"]  # the rate used for the epoch's last batch
                     if sched is not None:
                         sched.step()
                     total += loss.detach() * len(idx)
@@ -357,7 +363,7 @@ class Trainer:
                 if x_va is not None:
                     rec["val_loss"], rec["val_accuracy"] = self._evaluate(
                         model, x_va, y_va, loss_fn, loss_name, amp_dtype, device)
-                rec["lr"] = float(opt.param_groups[0]["lr"])
+                rec["lr"] = float(last_lr)
                 rec["seconds"] = round(time.perf_counter() - t0, 4)
                 if not is_class:
                     rec.pop("val_accuracy")
