@@ -37,6 +37,7 @@ VERSIONS = ("v1", "v2")
 #: published label -> class name, per version
 LABELS = {"v1": {1: "star", 2: "galaxy", 3: "qso"}, "v2": {1: "F", 2: "G", 3: "K"}}
 SPLITS = ("train", "test")
+_MK = re.compile(r"^([OBAFGKM])(?![A-Za-z])")
 
 
 def _class_names(version: str) -> tuple[str, ...]:
@@ -55,8 +56,8 @@ def _published_labels(names: np.ndarray, version: str) -> np.ndarray:
     if version == "v1":
         key = np.char.lower(names.astype(str))
         table = {"star": 1, "galaxy": 2, "qso": 3}
-    else:  # v2: first letter of the spectral type (F9 -> F)
-        key = np.asarray([n.strip()[:1].upper() for n in names.astype(str)])
+    else:  # v2: the letter of an MK spectral type (F, F9, G2V, K5III -> F, G, K; 'Galaxy' is no G star)
+        key = np.asarray([(m.group(1) if (m := _MK.match(n.strip())) else "") for n in names.astype(str)])
         table = {"F": 1, "G": 2, "K": 3}
     out = np.zeros(len(names), dtype=np.int64)
     for name, label in table.items():

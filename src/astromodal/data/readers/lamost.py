@@ -39,10 +39,14 @@ def open_fits(path: Path) -> Any:
     """Open a FITS file fully into memory; a non-FITS, empty or truncated file is a DataFormatError."""
     from astropy.io import fits
 
+    import warnings
+
     try:
-        hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
-        for hdu in hdul:
-            _ = hdu.data  # force reading: a truncated file fails here
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # astropy warns, then fails, on truncated files: we raise
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+            for hdu in hdul:
+                _ = hdu.data  # force reading: a truncated file fails here
         return hdul
     except FileNotFoundError:
         raise DataFormatError(f"{path}: no such file") from None
