@@ -37,9 +37,9 @@ _SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz")
 
 def open_fits(path: Path) -> Any:
     """Open a FITS file fully into memory; a non-FITS, empty or truncated file is a DataFormatError."""
-    from astropy.io import fits
-
     import warnings
+
+    from astropy.io import fits
 
     try:
         with warnings.catch_warnings():
