@@ -1,0 +1,118 @@
+"""``astromodal associations PRED_OR_CATALOG --out DIR``: OB associations with DBSCAN (study C)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from astromodal.cli import app
+from astromodal.cli.common import atomic_dir, console
+from astromodal.errors import BadValueError, ConfigError, DataFormatError
+
+
+def load_catalogue_frame(path: Path) -> Any:
+    """A predictions table or catalogue as a DataFrame: Parquet/CSV table, astromodal HDF5, ALS II .dat."""
+    from astromodal.analysis.associations import as_frame
+
+    path = Path(path)
+    if not path.exists():
+        raise DataFormatError(f"{path}: no such file")
+    name = path.name.lower()
+    if name.endswith((".h5", ".hdf5")):
+        from astromodal.data.dataset import Dataset
+
+        return as_frame(Dataset.load(path))
+    if name.endswith(".dat"):
+        from astromodal.data.readers.als import read_als
+
+        return as_frame(read_als(path))
+    if name.endswith((".parquet", ".pq", ".csv", ".csv.gz", ".fits", ".ecsv")):
+        from astromodal.data.readers.tables import load_frame
+
+        return load_frame(path)
+    raise DataFormatError(f"{path}: expected a Parquet/CSV/FITS table, an astromodal HDF5 file or an ALS II .dat file")
+
+
+def select_predicted(frame: Any, only_predicted: bool | None, column: str, threshold: float) -> tuple[Any, dict]:
+    """Keep the rows with ``column >= threshold`` (when asked, or by default when the column exists)."""
+    info: dict[str, Any] = {"probability_column": column, "threshold": threshold, "filtered": False}
+    if only_predicted is False:
+        return frame, info
+    if column not in frame.columns:
+        if only_predicted:
+            raise ConfigError(f"--only-predicted needs the probability column {column!r}; the table has columns "
+                              f"{list(frame.columns)} (choose one with --probability-column, or use --all)")
+        return frame, info
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"--threshold must be within 0..1 (got {threshold})")
+    keep = frame[column].to_numpy(dtype=float) >= threshold
+    info.update(filtered=True, n_before=int(len(frame)), n_selected=int(keep.sum()))
+    return frame[keep].reset_index(drop=True), info
+
+
+@app.command("associations")
+def associations_command(
+    catalog: Path = typer.Argument(..., help="Predictions (Parquet/CSV with id, ra, dec or l, b, parallax, "
+                                             "parallax_error, prob_massive) or a catalogue: astromodal HDF5, "
+                                             "table, or the ALS II .dat file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: groups.csv, members.parquet, sky_map.png, "
+                                                      "xy_map.png (xyz mode), summary.json."),
+    mode: str = typer.Option("xyz", help="xyz: DBSCAN on Galactic x, y, z (kpc) from l, b and 1/parallax; "
+                                         "sky: DBSCAN on (l, b) with the haversine metric."),
+    eps: float = typer.Option(0.5, help="DBSCAN radius: kpc in xyz mode, degrees in sky mode."),
+    min_samples: int = typer.Option(10, "--min-samples", help="DBSCAN: stars within eps to make a core star."),
+    min_parallax_over_error: float = typer.Option(3.0, "--min-parallax-over-error",
+                                                  help="Keep stars with parallax/parallax_error at least this (xyz)."),
+    distance_column: str = typer.Option(None, "--distance-column",
+                                        help="Use this distance column instead of 1/parallax."),
+    distance_unit: str = typer.Option(None, "--distance-unit",
+                                      help="pc or kpc for --distance-column (default: the column's unit, else kpc)."),
+    only_predicted: bool = typer.Option(None, "--only-predicted/--all",
+                                        help="Cluster only stars predicted massive (probability >= threshold); "
+                                             "default: only those when the probability column exists."),
+    probability_column: str = typer.Option("prob_massive", "--probability-column"),
+    threshold: float = typer.Option(0.5, help="Probability threshold for --only-predicted."),
+    drop_missing: bool = typer.Option(False, "--drop-missing",
+                                      help="Leave out stars with missing position/parallax instead of failing."),
+) -> None:
+    """Find stellar associations among (predicted) massive stars with DBSCAN and map them."""
+    from astromodal.analysis.associations import find_associations, plot_sky_map, plot_xy_map
+
+    frame = load_catalogue_frame(catalog)
+    frame, selection = select_predicted(frame, only_predicted, probability_column, threshold)
+    if len(frame) == 0:
+        raise BadValueError(f"{catalog}: no star left to cluster (selection: {selection})")
+    result = find_associations(frame, mode=mode, eps=eps, min_samples=min_samples,
+                               parallax_over_error_min=min_parallax_over_error, distance_column=distance_column,
+                               distance_unit=distance_unit, drop_missing=drop_missing)
+    summary = {"input": str(catalog), "selection": selection, **result.summary,
+               "groups": _records(result.groups.head(20))}
+    with atomic_dir(out) as tmp:
+        result.groups.to_csv(tmp / "groups.csv", index=False)
+        members = result.members.copy()
+        for c in members.columns:  # Parquet needs one type per column
+            if members[c].dtype == object:
+                members[c] = members[c].astype(str)
+        members.to_parquet(tmp / "members.parquet", index=False)
+        plot_sky_map(result, tmp / "sky_map.png")
+        if mode == "xyz":
+            plot_xy_map(result, tmp / "xy_map.png")
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    console.print(f"[green]{result.summary['n_groups']} groups[/green] among {result.summary['n_clustered_input']} "
+                  f"stars ({mode} mode, eps {eps}) -> {out}")
+
+
+def _records(table: Any) -> list[dict]:
+    """Rows as JSON-safe dicts (NaN -> null)."""
+    return table.astype(object).where(table.notna(), None).to_dict(orient="records")
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

@@ -1,0 +1,253 @@
+"""Catalogue tables (CSV, Parquet, FITS, ECSV) -> Dataset of feature columns and a label.
+
+:func:`read_table` turns any table into a :class:`~astromodal.data.dataset.Dataset`: chosen feature
+columns become catalogue columns, a label column becomes a class (or regression) target, an id column
+the object ids, ``ra``/``dec`` the positions (degrees). Column names are matched exactly first, then
+without regard to case, then through :data:`COLUMN_ALIASES`, which maps the spelled-out names of the
+SDSS DR17 photometry table (``ultraviolet_filter`` ... ``infrared_filter``,
+``right_ascension_angle``, ``declination_angle``) to ``u g r i z``, ``ra``, ``dec``.
+
+:func:`add_colours` adds the colour indices u-g, g-r, r-i, i-z (magnitudes) of the bands present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from astromodal.data.dataset import Column, Dataset, Target
+from astromodal.errors import BadValueError, DataFormatError
+
+#: long column names -> short astromodal names (the SDSS DR17 photometry table spells bands out)
+COLUMN_ALIASES: dict[str, str] = {
+    "ultraviolet_filter": "u",
+    "green_filter": "g",
+    "red_filter": "r",
+    "near_infrared_filter": "i",
+    "infrared_filter": "z",
+    "right_ascension_angle": "ra",
+    "declination_angle": "dec",
+    "alpha": "ra",
+    "delta": "dec",
+}
+
+#: units of well-known columns
+COLUMN_UNITS: dict[str, str] = {
+    **{b: "mag" for b in "ugriz"},
+    "redshift": "",
+    "ra": "deg",
+    "dec": "deg",
+    "parallax": "mas",
+    "parallax_error": "mas",
+    "pmra": "mas/yr",
+    "pmdec": "mas/yr",
+    "l": "deg",
+    "b": "deg",
+}
+
+_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".fits": "fits", ".fit": "fits",
+            ".fits.gz": "fits", ".ecsv": "ecsv", ".csv.gz": "csv"}
+
+
+def _format(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in sorted(_FORMATS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return _FORMATS[suffix]
+    raise DataFormatError(f"{path}: unknown table type {path.suffix!r}; expected one of {sorted(_FORMATS)}")
+
+
+def load_frame(path: str | Path, hdu: int | str = 1) -> pd.DataFrame:
+    """A table file as a pandas DataFrame (CSV, Parquet, FITS binary table ``hdu``, ECSV).
+
+    Multi-dimensional FITS/ECSV columns are left out (this is a reader of scalar columns).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataFormatError(f"{path}: no such file")
+    fmt = _format(path)
+    try:
+        if fmt == "csv":
+            return pd.read_csv(path)
+        if fmt == "parquet":
+            return pd.read_parquet(path)
+        from astropy.table import Table
+
+        table = Table.read(path, hdu=hdu) if fmt == "fits" else Table.read(path, format="ascii.ecsv")
+        scalar = [c for c in table.colnames if table[c].ndim == 1]
+        frame = table[scalar].to_pandas()
+        for c in frame.columns:  # FITS strings come as bytes
+            if frame[c].dtype == object and len(frame) and isinstance(frame[c].iloc[0], bytes):
+                frame[c] = frame[c].str.decode("utf-8").str.strip()
+        return frame
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataFormatError(f"{path}: not a readable {fmt} table ({exc})") from exc
+
+
+def resolve_column(frame: pd.DataFrame, name: str, what: str = "column", where: str = "") -> str:
+    """The column of ``frame`` meant by ``name``: exact, case-insensitive, or via :data:`COLUMN_ALIASES`.
+
+    An unknown name raises :class:`BadValueError` listing the columns found.
+    """
+    cols = list(frame.columns)
+    if name in cols:
+        return name
+    lower = {str(c).lower(): c for c in cols}
+    if name.lower() in lower:
+        return lower[name.lower()]
+    # the short name of a long column, or the long name of a short one
+    for long, short in COLUMN_ALIASES.items():
+        if short == name and long in lower:
+            return lower[long]
+        if long == name.lower() and short in lower:
+            return lower[short]
+    prefix = f"{where}: " if where else ""
+    raise BadValueError(f"{prefix}unknown {what} {name!r}; the table has columns {cols}")
+
+
+def _short_name(name: str) -> str:
+    return COLUMN_ALIASES.get(name.lower(), name)
+
+
+def read_table(
+    path: str | Path | pd.DataFrame,
+    features: Sequence[str] | None = None,
+    label: str | None = None,
+    id_column: str | None = None,
+    ra: str | None = "ra",
+    dec: str | None = "dec",
+    class_names: Sequence[str] | None = None,
+    task: str = "class",
+    target_name: str | None = None,
+    dropna: bool = False,
+    units: Mapping[str, str] | None = None,
+    hdu: int | str = 1,
+) -> Dataset:
+    """A Dataset from a CSV/Parquet/FITS/ECSV table (or a DataFrame).
+
+    ``features``: the columns kept as catalogue columns (named by their short alias: ``green_filter``
+    becomes ``g``); default every numeric column except the label, id and positions.
+    ``label``: the target column, class labels (``class_names`` fixes their order; a label outside it is
+    an error) or, with ``task="regression"``, values; stored under ``target_name`` (default: the label's
+    short name). ``id_column``: object ids (default the row number). ``ra``/``dec``: position columns in
+    degrees, used when present (``None`` to ignore).
+
+    A feature or label name not in the table raises :class:`BadValueError` listing the columns found.
+    NaN or infinite feature values raise :class:`BadValueError` naming the first row (and id), unless
+    ``dropna=True``, which drops those rows and records their number in ``meta["n_dropped"]``.
+    """
+    if isinstance(path, pd.DataFrame):
+        frame, where = path.reset_index(drop=True), "table"
+    else:
+        frame, where = load_frame(path, hdu=hdu), str(path)
+    if task not in ("class", "regression"):
+        raise BadValueError(f"task must be 'class' or 'regression', not {task!r}")
+    label_col = resolve_column(frame, label, "label column", where) if label is not None else None
+    id_col = resolve_column(frame, id_column, "id column", where) if id_column is not None else None
+    ra_col = dec_col = None
+    if ra is not None and dec is not None:
+        try:
+            ra_col = resolve_column(frame, ra, "ra column", where)
+            dec_col = resolve_column(frame, dec, "dec column", where)
+        except BadValueError:
+            if (ra, dec) != ("ra", "dec"):  # asked for explicitly: must exist
+                raise
+            ra_col = dec_col = None
+    if features is None:
+        skip = {label_col, id_col, ra_col, dec_col}
+        feature_cols = [c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(frame[c])]
+    else:
+        feature_cols = [resolve_column(frame, f, "feature column", where) for f in features]
+    names = [_short_name(str(c)) for c in feature_cols]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise BadValueError(f"{where}: feature columns {dup} are named more than once (after aliases)")
+    X = np.empty((len(frame), len(feature_cols)), dtype=np.float64)
+    for k, c in enumerate(feature_cols):
+        try:
+            X[:, k] = pd.to_numeric(frame[c], errors="raise").to_numpy(dtype=np.float64)
+        except (ValueError, TypeError):
+            bad = pd.to_numeric(frame[c], errors="coerce").isna() & frame[c].notna()
+            row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
+            raise BadValueError(
+                f"{where}: feature column {c!r} holds a non-number {frame[c].iloc[row]!r} at row {row}"
+            ) from None
+    ids = frame[id_col].to_numpy() if id_col is not None else np.arange(len(frame), dtype=np.int64)
+    bad_rows = ~np.isfinite(X).all(axis=1)
+    if label_col is not None:
+        bad_rows |= frame[label_col].isna().to_numpy()
+    n_dropped = 0
+    if bad_rows.any():
+        if not dropna:
+            row = int(np.flatnonzero(bad_rows)[0])
+            cols = [feature_cols[k] for k in np.flatnonzero(~np.isfinite(X[row]))]
+            if label_col is not None and pd.isna(frame[label_col].iloc[row]):
+                cols.append(label_col)
+            raise BadValueError(
+                f"{where}: NaN or infinite values in {int(bad_rows.sum())} row(s), first at row {row} "
+                f"(id {ids[row]!r}) in columns {cols}; pass dropna=True to drop such rows"
+            )
+        keep = ~bad_rows
+        n_dropped = int(bad_rows.sum())
+        frame, X, ids = frame[keep].reset_index(drop=True), X[keep], ids[keep]
+    units = dict(units or {})
+    columns = {n: Column(X[:, k], units.get(n, COLUMN_UNITS.get(n, ""))) for k, n in enumerate(names)}
+    targets: dict[str, Target] = {}
+    if label_col is not None:
+        tname = target_name or _short_name(str(label_col))
+        values = frame[label_col].to_numpy()
+        if task == "regression":
+            try:
+                targets[tname] = Target(values.astype(np.float64), "regression", unit=units.get(tname, ""))
+            except (ValueError, TypeError):
+                raise BadValueError(f"{where}: regression label {label_col!r} holds non-numbers") from None
+        else:
+            try:
+                targets[tname] = Target.from_labels(values, class_names)
+            except BadValueError as exc:
+                raise BadValueError(f"{where}: label column {label_col!r}: {exc}") from None
+    ra_v = frame[ra_col].to_numpy(dtype=np.float64) if ra_col is not None else None
+    dec_v = frame[dec_col].to_numpy(dtype=np.float64) if dec_col is not None else None
+    meta: dict[str, Any] = {"source": where, "reader": "table", "n_dropped": n_dropped,
+                            "feature_columns": names}
+    return Dataset(ids, ra_v, dec_v, columns=columns, targets=targets, meta=meta)
+
+
+def add_colours(ds: Dataset, bands: Sequence[str] = ("u", "g", "r", "i", "z")) -> Dataset:
+    """A copy with colour indices of neighbouring bands (``"u-g"``, ``"g-r"``, ``"r-i"``, ``"i-z"``, mag).
+
+    Only pairs whose two magnitudes are both columns of ``ds`` are added; none at all is an error.
+    """
+    present = [b for b in bands if b in ds.columns]
+    pairs = [(a, b) for a, b in zip(bands[:-1], bands[1:], strict=True) if a in ds.columns and b in ds.columns]
+    if not pairs:
+        raise BadValueError(f"no neighbouring pair of bands {list(bands)} among the columns {list(ds.columns)} "
+                            f"(bands present: {present})")
+    colours = {f"{a}-{b}": ds.columns[a].values.read().astype(np.float64) - ds.columns[b].values.read().astype(np.float64)
+               for a, b in pairs}
+    return ds.with_columns(colours, units={k: "mag" for k in colours})
+
+
+def _is_table(path: Path) -> bool:
+    """True unless a FITS file has no binary/ASCII table in HDU 1 (spectra and images are other readers')."""
+    if _format(path) != "fits":
+        return True
+    from astropy.io import fits
+
+    with fits.open(path) as hdus:
+        return len(hdus) > 1 and isinstance(hdus[1], (fits.BinTableHDU, fits.TableHDU))
+
+
+def _register() -> None:
+    from astromodal.data.readers import register_reader
+
+    register_reader("table", suffixes=tuple(_FORMATS), sniff=_is_table,
+                    description="catalogue table (CSV, Parquet, FITS, ECSV): feature columns + label column, "
+                                "SDSS DR17 long band names mapped to u g r i z")(read_table)
+
+
+_register()
