@@ -96,6 +96,7 @@ def test_normalisations():
     assert np.allclose(sp.normalise(f, "median"), [[1 / 3, 1, 5 / 3], [1, 1, 4]])
     assert np.allclose(np.linalg.norm(sp.l2_normalise(f), axis=1), 1.0)
     assert np.allclose(sp.l2_normalise(np.array([[3.0, 4.0]])), [[0.6, 0.8]])
+    assert np.allclose(sp.normalise(np.array([[1.0, 3.0]]), "standard"), [[-1.0, 1.0]])
     with pytest.raises(BadValueError, match="row 1"):
         sp.l2_normalise(np.array([[1.0, 0.0], [0.0, 0.0]]))
     with pytest.raises(BadValueError, match="'b'"):

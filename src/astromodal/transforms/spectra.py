@@ -49,7 +49,7 @@ class SpectrumPreprocessing(BaseModel):
     resample: Literal["flux", "linear"] = Field(
         "flux", description="flux-conserving (pixel-overlap average) or linear interpolation"
     )
-    normalise: Literal["minmax", "median", "l2", "none"] = Field(
+    normalise: Literal["minmax", "median", "l2", "standard", "none"] = Field(
         "minmax", description="per-spectrum scaling after the mean filter"
     )
     bin_width: int = Field(5, ge=1, description="mean-filter window and stride [pixels]")
@@ -309,11 +309,13 @@ def l2_normalise(flux: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
 
 
 def normalise(
-    flux: np.ndarray, method: Literal["minmax", "median", "l2", "none"] = "minmax", ids: np.ndarray | None = None
+    flux: np.ndarray,
+    method: Literal["minmax", "median", "l2", "standard", "none"] = "minmax",
+    ids: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-spectrum scaling: ``minmax`` -> (f - min) / (max - min) in [0, 1]; ``median`` -> f / median(f);
-    ``l2`` -> f / ||f||; ``none`` -> unchanged. A constant spectrum (minmax) or zero median is an error
-    naming the row.
+    ``l2`` -> f / ||f||; ``standard`` -> (f - mean) / std; ``none`` -> unchanged. A constant spectrum
+    (minmax, standard) or zero median is an error naming the row.
     """
     flux = np.atleast_2d(np.asarray(flux, dtype=np.float64))
     if method == "none":
@@ -328,6 +330,13 @@ def normalise(
             row = int(np.flatnonzero(bad)[0])
             raise BadValueError(f"cannot min-max scale the spectrum of {_who(row, ids)}: it is constant or not finite")
         return (flux - lo) / (hi - lo)
+    if method == "standard":
+        std = flux.std(axis=1)
+        bad = ~(np.isfinite(std) & (std > 0))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise BadValueError(f"cannot standardise the spectrum of {_who(row, ids)}: it is constant or not finite")
+        return (flux - flux.mean(axis=1, keepdims=True)) / std[:, None]
     if method == "median":
         med = np.median(flux, axis=1)
         bad = ~(np.isfinite(med) & (med != 0))
@@ -335,7 +344,7 @@ def normalise(
             row = int(np.flatnonzero(bad)[0])
             raise BadValueError(f"cannot median-normalise the spectrum of {_who(row, ids)}: its median is {med[row]}")
         return flux / med[:, None]
-    raise ConfigError(f"normalise must be one of minmax, median, l2, none; not {method!r}")
+    raise ConfigError(f"normalise must be one of minmax, median, l2, standard, none; not {method!r}")
 
 
 def context_features(flux: np.ndarray) -> np.ndarray:
