@@ -354,11 +354,10 @@ class TorchEstimator:
         """Class probabilities (N, K): sigmoid of a single logit as [1 - p, p], else softmax."""
         if self.task != "classification":
             raise NotImplementedError("predict_proba is for classification")
-        out = torch.from_numpy(self.decision_function(X))
+        out = torch.from_numpy(self.decision_function(X)).double()
         if out.shape[1] == 1:
-            p = torch.sigmoid(out[:, 0])
-            return torch.stack([1 - p, p], dim=1).numpy().astype(np.float64)
-        return torch.softmax(out, dim=1).numpy().astype(np.float64)
+            return torch.stack([torch.sigmoid(-out[:, 0]), torch.sigmoid(out[:, 0])], dim=1).numpy()
+        return torch.softmax(out, dim=1).numpy()
 
     def predict_mean_var(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """Regression mean and variance per object (variance 0 for a model without a variance head)."""
