@@ -1,0 +1,273 @@
+"""``simulate_survey``: a whole multimodal survey (spectra, images, photometry, astrometry, truth) as a Dataset.
+
+Random numbers: one :class:`numpy.random.SeedSequence` per seed, spawned into independent streams per
+component (classes, stars, galaxies, quasars, positions, photometric noise, astrometric noise, each
+instrument's noise, images), so the same seed gives identical arrays, and switching images off leaves every
+other array unchanged. Objects are processed in batches (``batch_size``) with no per-object Python loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from astromodal.data.dataset import Column, Dataset, Images, Spectra, Target
+from astromodal.data.instruments import Instrument, get_instrument
+from astromodal.data.simulate import astrometry as ast
+from astromodal.data.simulate.galaxies import galaxy_spectra, sample_galaxies
+from astromodal.data.simulate.imaging import PIXEL_SCALE, render_cutouts
+from astromodal.data.simulate.photometry import BANDS, ab_magnitudes, nanomaggies, observe_magnitudes
+from astromodal.data.simulate.physics import C_KMS, luminosity_distance_pc
+from astromodal.data.simulate.quasars import quasar_spectra, sample_quasars
+from astromodal.data.simulate.spectroscopy import add_noise, observe_noise_free
+from astromodal.data.simulate.stars import SPECTRAL_TYPES, sample_stars, star_spectra
+from astromodal.errors import ConfigError
+
+CLASS_NAMES = ("star", "galaxy", "qso")
+#: Spectral types of stars; galaxies and quasars get "none" (select F/G/K with keep_classes or a label mask).
+SPECTRAL_TYPE_NAMES = (*SPECTRAL_TYPES, "none")
+MASSIVE_NAMES = ("low_mass", "massive")
+LUMINOSITY_CLASS_NAMES = ("V", "III", "none")
+DEFAULT_INSTRUMENTS = ("lamost", "sdss", "gaia_xp")
+_STREAMS = ("classes", "stars", "galaxies", "quasars", "positions", "photometry", "astrometry", "images", "spectra")
+
+
+def simulate_survey(
+    n: int = 1000,
+    seed: int = 0,
+    class_mix: Sequence[float] = (0.6, 0.25, 0.15),
+    snr: float = 30.0,
+    instruments: Sequence[str] | str = DEFAULT_INSTRUMENTS,
+    image_size: int = 64,
+    neighbour_fraction: float = 0.1,
+    with_images: bool = True,
+    associations: bool = True,
+    association_fraction: float = 0.5,
+    giant_fraction: float = 0.15,
+    batch_size: int = 256,
+    **unknown: Any,
+) -> Dataset:
+    """Simulate ``n`` objects (stars, galaxies, quasars in ``class_mix`` proportions) observed by a survey.
+
+    Spectra from each of ``instruments`` (``lamost``, ``sdss``, ``gaia_xp``) with median S/N ``snr`` per pixel;
+    u g r i z cutouts of ``image_size`` pixels (unless ``with_images`` is False), ``neighbour_fraction`` of them
+    with neighbours; catalogue photometry and Gaia-like astrometry; with ``associations`` a fraction
+    ``association_fraction`` of the O/B stars is born in OB associations (``meta["associations"]``).
+    Targets: class, spectral_type, massive, luminosity_class, teff, radius, luminosity, redshift, sfr, distance
+    (NaN where a quantity does not apply, e.g. teff of a galaxy). The same seed gives identical arrays.
+    """
+    if unknown:
+        raise ConfigError(f"unknown simulate option(s) {sorted(unknown)}; known options: {sorted(_known_options())}")
+    insts, mix = _validate(n, seed, class_mix, snr, instruments, image_size, neighbour_fraction,
+                           association_fraction, giant_fraction, batch_size)
+    streams = dict(zip(_STREAMS, np.random.SeedSequence(int(seed)).spawn(len(_STREAMS)), strict=True))
+    rng = {k: np.random.default_rng(v) for k, v in streams.items()}
+    labels = rng["classes"].permutation(np.repeat(np.arange(3), class_counts(n, mix)))
+    rows = [np.flatnonzero(labels == k) for k in range(3)]
+    truth, params, groups = _sample_objects(rng, rows, n, associations, association_fraction, giant_fraction)
+    spec_rngs = [np.random.default_rng(s) for s in streams["spectra"].spawn(len(insts))]
+    true_mags, spectra = _observe_spectra(rows, params, insts, spec_rngs, snr, batch_size, n)
+    columns = _catalogue(rng, truth, true_mags)
+    images = {}
+    if with_images:
+        pixels, n_nb = _images(rng["images"], labels, params, rows, true_mags, image_size, neighbour_fraction,
+                               batch_size)
+        images["sdss"] = Images(pixels, BANDS, PIXEL_SCALE, "nanomaggies")
+        columns["n_neighbours"] = Column(n_nb, "")
+    meta = {
+        "source": "astromodal.simulate", "seed": int(seed), "n": int(n), "class_mix": [float(m) for m in mix],
+        "snr": float(snr), "instruments": [i.name for i in insts], "image_size": int(image_size) if with_images else 0,
+        "neighbour_fraction": float(neighbour_fraction), "associations": groups,
+        "flux_units": {i.name: i.flux_unit for i in insts},
+    }
+    return Dataset(np.arange(n, dtype=np.int64), truth["ra"], truth["dec"], spectra, images, columns,
+                   _targets(labels, truth), meta)
+
+
+def _known_options() -> tuple[str, ...]:
+    import inspect
+
+    return tuple(p for p in inspect.signature(simulate_survey).parameters if p != "unknown")
+
+
+def _validate(n, seed, class_mix, snr, instruments, image_size, neighbour_fraction, association_fraction,
+              giant_fraction, batch_size) -> tuple[tuple[Instrument, ...], np.ndarray]:
+    """Check every option, raising ConfigError naming it; returns the instruments and the normalised mix."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+        raise ConfigError(f"simulate option 'n' must be a positive whole number of objects, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"simulate option 'seed' must be a non-negative integer, got {seed!r}")
+    mix = np.asarray(class_mix, dtype=np.float64).ravel()
+    if mix.shape != (3,) or not np.all(np.isfinite(mix)) or np.any(mix < 0) or mix.sum() <= 0:
+        raise ConfigError(f"simulate option 'class_mix' must be three non-negative fractions (star, galaxy, qso) "
+                          f"with a positive sum, got {class_mix!r}")
+    if not np.isfinite(snr) or snr <= 0:
+        raise ConfigError(f"simulate option 'snr' must be a positive signal-to-noise ratio, got {snr!r}")
+    names = [s.strip() for s in instruments.split(",") if s.strip()] if isinstance(instruments, str) else instruments
+    insts = tuple(get_instrument(name) for name in names)
+    if len({i.name for i in insts}) != len(insts):
+        raise ConfigError(f"simulate option 'instruments' lists an instrument twice: {list(names)}")
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 8 or image_size % 2:
+        raise ConfigError(f"simulate option 'image_size' must be an even number of pixels >= 8, got {image_size!r}")
+    for name, value in (("neighbour_fraction", neighbour_fraction), ("association_fraction", association_fraction),
+                        ("giant_fraction", giant_fraction)):
+        if not 0.0 <= float(value) <= 1.0:
+            raise ConfigError(f"simulate option {name!r} must be a fraction in [0, 1], got {value!r}")
+    if int(batch_size) < 1:
+        raise ConfigError(f"simulate option 'batch_size' must be positive, got {batch_size!r}")
+    return insts, mix / mix.sum()
+
+
+def class_counts(n: int, mix: np.ndarray) -> np.ndarray:
+    """Exact counts per class: floor(n * mix), the remainder to the largest fractional parts."""
+    raw = n * np.asarray(mix, dtype=np.float64)
+    counts = np.floor(raw).astype(np.int64)
+    order = np.argsort(-(raw - counts), kind="stable")
+    counts[order[: n - counts.sum()]] += 1
+    return counts
+
+
+# ---------------------------------------------------------------- physical parameters and truth
+def _sample_objects(rng, rows, n, associations, association_fraction, giant_fraction):
+    """Physical parameters of every class and the per-object truth table (positions, velocities, targets)."""
+    star_rows, gal_rows, qso_rows = rows
+    nan = np.full(n, np.nan)
+    truth = {k: nan.copy() for k in ("teff", "radius", "luminosity", "sfr", "redshift", "distance", "l", "b",
+                                     "v_l", "v_b")}
+    truth["spectral_type"] = np.full(n, len(SPECTRAL_TYPES), dtype=np.int64)
+    truth["luminosity_class"] = np.full(n, 2, dtype=np.int64)
+    truth["massive"] = np.zeros(n, dtype=np.int64)
+    truth["association_id"] = np.full(n, -1, dtype=np.int64)
+    stars = sample_stars(rng["stars"], len(star_rows), giant_fraction)
+    _place_stars(rng["positions"], stars, associations, association_fraction)
+    groups = stars.pop("groups")
+    for key in ("teff", "radius", "luminosity", "spectral_type", "luminosity_class", "massive", "l", "b",
+                "v_l", "v_b", "association_id"):
+        truth[key][star_rows] = stars[key]
+    truth["distance"][star_rows] = stars["distance"]
+    truth["redshift"][star_rows] = stars["rv"] / C_KMS
+    gals = sample_galaxies(rng["galaxies"], len(gal_rows))
+    qsos = sample_quasars(rng["quasars"], len(qso_rows))
+    for r, p in ((gal_rows, gals), (qso_rows, qsos)):
+        truth["redshift"][r] = p["redshift"]
+        truth["sfr"][r] = p["sfr"]
+        truth["distance"][r] = luminosity_distance_pc(p["redshift"])
+        truth["l"][r], truth["b"][r] = ast.extragalactic_positions(rng["positions"], len(r))
+        truth["v_l"][r] = truth["v_b"][r] = 0.0
+    is_star = np.zeros(n, dtype=bool)
+    is_star[star_rows] = True
+    d_star = np.where(is_star, truth["distance"], 1.0)
+    pm_l, pm_b = ast.proper_motion_galactic(truth["v_l"], truth["v_b"], d_star)
+    truth["ra"], truth["dec"], truth["pmra"], truth["pmdec"] = ast.galactic_to_icrs(truth["l"], truth["b"], pm_l, pm_b)
+    truth["is_star"] = is_star
+    return truth, (stars, gals, qsos), groups
+
+
+def _place_stars(rng, stars, associations, association_fraction) -> None:
+    """Positions and velocities of the stars (disc field stars and OB-association members), in place."""
+    stype = stars["spectral_type"]
+    m = len(stype)
+    d_max = np.array([ast.MAX_DISTANCE_PC[t] for t in SPECTRAL_TYPES])[stype]
+    d_max = np.where(stars["luminosity_class"] == 1, ast.GIANT_MAX_DISTANCE_PC, d_max)
+    height = np.where(stars["massive"] == 1, 60.0, np.where(stype == SPECTRAL_TYPES.index("A"), 150.0, 300.0))
+    stars["l"], stars["b"], stars["distance"] = ast.disc_positions(rng, d_max, height)
+    sigma_v = np.where(stars["massive"] == 1, 15.0, 30.0)
+    stars["v_l"] = rng.normal(0.0, sigma_v, m)
+    stars["v_b"] = rng.normal(0.0, sigma_v, m)
+    stars["rv"] = rng.normal(0.0, sigma_v, m)
+    stars["association_id"] = np.full(m, -1, dtype=np.int64)
+    stars["groups"] = []
+    if not associations:
+        return
+    candidates = np.flatnonzero(stars["massive"] == 1)
+    group_of, groups = ast.place_associations(rng, candidates, association_fraction)
+    if groups:
+        members = candidates[group_of >= 0]
+        phase = ast.member_phase_space(rng, group_of, groups)
+        stars["l"][members], stars["b"][members], stars["distance"][members] = phase["l"], phase["b"], phase["distance"]
+        for key in ("v_l", "v_b", "rv"):
+            stars[key][members] = phase[key]
+        stars["association_id"][members] = group_of[group_of >= 0]
+    stars["groups"] = groups
+
+
+# ---------------------------------------------------------------- spectra and photometry
+def _model_batches(rows, params, batch_size):
+    """Yield (object rows, model spectra (B, L) erg/s/cm2/A) class by class in batches."""
+    stars, gals, qsos = params
+    for k, (r, p) in enumerate(zip(rows, (stars, gals, qsos), strict=True)):
+        for start in range(0, len(r), batch_size):
+            sl = slice(start, start + batch_size)
+            if k == 0:
+                flux = star_spectra(p["teff"][sl], p["radius"][sl], p["distance"][sl], p["rv"][sl])
+            else:
+                sub = {key: v[sl] for key, v in p.items()}
+                flux = galaxy_spectra(sub) if k == 1 else quasar_spectra(sub)
+            yield r[sl], flux
+
+
+def _observe_spectra(rows, params, insts, spec_rngs, snr, batch_size, n):
+    """True ugriz+G magnitudes (N, 6) and each instrument's noisy Spectra."""
+    mags = np.zeros((n, len(BANDS) + 1))
+    flux = {i.name: np.zeros((n, i.n_pixels), dtype=np.float32) for i in insts}
+    # ivar in float32, or float64 for tiny flux units (W/m2/nm) whose 1/sigma^2 would overflow float32
+    ivar = {i.name: np.zeros((n, i.n_pixels), dtype=np.float32 if i.flux_scale >= 1 else np.float64) for i in insts}
+    for r, model in _model_batches(rows, params, batch_size):
+        mags[r] = ab_magnitudes(model, (*BANDS, "G"))
+        for (name, smooth), g in zip(observe_noise_free(model, insts).items(), spec_rngs, strict=True):
+            flux[name][r], inv = add_noise(g, smooth, snr)
+            ivar[name][r] = inv[:, None]
+    spectra = {i.name: Spectra(flux[i.name], i.wavelength, ivar[i.name], None, i.name, i.flux_unit) for i in insts}
+    return mags, spectra
+
+
+def _catalogue(rng, truth, true_mags) -> dict[str, Column]:
+    """Catalogue columns: noisy ugriz magnitudes with errors, Gaia-like G and astrometry, l, b, association id."""
+    mags, errs = observe_magnitudes(rng["photometry"], true_mags[:, : len(BANDS)])
+    cols = {b: Column(mags[:, k], "mag") for k, b in enumerate(BANDS)}
+    cols.update({f"{b}_err": Column(errs[:, k], "mag") for k, b in enumerate(BANDS)})
+    g_mag = true_mags[:, -1]
+    cols["phot_g_mean_mag"] = Column(g_mag + rng["photometry"].normal(0.0, 0.003, len(g_mag)), "mag")
+    distance = np.where(truth["is_star"], truth["distance"], np.inf)
+    astro = ast.observe_astrometry(rng["astrometry"], distance, truth["pmra"], truth["pmdec"], g_mag)
+    units = {"parallax": "mas", "parallax_error": "mas", "pmra": "mas/yr", "pmra_error": "mas/yr",
+             "pmdec": "mas/yr", "pmdec_error": "mas/yr", "parallax_over_error": ""}
+    cols.update({k: Column(v, units[k]) for k, v in astro.items()})
+    cols["l"] = Column(truth["l"], "deg")
+    cols["b"] = Column(truth["b"], "deg")
+    cols["association_id"] = Column(truth["association_id"], "")
+    return cols
+
+
+def _images(rng, labels, params, rows, true_mags, size, neighbour_fraction, batch_size):
+    """u g r i z cutouts (N, 5, S, S) float32 in nanomaggies (batches in row order) and neighbour counts."""
+    n = len(labels)
+    sersic = {"sersic_n": np.ones(n), "r_e_arcsec": np.ones(n), "axis_ratio": np.ones(n), "position_angle": np.zeros(n)}
+    for key in sersic:
+        sersic[key][rows[1]] = params[1][key]
+    flux = nanomaggies(true_mags[:, : len(BANDS)])
+    pixels = np.zeros((n, len(BANDS), size, size), dtype=np.float32)
+    n_nb = np.zeros(n, dtype=np.int64)
+    for start in range(0, n, batch_size):
+        sl = slice(start, start + batch_size)
+        sub = {k: v[sl] for k, v in sersic.items()}
+        pixels[sl], n_nb[sl] = render_cutouts(rng, flux[sl], labels[sl] == 1, sub, size, neighbour_fraction)
+    return pixels, n_nb
+
+
+def _targets(labels, truth) -> dict[str, Target]:
+    """The learning targets: class labels and physical regression quantities (NaN where not applicable)."""
+    return {
+        "class": Target(labels.astype(np.int64), "class", CLASS_NAMES),
+        "spectral_type": Target(truth["spectral_type"], "class", SPECTRAL_TYPE_NAMES),
+        "massive": Target(truth["massive"], "class", MASSIVE_NAMES),
+        "luminosity_class": Target(truth["luminosity_class"], "class", LUMINOSITY_CLASS_NAMES),
+        "teff": Target(truth["teff"], "regression", unit="K"),
+        "radius": Target(truth["radius"], "regression", unit="Rsun"),
+        "luminosity": Target(truth["luminosity"], "regression", unit="Lsun"),
+        "redshift": Target(truth["redshift"], "regression", unit=""),
+        "sfr": Target(truth["sfr"], "regression", unit="Msun/yr"),
+        "distance": Target(truth["distance"], "regression", unit="pc"),
+    }
