@@ -89,9 +89,9 @@ def read_als_table(path: str | Path) -> pd.DataFrame:
     spans = als_colspecs(lines[0])
     data = [ln for ln in lines[1:] if ln.strip()]
     width = max((len(ln) for ln in data), default=0)
-    if width > spans[-1][2]:
+    if max((len(ln.rstrip()) for ln in data), default=0) > spans[-1][2]:
         # the last column (comments) is right-aligned to its name too; anything beyond is a format change
-        raise DataFormatError(f"{path}: data lines are {width} characters, wider than the header ({spans[-1][2]})")
+        raise DataFormatError(f"{path}: data run past the last header column (byte {spans[-1][2]})")
     buf = np.frombuffer("".join(ln.ljust(width) for ln in data).encode("latin-1"), dtype="S1").reshape(len(data), width)
     # a value crossing a boundary would be split in two: the characters either side of it must not both be set
     for name, start, _ in spans[1:]:

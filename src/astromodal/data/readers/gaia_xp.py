@@ -130,7 +130,10 @@ def parse_array_strings(
     joined = ",".join(text.tolist())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        flat = np.fromstring(joined, dtype=np.float64, sep=",")
+        try:
+            flat = np.fromstring(joined, dtype=np.float64, sep=",")
+        except ValueError:  # newer numpy raises where older numpy stopped early with a warning
+            flat = np.empty(0)
     if flat.size != expected * len(text):
         # locate the first row that does not parse (error path only)
         for row, cell in enumerate(text.tolist()):
