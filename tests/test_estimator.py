@@ -88,6 +88,7 @@ def test_torch_estimator_multiclass_with_labels_and_normalisation():
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
     pred = est.predict({"columns": xv})
     assert pred.dtype.kind == "U" and np.mean(pred == yv) > 0.9
+    assert est.predict_proba({"columns": xv[:0]}).shape == (0, 3)  # an empty chunk of a catalogue
     assert est.n_parameters == 3 * 16 + 16 + 16 * 3 + 3
     assert len(est.history) == 12 and est.history[0]["val_accuracy"] is not None
     # a bare array goes to the model's first input
@@ -170,6 +171,7 @@ def test_sklearn_estimator_scaler_on_train_only_and_trusted_load(tmp_path):
     Xv = {"spectrum": np.tile(xv[:, :1], (1, 4)), "columns": xv}
     proba = est.predict_proba(Xv)
     assert proba.shape == (60, 3) and np.mean(est.predict(Xv) == yv) > 0.9
+    assert est.predict_proba({k: v[:0] for k, v in Xv.items()}).shape == (0, 3)
     est.save(tmp_path / "sk")
     meta = json.loads((tmp_path / "sk" / "model.json").read_text())
     assert meta["trusted_pickle"] is True and meta["options"] == {"C": 2.0}

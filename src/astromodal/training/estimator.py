@@ -108,8 +108,8 @@ def flatten_features(X: Any, layout: list[tuple[str, list[int]]] | None = None) 
             raise BadValueError(f"inputs {got} do not match those the model was trained on {want}")
     if not isinstance(X, dict):
         a = np.asarray(X)
-        return a.reshape(len(a), -1)
-    return np.concatenate([np.asarray(X[k]).reshape(len(X[k]), -1) for k, _ in got], axis=1)
+        return a.reshape(len(a), int(np.prod(a.shape[1:])))
+    return np.concatenate([np.asarray(X[k]).reshape(len(X[k]), int(np.prod(s))) for k, s in got], axis=1)
 
 
 def _encode_classes(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -173,7 +173,10 @@ class SklearnEstimator:
         return self.pipeline
 
     def predict(self, X: Any) -> np.ndarray:
-        return np.asarray(self._fitted().predict(flatten_features(X, self.layout)))
+        features = flatten_features(X, self.layout)
+        if len(features) == 0:  # scikit-learn refuses empty input; an empty catalogue chunk gives nothing
+            return np.empty(0, dtype=self.classes_.dtype if self.classes_ is not None else np.float64)
+        return np.asarray(self._fitted().predict(features))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         if self.task != "classification":
@@ -181,7 +184,10 @@ class SklearnEstimator:
         pipe = self._fitted()
         if not hasattr(pipe, "predict_proba"):
             raise NotImplementedError(f"model {self.model_name!r} gives no class probabilities")
-        return np.asarray(pipe.predict_proba(flatten_features(X, self.layout)))
+        features = flatten_features(X, self.layout)
+        if len(features) == 0:
+            return np.zeros((0, len(self.classes_)))
+        return np.asarray(pipe.predict_proba(features))
 
     def save(self, folder: str | Path) -> Path:
         """``model.json`` + ``model.joblib`` (a pickle: a trusted local artefact, see the module text)."""
