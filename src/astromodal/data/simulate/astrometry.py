@@ -12,8 +12,8 @@ Model and simplifications:
   1-3 kpc near the plane, Gaussian sizes of 10-50 pc (sigma per axis), a common space velocity
   (internal dispersion 2 km/s) and radial velocity (3 km/s);
 * parallax = 1000 / d[pc] mas plus Gaussian noise; errors follow the Gaia end-of-mission law
-  sigma = 1.2 sqrt(40 + 800 x + 30 x^2) micro-arcsec with x = 10^(0.4 (max(G, 13) - 15)) (about 0.02 mas at
-  G < 13, 0.1 mas at G = 17, 0.7 mas at G = 20); proper-motion errors 1.05 and 0.95 times that per year;
+  sigma = 1.3 sqrt(40 + 800 x + 30 x^2) micro-arcsec with x = 10^(0.4 (max(G, 13) - 15)) (0.02 mas at
+  G < 13, 0.1 mas at G = 17, 0.8 mas at G = 20); proper-motion errors 1.05 and 0.95 times that per year;
 * proper motion mu [mas/yr] = v_t [km/s] / (4.74047 d [kpc]), in Galactic (l, b) then rotated to ICRS.
 """
 
@@ -107,7 +107,7 @@ def member_phase_space(rng: np.random.Generator, group_of: np.ndarray, groups: l
 def parallax_error_mas(g_mag: np.ndarray) -> np.ndarray:
     """Gaia-like parallax error (mas) against G magnitude (see module docstring)."""
     x = 10 ** (0.4 * (np.maximum(g_mag, 13.0) - 15.0))
-    return 1.2 * np.sqrt(40.0 + 800.0 * x + 30.0 * x**2) / 1000.0
+    return 1.3 * np.sqrt(40.0 + 800.0 * x + 30.0 * x**2) / 1000.0
 
 
 def proper_motion_galactic(v_l: np.ndarray, v_b: np.ndarray, d_pc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ Model and simplifications:
   times a per-object seeing factor 0.85-1.2; convolution and sub-pixel placement are done in Fourier space
   (one FFT per component, transfer functions multiplied per band), so a point source holds exactly its flux;
 * a settable fraction of cutouts contains one or two neighbours: other objects of the batch (their own shape
-  and colours), 0-4 mag fainter or up to 1 mag brighter, 8 to 0.42 S pixels off-centre;
+  and colours), 0-4 mag fainter or up to 1 mag brighter, min(8, 0.2 S) to 0.42 S pixels off-centre;
 * background-subtracted images with white Gaussian sky noise whose per-pixel sigma gives the 5-sigma
   point-source depths of :mod:`.photometry` (no source shot noise, no cosmic rays or saturation).
 """
@@ -88,7 +88,7 @@ def _neighbours(rng: np.random.Generator, n: int, size: int, fraction: float) ->
     count = np.where(has, 1 + (rng.random(n) < 0.3), 0)
     host = np.repeat(np.arange(n), count)
     partner = (host + rng.integers(1, max(n, 2), len(host))) % max(n, 1)
-    radius = rng.uniform(8.0, 0.42 * size, len(host))
+    radius = rng.uniform(min(8.0, 0.2 * size), 0.42 * size, len(host))
     angle = rng.uniform(0.0, 2.0 * np.pi, len(host))
     return {"host": host, "partner": partner, "x": size / 2 + radius * np.cos(angle),
             "y": size / 2 + radius * np.sin(angle), "scale": 10 ** (-0.4 * rng.uniform(-1.0, 4.0, len(host))),

@@ -1,0 +1,62 @@
+"""``astromodal simulate``: write a simulated multimodal survey to one HDF5 dataset file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from astromodal.cli import app
+from astromodal.cli.common import console
+from astromodal.errors import ConfigError
+
+
+def _parse_mix(text: str) -> tuple[float, float, float]:
+    """'0.6,0.25,0.15' -> (0.6, 0.25, 0.15); anything else is a ConfigError naming --class-mix."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--class-mix must be three comma-separated numbers (star,galaxy,qso), got {text!r}") from None
+    if len(values) != 3 or any(v < 0 for v in values) or sum(values) <= 0:
+        raise ConfigError(f"--class-mix must be three non-negative numbers (star,galaxy,qso) with a positive sum, "
+                          f"got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+@app.command("simulate")
+def simulate_command(
+    out: Path = typer.Option(..., "--out", "-o", help="HDF5 file to write (replaced if it exists; written atomically)."),
+    n: int = typer.Option(1000, "--n", help="Number of objects to simulate (a positive integer)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives identical arrays."),
+    class_mix: str = typer.Option("0.6,0.25,0.15", "--class-mix",
+                                  help="Fractions of stars, galaxies and quasars, e.g. 0.6,0.25,0.15 (normalised)."),
+    snr: float = typer.Option(30.0, "--snr", help="Median signal-to-noise ratio per spectral pixel."),
+    instruments: str = typer.Option("lamost,sdss,gaia_xp", "--instruments",
+                                    help="Spectrographs, comma-separated: lamost, sdss, gaia_xp."),
+    image_size: int = typer.Option(64, "--image-size", help="Side of the u g r i z cutouts in pixels (0.396\"/px)."),
+    no_images: bool = typer.Option(False, "--no-images", help="Skip the image cutouts (much smaller files)."),
+    neighbour_fraction: float = typer.Option(0.1, "--neighbour-fraction",
+                                             help="Fraction of cutouts with neighbouring objects off-centre."),
+    no_associations: bool = typer.Option(False, "--no-associations",
+                                         help="Do not place O/B stars in OB associations."),
+) -> None:
+    """Simulate a survey of stars, galaxies and quasars (spectra, images, photometry, astrometry, truth)."""
+    from astromodal.data.simulate import simulate_survey
+
+    if n <= 0:
+        raise ConfigError(f"--n must be a positive number of objects, got {n}")
+    if snr <= 0:
+        raise ConfigError(f"--snr must be positive, got {snr}")
+    if not no_images and (image_size < 8 or image_size % 2):
+        raise ConfigError(f"--image-size must be an even number of pixels >= 8, got {image_size}")
+    if not 0.0 <= neighbour_fraction <= 1.0:
+        raise ConfigError(f"--neighbour-fraction must be in [0, 1], got {neighbour_fraction}")
+    if seed < 0:
+        raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
+    mix = _parse_mix(class_mix)
+    with console.status(f"simulating {n} objects"):
+        ds = simulate_survey(n=n, seed=seed, class_mix=mix, snr=snr, instruments=instruments,
+                             image_size=image_size, with_images=not no_images,
+                             neighbour_fraction=neighbour_fraction, associations=not no_associations)
+        path = ds.save(out)
+    console.print(f"wrote {ds!r} to {path}")

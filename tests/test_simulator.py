@@ -1,0 +1,342 @@
+"""The survey simulator: each physical rule checked with numbers, determinism, storage and the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy import constants as const
+from astropy import units as u
+from scipy.stats import spearmanr
+
+from astromodal.data.dataset import Dataset
+from astromodal.data.instruments import GAIA_XP, LAMOST, SDSS, get_instrument
+from astromodal.data.simulate import simulate_survey
+from astromodal.data.simulate.astrometry import galactic_to_icrs, proper_motion_galactic
+from astromodal.data.simulate.galaxies import emission_line_fluxes, sample_galaxies
+from astromodal.data.simulate.photometry import nanomaggies
+from astromodal.data.simulate.physics import luminosity_distance_pc, model_grid
+from astromodal.data.simulate.quasars import quasar_spectra, sample_quasars
+from astromodal.data.simulate.spectroscopy import observe_noise_free
+from astromodal.data.simulate.stars import line_depths, star_spectra, tio_depth
+from astromodal.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def survey() -> Dataset:
+    """300 objects, all spectra, no images."""
+    return simulate_survey(n=300, seed=3, with_images=False)
+
+
+def _stars(ds: Dataset) -> np.ndarray:
+    return ds.class_codes("class") == 0
+
+
+# ---------------------------------------------------------------- instruments
+def test_instrument_grids():
+    assert LAMOST.n_pixels == 3601 and LAMOST.wavelength[0] == pytest.approx(3700) and LAMOST.wavelength[-1] == pytest.approx(9100)
+    assert np.allclose(np.diff(np.log(LAMOST.wavelength)), np.log(9100 / 3700) / 3600)
+    assert np.allclose(np.diff(np.log10(SDSS.wavelength)), 1e-4) and SDSS.wavelength[-1] <= 9200.5
+    assert GAIA_XP.n_pixels == 343 and GAIA_XP.wavelength[0] == 3360 and GAIA_XP.wavelength[-1] == 10200
+    assert SDSS.bands == ("u", "g", "r", "i", "z") and SDSS.pixel_scale == 0.396
+    with pytest.raises(ConfigError, match="known instruments"):
+        get_instrument("hst")
+
+
+def test_lsf_convolution_matches_analytic_gaussian():
+    """A Gaussian line convolved to R gives a Gaussian of sigma^2 = sigma_line^2 + sigma_LSF^2 on the instrument grid."""
+    lg = np.log(model_grid())
+    c, s_line = np.log(6000.5), 3e-4
+    flux = 1.0 + np.exp(-0.5 * ((lg - c) / s_line) ** 2)[None, :]
+    for inst in (LAMOST, SDSS, GAIA_XP):
+        got = observe_noise_free(flux, (inst,))[inst.name][0] / inst.flux_scale
+        s_tot = np.hypot(s_line, inst.sigma_ln)
+        want = 1.0 + s_line / s_tot * np.exp(-0.5 * ((np.log(inst.wavelength) - c) / s_tot) ** 2)
+        assert np.max(np.abs(got - want)) < 2e-3, inst.name
+
+
+# ---------------------------------------------------------------- stars
+def test_wien_peak_moves_blueward():
+    teff = np.array([4500.0, 5500.0, 6500.0, 7500.0, 9000.0])
+    ones = np.ones_like(teff)
+    grid = model_grid()
+    cont = star_spectra(teff, ones, 10 * ones, 0 * ones, with_lines=False)
+    peak = grid[np.argmax(cont, axis=1)]
+    assert np.allclose(peak, 2.897771955e7 / teff, rtol=2e-4)  # Wien's law b = 2.8978e-3 m K
+    full = star_spectra(teff, ones, 10 * ones, 0 * ones)
+    kernel = np.ones(101) / 101
+    smooth = np.array([np.convolve(f, kernel, mode="same") for f in full])[:, 60:-60]
+    assert np.all(np.diff(grid[60:-60][np.argmax(smooth, axis=1)]) < 0)
+
+
+def test_balmer_depth_peaks_near_a0_and_metals_grow_to_cool_stars():
+    teff = np.geomspace(3000, 40000, 400)
+    d = line_depths(teff)
+    peak = teff[np.argmax(d["H_beta"])]
+    assert 9000 < peak < 10500
+    assert d["H_beta"][np.searchsorted(teff, 5500)] < 0.5 * d["H_beta"].max()
+    assert d["H_beta"][np.searchsorted(teff, 25000)] < 0.5 * d["H_beta"].max()
+    at = {t: line_depths(np.array([t])) for t in (3500.0, 5000.0, 6000.0, 9750.0)}
+    assert at[5000.0]["CaII_K"][0] > at[9750.0]["CaII_K"][0] + 0.3
+    assert at[5000.0]["G_band"][0] > 5 * at[9750.0]["G_band"][0]
+    assert at[3500.0]["NaD_2"][0] > 2 * at[6000.0]["NaD_2"][0]
+    assert tio_depth(np.array([3200.0]))[0] > 0.5 and tio_depth(np.array([5000.0]))[0] < 0.01
+
+
+def test_balmer_depth_in_the_spectrum():
+    """The spectrum over its continuum at H beta equals the tabulated depth (within sampling)."""
+    teff = np.array([6000.0, 9750.0, 20000.0])
+    ones = np.ones_like(teff)
+    ratio = star_spectra(teff, ones, 10 * ones, 0 * ones) / star_spectra(teff, ones, 10 * ones, 0 * ones, False)
+    grid = model_grid()
+    win = np.abs(grid - 4861.3) < 3
+    measured = 1 - ratio[:, win].min(axis=1)
+    assert np.allclose(measured, line_depths(teff)["H_beta"], atol=0.01)
+    assert np.argmax(measured) == 1
+
+
+def test_radial_velocity_shifts_lines():
+    teff, ones = np.array([9750.0, 9750.0]), np.ones(2)
+    f = star_spectra(teff, ones, 10 * ones, np.array([0.0, 300.0]))
+    grid = model_grid()
+    win = np.abs(grid - 6563) < 30
+    centre = grid[win][np.argmin(f[:, win], axis=1)]
+    assert centre[1] - centre[0] == pytest.approx(6562.8 * 300 / 299792.458, abs=1.5)
+
+
+def test_stefan_boltzmann_exact(survey):
+    star = _stars(survey)
+    teff = survey.targets["teff"].values.read()[star] * u.K
+    radius = survey.targets["radius"].values.read()[star] * const.R_sun
+    lum = (4 * np.pi * radius**2 * const.sigma_sb * teff**4 / const.L_sun).decompose().value
+    assert np.allclose(survey.targets["luminosity"].values.read()[star], lum, rtol=1e-12)
+    assert np.all(np.isnan(survey.targets["teff"].values.read()[~star]))
+
+
+def test_spectral_types_and_massive_flag(survey):
+    st = survey.target("spectral_type")
+    labels = st.labels()
+    star = _stars(survey)
+    assert set(labels[~star]) == {"none"} and "none" not in set(labels[star])
+    teff = survey.targets["teff"].values.read()
+    ranges = {"O": (30000, 45000), "B": (10000, 30000), "A": (7300, 10000), "F": (6000, 7300), "G": (5300, 6000),
+              "K": (3900, 5300), "M": (2400, 3900)}
+    for t, (lo, hi) in ranges.items():
+        sel = labels == t
+        assert sel.sum() > 0 and np.all((teff[sel] >= lo) & (teff[sel] <= hi)), t
+    massive = survey.target("massive").labels()
+    assert np.array_equal(massive == "massive", np.isin(labels, ["O", "B"]))
+
+
+def test_g_minus_r_falls_with_teff(survey):
+    star = _stars(survey) & (survey.columns["r_err"].values.read() < 0.05)
+    g_r = survey.columns["g"].values.read()[star] - survey.columns["r"].values.read()[star]
+    rho = spearmanr(g_r, survey.targets["teff"].values.read()[star]).statistic
+    assert rho < -0.95
+
+
+# ---------------------------------------------------------------- astrometry
+def test_parallax_recovers_distance(survey):
+    star = _stars(survey)
+    plx = survey.columns["parallax"].values.read()[star]
+    err = survey.columns["parallax_error"].values.read()[star]
+    dist = survey.targets["distance"].values.read()[star]
+    pull = (plx - 1000.0 / dist) / err
+    assert 0.8 < np.std(pull) < 1.2 and abs(np.mean(pull)) < 0.25
+    good = survey.columns["parallax_over_error"].values.read()[star] > 10
+    assert good.sum() > 50
+    rel = np.abs(1000.0 / plx[good] - dist[good]) / dist[good]
+    assert np.mean(rel < 3 * err[good] / plx[good] * 1.2) > 0.97
+    bright = survey.columns["phot_g_mean_mag"].values.read()[star] < 13
+    assert bright.sum() > 10 and np.all((err[bright] > 0.015) & (err[bright] < 0.025))  # Gaia DR3-like
+    extragalactic = ~star
+    assert abs(np.mean(survey.columns["parallax"].values.read()[extragalactic]
+                       / survey.columns["parallax_error"].values.read()[extragalactic])) < 0.3
+
+
+def test_proper_motion_formula_and_rotation():
+    pm_l, pm_b = proper_motion_galactic(np.array([47.4047, 0.0]), np.array([0.0, -94.8094]), np.array([1000.0, 2000.0]))
+    assert np.allclose(pm_l, [10.0, 0.0]) and np.allclose(pm_b, [0.0, -10.0])
+    ra, dec, pmra, pmdec = galactic_to_icrs(np.array([30.0, 200.0]), np.array([5.0, -40.0]), pm_l, pm_b)
+    assert np.allclose(np.hypot(pmra, pmdec), np.hypot(pm_l, pm_b), rtol=1e-9)
+    assert galactic_to_icrs(np.array([0.0]), np.array([90.0]))[1][0] == pytest.approx(27.128, abs=0.01)
+
+
+def test_ob_associations_recoverable_by_dbscan():
+    from sklearn.cluster import DBSCAN
+    from sklearn.metrics import adjusted_rand_score
+
+    ds = simulate_survey(n=700, seed=5, class_mix=(1, 0, 0), instruments=(), with_images=False)
+    groups = ds.meta["associations"]
+    assoc = ds.columns["association_id"].values.read()
+    assert len(groups) >= 2 and all(g["n_members"] >= 15 for g in groups)
+    assert [int((assoc == g["id"]).sum()) for g in groups] == [g["n_members"] for g in groups]
+    massive = ds.target("massive").labels() == "massive"
+    assert np.all(assoc[~massive] == -1)
+    sel = massive & (ds.columns["parallax_over_error"].values.read() >= 3)
+    lr, br = np.radians(ds.columns["l"].values.read()[sel]), np.radians(ds.columns["b"].values.read()[sel])
+    d = 1000.0 / ds.columns["parallax"].values.read()[sel]
+    xyz = np.stack([d * np.cos(br) * np.cos(lr), d * np.cos(br) * np.sin(lr), d * np.sin(br)], axis=1) / 1000.0
+    found = DBSCAN(eps=0.2, min_samples=8).fit_predict(xyz)  # kpc
+    assert adjusted_rand_score(assoc[sel], found) > 0.9
+
+
+# ---------------------------------------------------------------- galaxies and quasars
+def test_kennicutt_line_fluxes_exact():
+    p = sample_galaxies(np.random.default_rng(0), 50)
+    f = emission_line_fluxes(p)
+    d_cm = luminosity_distance_pc(p["redshift"]) * (1 * u.pc).to(u.cm).value
+    assert np.allclose(7.9e-42 * 4 * np.pi * d_cm**2 * f["H_alpha"], p["sfr"], rtol=1e-12)
+    assert np.allclose(f["H_alpha"] / f["H_beta"], 2.86)
+
+
+def test_luminosity_distance_matches_astropy():
+    from astropy.cosmology import Planck18
+
+    z = np.array([0.02, 0.1, 0.3, 1.0, 3.0])
+    assert np.allclose(luminosity_distance_pc(z), Planck18.luminosity_distance(z).to(u.pc).value, rtol=1e-4)
+
+
+def test_halpha_flux_gives_back_sfr(survey):
+    """Continuum-subtracted Halpha flux measured in the SDSS-like spectra recovers the SFR by Kennicutt."""
+    gal = survey.class_codes("class") == 1
+    spec = survey.spectra["sdss"]
+    flux = spec.flux.read()[gal].astype(np.float64) * 1e-17
+    wave = spec.wavelength
+    z = survey.targets["redshift"].values.read()[gal]
+    rest = wave[None, :] / (1 + z[:, None])
+    dlam = np.gradient(wave)[None, :]
+
+    def band(lo, hi):
+        return (rest > lo) & (rest < hi)
+
+    cont = (np.sum(flux * band(6495, 6530), 1) + np.sum(flux * band(6605, 6640), 1)) / (
+        band(6495, 6530).sum(1) + band(6605, 6640).sum(1))
+    line = np.sum((flux - cont[:, None]) * band(6553, 6573) * dlam, axis=1)
+    d_cm = survey.targets["distance"].values.read()[gal] * (1 * u.pc).to(u.cm).value
+    sfr_est = 7.9e-42 * 4 * np.pi * d_cm**2 * line
+    sfr = survey.targets["sfr"].values.read()[gal]
+    strong = sfr > 0.3
+    assert strong.sum() > 20
+    ratio = sfr_est[strong] / sfr[strong]
+    assert abs(np.median(ratio) - 1) < 0.03 and np.mean(np.abs(ratio - 1) < 0.1) > 0.9
+
+
+def test_4000_break_in_galaxies(survey):
+    gal = survey.class_codes("class") == 1
+    spec = survey.spectra["sdss"]
+    z = survey.targets["redshift"].values.read()[gal]
+    rest = spec.wavelength[None, :] / (1 + z[:, None])
+    fnu = spec.flux.read()[gal] * rest**2
+    red = np.sum(fnu * ((rest > 4000) & (rest < 4100)), 1) / np.sum((rest > 4000) & (rest < 4100), 1)
+    blue = np.sum(fnu * ((rest > 3850) & (rest < 3950)), 1) / np.sum((rest > 3850) & (rest < 3950), 1)
+    assert np.all(red / blue > 1.0) and np.median(red / blue) > 1.15
+
+
+def test_quasar_mgii_at_redshifted_wavelength():
+    p = sample_quasars(np.random.default_rng(1), 4)
+    p["redshift"] = np.array([0.4, 0.9, 1.5, 2.2])
+    lines = quasar_spectra(p) - quasar_spectra(p, with_lines=False)
+    grid = model_grid()
+    expected = 2798.8 * (1 + p["redshift"])
+    for k in range(4):
+        win = np.abs(grid - expected[k]) < 150
+        assert abs(grid[win][np.argmax(lines[k, win])] - expected[k]) < 3.0
+    observed = observe_noise_free(quasar_spectra(p), (LAMOST,))["lamost"]
+    cont = observe_noise_free(quasar_spectra(p, with_lines=False), (LAMOST,))["lamost"]
+    for k in range(3):  # MgII of z = 2.2 is outside the LAMOST window
+        win = np.abs(LAMOST.wavelength - expected[k]) < 150
+        assert abs(LAMOST.wavelength[win][np.argmax((observed - cont)[k, win])] - expected[k]) < 4.0
+
+
+# ---------------------------------------------------------------- survey-level behaviour
+def test_class_counts_targets_and_snr(survey):
+    assert survey.summary()["targets"]["class"]["counts"] == {"star": 180, "galaxy": 75, "qso": 45}
+    for name, s in survey.spectra.items():
+        snr = np.median(np.abs(s.flux.read()) * np.sqrt(s.ivar.read()), axis=1)
+        assert np.allclose(np.median(snr), 30.0, rtol=0.1), name
+    assert set(survey.targets) >= {"class", "spectral_type", "massive", "teff", "radius", "luminosity", "redshift",
+                                   "sfr", "distance"}
+    stars_only = simulate_survey(n=40, seed=1, class_mix=(1.0, 0.0, 0.0), instruments=("lamost",), with_images=False)
+    assert set(stars_only.target("class").labels()) == {"star"}
+
+
+def test_same_seed_same_bytes_different_seed_differs():
+    kw = {"n": 40, "image_size": 16, "instruments": ("lamost", "gaia_xp")}
+    a, b, c = simulate_survey(seed=7, **kw), simulate_survey(seed=7, **kw), simulate_survey(seed=8, **kw)
+    for name in a.spectra:
+        assert a.spectra[name].flux.read().tobytes() == b.spectra[name].flux.read().tobytes()
+    assert a.images["sdss"].pixels.read().tobytes() == b.images["sdss"].pixels.read().tobytes()
+    for name in a.columns:
+        assert np.array_equal(a.columns[name].values.read(), b.columns[name].values.read(), equal_nan=True)
+    assert not np.array_equal(a.spectra["lamost"].flux.read(), c.spectra["lamost"].flux.read())
+    no_img = simulate_survey(seed=7, with_images=False, **kw)
+    assert no_img.spectra["lamost"].flux.read().tobytes() == a.spectra["lamost"].flux.read().tobytes()
+
+
+def test_images_shape_bands_and_point_source_flux():
+    ds = simulate_survey(n=120, seed=2, instruments=(), neighbour_fraction=0.2)
+    im = ds.images["sdss"]
+    assert im.pixels.shape == (120, 5, 64, 64) and im.bands == ("u", "g", "r", "i", "z") and im.pixel_scale == 0.396
+    pix = im.pixels.read()
+    assert pix.dtype == np.float32
+    n_nb = ds.columns["n_neighbours"].values.read()
+    assert 0 < np.sum(n_nb > 0) < 60
+    r = ds.columns["r"].values.read()
+    point = (ds.class_codes("class") != 1) & (n_nb == 0) & (r < 17.5)
+    assert point.sum() > 10
+    total = pix[point, 2].sum(axis=(1, 2))
+    assert np.allclose(total / nanomaggies(r[point]), 1.0, atol=0.05)
+    # the flux is centred: the brightest pixel of an isolated point source is within 1 px of the centre
+    peak = np.array([np.unravel_index(np.argmax(p), p.shape) for p in pix[point, 2]])
+    assert np.all(np.abs(peak - 32) <= 1)
+    gal = (ds.class_codes("class") == 1) & (n_nb == 0) & (ds.columns["r"].values.read() < 19)
+    assert gal.sum() >= 3
+    ratio = pix[gal, 2].sum(axis=(1, 2)) / nanomaggies(ds.columns["r"].values.read()[gal])
+    assert np.all(ratio < 1.1) and np.median(ratio) > 0.8
+
+
+def test_save_and_load_round_trip(tmp_path):
+    ds = simulate_survey(n=30, seed=4, image_size=16)
+    path = ds.save(tmp_path / "sim.h5")
+    back = Dataset.load(path)
+    assert len(back) == 30
+    assert np.array_equal(back.spectra["sdss"].flux.read(), ds.spectra["sdss"].flux.read())
+    assert np.array_equal(back.images["sdss"].pixels.read(), ds.images["sdss"].pixels.read())
+    assert np.array_equal(back.target("spectral_type").labels(), ds.target("spectral_type").labels())
+    assert back.meta["associations"] == ds.meta["associations"]
+    assert back.spectra["gaia_xp"].unit == "W / (m2 nm)"
+
+
+def test_bad_options_raise_config_errors():
+    with pytest.raises(ConfigError, match="'n'"):
+        simulate_survey(n=0)
+    with pytest.raises(ConfigError, match="class_mix"):
+        simulate_survey(n=10, class_mix=(1, -1, 0))
+    with pytest.raises(ConfigError, match="unknown simulate option"):
+        simulate_survey(n=10, colour="red")
+    with pytest.raises(ConfigError, match="unknown instrument"):
+        simulate_survey(n=10, instruments=("lamost", "hst"))
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_end_to_end(tmp_path):
+    from typer.testing import CliRunner
+
+    from astromodal.cli import app
+
+    out = tmp_path / "sim.h5"
+    runner = CliRunner()
+    res = runner.invoke(app, ["simulate", "--n", "25", "--seed", "2", "--out", str(out), "--no-images",
+                              "--class-mix", "0.5,0.3,0.2", "--snr", "20", "--instruments", "lamost"])
+    assert res.exit_code == 0, res.output
+    ds = Dataset.load(out)
+    assert len(ds) == 25 and list(ds.spectra) == ["lamost"] and not ds.images
+    assert ds.summary()["targets"]["class"]["counts"] == {"star": 13, "galaxy": 7, "qso": 5}  # exact rounding
+    bad = tmp_path / "bad.h5"
+    for n in ("0", "-5"):
+        res = runner.invoke(app, ["simulate", "--n", n, "--out", str(bad)])
+        assert res.exit_code != 0 and isinstance(res.exception, ConfigError) and "--n" in str(res.exception)
+        assert not bad.exists() and not list(tmp_path.glob(".bad.h5*"))
+    helptext = runner.invoke(app, ["simulate", "--help"]).output
+    for option in ("--n", "--seed", "--out", "--class-mix", "--snr", "--image-size", "--no-images"):
+        assert option in helptext
