@@ -243,3 +243,33 @@ def test_numpy_inputs_are_accepted():
     x, y = blobs()
     res = Trainer(cfg(max_epochs=2)).fit(fresh(), {"columns": x.double().numpy()}, np.asarray(y))
     assert len(res.history) == 2
+
+
+def test_config_augment_names_build_kornia_augmentation_for_images():
+    """`augment: [hflip]` in the trainer config flips image batches in training (here always: p=1)."""
+    import torch
+    from torch import nn
+
+    from astromodal.training.trainer import Trainer, TrainerConfig
+
+    seen = []
+
+    class Probe(nn.Module):
+        inputs = ("image",)
+
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+
+        def forward(self, image):
+            if self.training:
+                seen.append(image.clone())
+            return image.flatten(1)[:, :2] * 0 + self.w
+
+    x = torch.arange(2 * 1 * 2 * 3, dtype=torch.float32).reshape(2, 1, 2, 3)
+    y = torch.tensor([0, 1])
+    cfg = TrainerConfig(max_epochs=1, batch_size=2, augment=["hflip"], augment_p=1.0, progress=False,
+                        val_fraction=0, shuffle=False, patience=None)
+    Trainer(cfg).fit(Probe(), {"image": x}, y)
+    trained = [s for s in seen if s.shape[0] == 2][-1]
+    assert torch.equal(trained, x.flip(-1))

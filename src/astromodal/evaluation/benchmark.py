@@ -55,7 +55,7 @@ class PreparedData:
     """One dataset split for one seed, with each representation's inputs built once."""
 
     train: Dataset
-    test: Dataset
+    test: Dataset | None  # None under cross-validation (folds are made inside each cell)
     target: str
     inputs_train: dict[str, dict[str, np.ndarray]]
     inputs_test: dict[str, dict[str, np.ndarray]]
@@ -155,7 +155,7 @@ class BenchmarkRunner:
         target = self.config.datasets[ds_name].target
         stratify = target if full.target(target).kind == "class" else None
         if self.config.protocol.kind == "cv":
-            train, test = full, full.subset([])  # folds are made inside the cell
+            train, test = full, None
         elif given_test is not None:
             train, test = full, given_test
         else:
@@ -166,7 +166,7 @@ class BenchmarkRunner:
             test,
             target,
             {r: build_inputs(train, rc) for r, rc in reps.items()},
-            {r: build_inputs(test, rc) for r, rc in reps.items()},
+            {r: build_inputs(test, rc) for r, rc in reps.items()} if test is not None else {},
         )
 
     # ------------------------------------------------------------------ one cell
@@ -195,12 +195,14 @@ class BenchmarkRunner:
 
         t = data.train.target(data.target)
         task = "classification" if t.kind == "class" else "regression"
-        X_tr, X_te = data.inputs_train[cell.representation], data.inputs_test[cell.representation]
+        X_tr = data.inputs_train[cell.representation]
+        X_te = data.inputs_test.get(cell.representation)
         y_tr = data.train.target(data.target).values.read()
-        y_te = data.test.target(data.target).values.read()
+        y_te = data.test.target(data.target).values.read() if data.test is not None else np.empty(0)
         spec = get_model(cell.model.name)
         if spec.family == "classical":
-            X_tr, X_te = flatten_inputs(X_tr), flatten_inputs(X_te)
+            X_tr = flatten_inputs(X_tr)
+            X_te = flatten_inputs(X_te) if X_te is not None else None
         record: dict[str, Any] = {
             "cell": cell.id,
             "dataset": cell.dataset,

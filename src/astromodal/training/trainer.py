@@ -68,6 +68,8 @@ class TrainerConfig(BaseModel):
     shuffle: bool = True
     checkpoint_dir: str | None = None
     drop_last: bool = False
+    augment: list[str] = Field(default_factory=list)  # kornia augmentations of image batches (training only)
+    augment_p: float = Field(default=0.5, ge=0, le=1)  # probability of each augmentation
 
     @field_validator("device")
     @classmethod
@@ -285,6 +287,11 @@ class Trainer:
         opt = self._optimizer(model)
         sched = self._scheduler(opt, steps)
         scaler = torch.amp.GradScaler(device.type) if use_scaler else None
+        if augment is None and c.augment:
+            from astromodal.transforms.augment import make_augmentation
+
+            augment = make_augmentation(c.augment, p=c.augment_p, seed=c.seed)
+            augment.inputs = ("image",)
         aug_keys = tuple(getattr(augment, "inputs", None) or keys[:1]) if augment is not None else ()
         if augment is not None:
             augment.to(device)

@@ -96,4 +96,4 @@ def input_shapes(inputs: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
 def flatten_inputs(inputs: dict[str, np.ndarray]) -> np.ndarray:
     """All inputs side by side as one (N, features) matrix (for classical models and embeddings)."""
     keys = [k for k in ("spectrum", "image", "columns", "context") if k in inputs]
-    return np.concatenate([inputs[k].reshape(len(inputs[k]), -1) for k in keys], axis=1)
+    return np.concatenate([inputs[k].reshape(len(inputs[k]), int(np.prod(inputs[k].shape[1:]))) for k in keys], axis=1)

@@ -1,0 +1,128 @@
+"""The benchmark runner end to end on a tiny table: cells, resume, protocols, report, saved models, predict."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from astromodal.cli import app
+from astromodal.data.dataset import Column, Dataset, Target
+from astromodal.evaluation.benchmark import BenchmarkRunner
+from astromodal.experiments import parse_config
+
+
+def blobs(n: int = 240, seed: int = 0) -> Dataset:
+    """Three well separated classes in 4 catalogue columns."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    X = rng.normal(size=(n, 4)) + 3.0 * np.eye(3, 4)[y]
+    return Dataset(
+        ids=np.array([f"s{i}" for i in range(n)]),
+        ra=rng.uniform(0, 360, n),
+        dec=rng.uniform(-60, 60, n),
+        columns={f"c{k}": Column(X[:, k]) for k in range(4)},
+        targets={"class": Target(y, "class", ("star", "galaxy", "qso"))},
+    )
+
+
+def config(path, **extra):
+    base = {
+        "name": "tiny",
+        "datasets": {"blobs": {"source": "hdf5", "options": {"path": str(path)}}},
+        "representations": {"cols": {"kind": "columns", "columns": ["c0", "c1", "c2", "c3"]}},
+        "models": [{"name": "logistic_regression"}, {"name": "random_forest", "options": {"n_estimators": 20}}],
+        "report": {"embeddings": ["pca"]},
+    }
+    base.update(extra)
+    return parse_config(base)
+
+
+@pytest.fixture()
+def table(tmp_path):
+    return blobs().save(tmp_path / "blobs.h5")
+
+
+def test_holdout_run_writes_report_and_resumes(tmp_path, table, monkeypatch):
+    out = tmp_path / "run"
+    results = BenchmarkRunner(config(table), out).run()
+    accs = {c["model"]: c["metrics"]["accuracy"] for c in results["cells"]}
+    assert set(accs) == {"logistic_regression", "random_forest"}
+    assert min(accs.values()) > 0.9
+    assert all(c["n_test"] == 48 for c in results["cells"])  # 20% of 240, stratified
+    for name in ("report.md", "report.html", "results.json", "results.csv", "results.parquet"):
+        assert (out / name).is_file(), name
+    md = (out / "report.md").read_text()
+    assert "**average**" in md and "logistic_regression" in md and "figures/cm_blobs_cols_random_forest.png" in md
+    assert (out / "figures" / "pca_cols_blobs.png").is_file()
+    assert pd.read_parquet(out / "results.parquet").shape[0] == 2
+
+    # a re-run reads the finished cells back instead of training them again
+    def boom(*a, **k):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(BenchmarkRunner, "run_cell", boom)
+    again = BenchmarkRunner(config(table), out).run()
+    assert {c["model"]: c["metrics"]["accuracy"] for c in again["cells"]} == accs
+
+
+def test_same_seed_same_numbers(tmp_path, table):
+    a = BenchmarkRunner(config(table), tmp_path / "a").run()
+    b = BenchmarkRunner(config(table), tmp_path / "b").run()
+    assert [c["metrics"] for c in a["cells"]] == [c["metrics"] for c in b["cells"]]
+
+
+def test_cross_validation_protocol(tmp_path, table):
+    cfg = config(table, protocol={"kind": "cv", "k": 4}, models=[{"name": "logistic_regression"}])
+    (cell,) = BenchmarkRunner(cfg, tmp_path / "cv").run()["cells"]
+    assert len(cell["fold_scores"]) == 4 and cell["n_test"] == 240  # every object predicted once, out of fold
+    assert cell["metrics"]["accuracy"] == pytest.approx(np.mean(cell["fold_scores"]), abs=0.02)
+
+
+def test_kfold_ensemble_with_a_neural_model_then_predict(tmp_path, table):
+    cfg = config(
+        table,
+        protocol={"kind": "kfold_ensemble", "k": 3},
+        models=[{"name": "mlp_columns", "options": {"hidden": [16]}}],
+        trainer={"max_epochs": 15, "batch_size": 32, "lr": 0.01, "patience": None},
+        save_models=True,
+    )
+    out = tmp_path / "kf"
+    (cell,) = BenchmarkRunner(cfg, out).run()["cells"]
+    assert len(cell["folds"]) == 3 and cell["metrics"]["accuracy"] > 0.85
+    assert "val_accuracy" in (out / "report.md").read_text()
+    model_dir = out / cell["model_dir"]
+    pred = tmp_path / "pred.parquet"
+    result = CliRunner().invoke(app, ["predict", str(model_dir), str(table), "--out", str(pred), "--chunk-size", "100"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(pred)
+    assert len(frame) == 240 and {"id", "ra", "dec", "prob_star", "prob_galaxy", "prob_qso", "label"} <= set(frame.columns)
+    truth = blobs().targets["class"].labels()
+    assert np.mean(frame["label"].to_numpy() == truth) > 0.85
+    assert not (tmp_path / "pred.parquet.parts").exists()
+
+
+def test_cli_benchmark_bad_key_is_one_line(tmp_path, table):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "x", "datasets": {}, "representations": {}, "models": [], "epochs": 3}))
+    from astromodal.cli import main
+
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "from astromodal.cli import main; main()", "benchmark", str(cfg)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "unknown key 'epochs'" in proc.stderr and proc.stderr.count("\n") == 1
+    assert main is not None
+
+
+def test_results_json_is_plain_json(tmp_path, table):
+    out = tmp_path / "r"
+    BenchmarkRunner(config(table, models=[{"name": "logistic_regression"}]), out).run()
+    data = json.loads((out / "results.json").read_text())
+    assert data["cells"][0]["metrics"]["confusion_matrix"][0][0] > 10
