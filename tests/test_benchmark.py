@@ -109,10 +109,10 @@ def test_kfold_ensemble_with_a_neural_model_then_predict(tmp_path, table):
 def test_cli_benchmark_bad_key_is_one_line(tmp_path, table):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"name": "x", "datasets": {}, "representations": {}, "models": [], "epochs": 3}))
-    from astromodal.cli import main
-
     import subprocess
     import sys
+
+    from astromodal.cli import main
 
     proc = subprocess.run([sys.executable, "-c", "from astromodal.cli import main; main()", "benchmark", str(cfg)],
                           capture_output=True, text=True)
