@@ -24,7 +24,6 @@ import scipy.fft
 from scipy.special import gammainc
 
 from astromodal.data.simulate.photometry import BANDS, flux_sigma_nmgy
-from astromodal.data.simulate.physics import FFT_WORKERS
 
 PIXEL_SCALE = 0.396  # arcsec / pixel
 PSF_FWHM = {"u": 1.5, "g": 1.4, "r": 1.3, "i": 1.25, "z": 1.25}  # arcsec
@@ -62,18 +61,26 @@ def render_sersic(size: int, x0: np.ndarray, y0: np.ndarray, n: np.ndarray, r_e_
 
 
 def _point_ft(size: int, x0: np.ndarray, y0: np.ndarray) -> np.ndarray:
-    """Fourier transform (M, size, size // 2 + 1) of unit point sources at pixel coordinates (x0, y0)."""
-    ky = np.fft.fftfreq(size)[None, :, None]
-    kx = np.fft.rfftfreq(size)[None, None, :]
-    phase = -2.0 * np.pi * (ky * y0[:, None, None] + kx * x0[:, None, None])
-    return np.exp(1j * phase).astype(np.complex64)
+    """Fourier transform (M, size, size // 2 + 1) of unit point sources at pixel coordinates (x0, y0).
+
+    A shift is a phase ramp exp(-2 pi i (ky y0 + kx x0)), separable in the two axes.
+    """
+    ky = np.fft.fftfreq(size)[None, :]
+    kx = np.fft.rfftfreq(size)[None, :]
+    phase_y = np.exp(-2j * np.pi * ky * y0[:, None]).astype(np.complex64)
+    phase_x = np.exp(-2j * np.pi * kx * x0[:, None]).astype(np.complex64)
+    return phase_y[:, :, None] * phase_x[:, None, :]
 
 
 def gaussian_transfer(size: int, sigma_pix: np.ndarray) -> np.ndarray:
-    """Gaussian optical transfer function (..., size, size // 2 + 1) for PSF sigmas (...) in pixels."""
-    k2 = (np.fft.fftfreq(size)[:, None] ** 2 + np.fft.rfftfreq(size)[None, :] ** 2).astype(np.float32)
-    s2 = (np.asarray(sigma_pix, dtype=np.float32) ** 2)[..., None, None]
-    return np.exp(-2.0 * np.pi**2 * s2 * k2)
+    """Gaussian optical transfer function (..., size, size // 2 + 1) for PSF sigmas (...) in pixels.
+
+    exp(-2 pi^2 sigma^2 (ky^2 + kx^2)), built as the outer product of its two separable factors.
+    """
+    s2 = (2.0 * np.pi**2 * np.asarray(sigma_pix, dtype=np.float64) ** 2)[..., None]
+    ty = np.exp(-s2 * np.fft.fftfreq(size) ** 2).astype(np.float32)
+    tx = np.exp(-s2 * np.fft.rfftfreq(size) ** 2).astype(np.float32)
+    return ty[..., :, None] * tx[..., None, :]
 
 
 def sky_sigma_per_pixel(band: str, pixel_scale: float = PIXEL_SCALE) -> float:
@@ -96,10 +103,11 @@ def _neighbours(rng: np.random.Generator, n: int, size: int, fraction: float) ->
 
 
 def render_cutouts(rng: np.random.Generator, flux_nmgy: np.ndarray, extended: np.ndarray, sersic: dict[str, np.ndarray],
-                   size: int = 64, neighbour_fraction: float = 0.1, pixel_scale: float = PIXEL_SCALE
-                   ) -> tuple[np.ndarray, np.ndarray]:
+                   size: int = 64, neighbour_fraction: float = 0.1, pixel_scale: float = PIXEL_SCALE,
+                   out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Noisy cutouts (N, 5, size, size) float32 in nanomaggies, and the number of neighbours per cutout.
 
+    The cutouts are written into ``out`` when given (a float32 array of that shape).
     ``flux_nmgy`` (N, 5) true band fluxes; ``extended`` (N,) True for Sersic galaxies with ``sersic`` arrays
     n, r_e (arcsec), axis_ratio, position_angle (deg) (any values where not extended).
     """
@@ -116,15 +124,17 @@ def render_cutouts(rng: np.random.Generator, flux_nmgy: np.ndarray, extended: np
         s = src[ext]
         img = render_sersic(size, x0[ext], y0[ext], sersic["sersic_n"][s], sersic["r_e_arcsec"][s] / pixel_scale,
                             sersic["axis_ratio"][s], sersic["position_angle"][s])
-        ft[ext] = scipy.fft.rfft2(img, axes=(1, 2), workers=FFT_WORKERS)
+        ft[ext] = scipy.fft.rfft2(img, axes=(1, 2))
     band_flux = (flux_nmgy[src] * scale[:, None]).astype(np.float32)
-    total = ft[:n_obj, None] * band_flux[:n_obj, :, None, None]
-    if len(nb["host"]):
-        np.add.at(total, nb["host"], ft[n_obj:, None] * band_flux[n_obj:, :, None, None])
     seeing = rng.uniform(0.85, 1.2, n_obj)
     psf_sigma = np.array([PSF_FWHM[b] for b in BANDS])[None, :] * seeing[:, None] * FWHM_TO_SIGMA / pixel_scale
-    total *= gaussian_transfer(size, psf_sigma)
-    pixels = scipy.fft.irfft2(total, s=(size, size), axes=(2, 3), workers=FFT_WORKERS).astype(np.float32)
-    sky = np.array([sky_sigma_per_pixel(b, pixel_scale) for b in BANDS], dtype=np.float32)
-    pixels += rng.standard_normal(pixels.shape, dtype=np.float32) * sky[None, :, None, None]
-    return pixels, nb["count"]
+    otf = gaussian_transfer(size, psf_sigma)  # (N, 5, S, S/2+1), the host's seeing for all its components
+    total = ft[:n_obj, None] * (otf * band_flux[:n_obj, :, None, None])
+    if len(nb["host"]):
+        np.add.at(total, nb["host"], ft[n_obj:, None] * (otf[nb["host"]] * band_flux[n_obj:, :, None, None]))
+    if out is None:
+        out = np.empty((n_obj, len(BANDS), size, size), dtype=np.float32)
+    rng.standard_normal(out=out, dtype=np.float32)
+    out *= np.array([sky_sigma_per_pixel(b, pixel_scale) for b in BANDS], dtype=np.float32)[None, :, None, None]
+    out += scipy.fft.irfft2(total, s=(size, size), axes=(2, 3))
+    return out, nb["count"]

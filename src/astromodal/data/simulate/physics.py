@@ -25,8 +25,8 @@ L_SUN_CGS = const.L_sun.cgs.value
 PC_CM = const.pc.cgs.value
 AB_ZERO_FNU = 3631e-23  # erg / (s cm2 Hz): AB magnitude 0
 
-#: Threads for the simulator's FFTs (the benchmark target is 2 cores); $ASTROMODAL_SIM_THREADS overrides.
-FFT_WORKERS = int(os.environ.get("ASTROMODAL_SIM_THREADS", min(2, os.cpu_count() or 1)))
+#: Threads over which the simulator spreads its batches; $ASTROMODAL_SIM_THREADS overrides min(2, cores).
+SIM_THREADS = max(1, int(os.environ.get("ASTROMODAL_SIM_THREADS", min(2, os.cpu_count() or 1))))
 GRID_START, GRID_STOP, GRID_DLN = 3000.0, 11000.0, 1.5e-4
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.fft
 
 from astromodal.data.instruments import Instrument
-from astromodal.data.simulate.physics import FFT_WORKERS, GRID_DLN, GRID_START
+from astromodal.data.simulate.physics import GRID_DLN, GRID_START
 
 
 def keys_cubic_weights(t: np.ndarray) -> np.ndarray:
@@ -66,7 +66,7 @@ def observe_noise_free(model_flux: np.ndarray, instruments: tuple[Instrument, ..
     pad = _pad(instruments)
     padded = np.pad(model_flux, ((0, 0), (pad, pad)), mode="edge")
     n_fft = scipy.fft.next_fast_len(padded.shape[1], real=True)
-    spec = scipy.fft.rfft(padded, n=n_fft, axis=1, workers=FFT_WORKERS)
+    spec = scipy.fft.rfft(padded, n=n_fft, axis=1)
     out = {}
     for inst in instruments:
         s_pix = inst.sigma_ln / GRID_DLN
@@ -74,7 +74,7 @@ def observe_noise_free(model_flux: np.ndarray, instruments: tuple[Instrument, ..
         n_keep = n_out // 2 + 1
         freq = np.arange(n_keep) / n_fft
         transfer = np.exp(-2.0 * np.pi**2 * s_pix**2 * freq**2) * (n_out / n_fft)
-        smooth = scipy.fft.irfft(spec[:, :n_keep] * transfer, n=n_out, axis=1, workers=FFT_WORKERS)
+        smooth = scipy.fft.irfft(spec[:, :n_keep] * transfer, n=n_out, axis=1)
         idx, w = _taps(inst.name, pad, n_fft, n_out)
         w = w * inst.flux_scale
         res = smooth[:, idx[:, 0]] * w[:, 0]
@@ -88,5 +88,7 @@ def add_noise(rng: np.random.Generator, flux: np.ndarray, snr: float) -> tuple[n
     """Noisy flux (float32) and the inverse variance per object (N,): sigma = median |flux| / snr, white noise."""
     sigma = np.median(np.abs(flux[:, ::4]), axis=1) / snr
     sigma = np.where(sigma > 0, sigma, 1.0)
-    noisy = (flux + rng.standard_normal(flux.shape, dtype=np.float32) * sigma[:, None]).astype(np.float32)
+    noisy = rng.standard_normal(flux.shape, dtype=np.float32)
+    noisy *= sigma.astype(np.float32)[:, None]
+    noisy += flux
     return noisy, 1.0 / sigma**2

@@ -3,12 +3,15 @@
 Random numbers: one :class:`numpy.random.SeedSequence` per seed, spawned into independent streams per
 component (classes, stars, galaxies, quasars, positions, photometric noise, astrometric noise, each
 instrument's noise, images), so the same seed gives identical arrays, and switching images off leaves every
-other array unchanged. Objects are processed in batches (``batch_size``) with no per-object Python loop.
+other array unchanged. Objects are processed in batches (``batch_size``) with no per-object Python loop; the
+batches run on ``SIM_THREADS`` threads ($ASTROMODAL_SIM_THREADS, default min(2, cores)), each with its own
+seeded stream, so the arrays depend on the seed and the batch size only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -19,7 +22,7 @@ from astromodal.data.simulate import astrometry as ast
 from astromodal.data.simulate.galaxies import galaxy_spectra, sample_galaxies
 from astromodal.data.simulate.imaging import PIXEL_SCALE, render_cutouts
 from astromodal.data.simulate.photometry import BANDS, ab_magnitudes, nanomaggies, observe_magnitudes
-from astromodal.data.simulate.physics import C_KMS, luminosity_distance_pc
+from astromodal.data.simulate.physics import C_KMS, SIM_THREADS, luminosity_distance_pc
 from astromodal.data.simulate.quasars import quasar_spectra, sample_quasars
 from astromodal.data.simulate.spectroscopy import add_noise, observe_noise_free
 from astromodal.data.simulate.stars import SPECTRAL_TYPES, sample_stars, star_spectra
@@ -67,13 +70,12 @@ def simulate_survey(
     labels = rng["classes"].permutation(np.repeat(np.arange(3), class_counts(n, mix)))
     rows = [np.flatnonzero(labels == k) for k in range(3)]
     truth, params, groups = _sample_objects(rng, rows, n, associations, association_fraction, giant_fraction)
-    spec_rngs = [np.random.default_rng(s) for s in streams["spectra"].spawn(len(insts))]
-    true_mags, spectra = _observe_spectra(rows, params, insts, spec_rngs, snr, batch_size, n)
+    true_mags, spectra = _observe_spectra(rows, params, insts, streams["spectra"], snr, int(batch_size), n)
     columns = _catalogue(rng, truth, true_mags)
     images = {}
     if with_images:
-        pixels, n_nb = _images(rng["images"], labels, params, rows, true_mags, image_size, neighbour_fraction,
-                               batch_size)
+        pixels, n_nb = _images(streams["images"], labels, params, rows, true_mags, image_size, neighbour_fraction,
+                               int(batch_size))
         images["sdss"] = Images(pixels, BANDS, PIXEL_SCALE, "nanomaggies")
         columns["n_neighbours"] = Column(n_nb, "")
     meta = {
@@ -194,32 +196,53 @@ def _place_stars(rng, stars, associations, association_fraction) -> None:
 
 
 # ---------------------------------------------------------------- spectra and photometry
-def _model_batches(rows, params, batch_size):
-    """Yield (object rows, model spectra (B, L) erg/s/cm2/A) class by class in batches."""
-    stars, gals, qsos = params
-    for k, (r, p) in enumerate(zip(rows, (stars, gals, qsos), strict=True)):
-        for start in range(0, len(r), batch_size):
-            sl = slice(start, start + batch_size)
-            if k == 0:
-                flux = star_spectra(p["teff"][sl], p["radius"][sl], p["distance"][sl], p["rv"][sl])
-            else:
-                sub = {key: v[sl] for key, v in p.items()}
-                flux = galaxy_spectra(sub) if k == 1 else quasar_spectra(sub)
-            yield r[sl], flux
+def _parallel(fn, tasks) -> None:
+    """Run ``fn(task)`` for every task on SIM_THREADS threads (numpy and the FFTs release the GIL).
+
+    Each task writes disjoint rows and draws from its own seeded stream, so the result does not depend
+    on the order in which threads run.
+    """
+    if SIM_THREADS <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            fn(task)
+        return
+    with ThreadPoolExecutor(max_workers=SIM_THREADS) as pool:
+        for _ in pool.map(fn, tasks):
+            pass
 
 
-def _observe_spectra(rows, params, insts, spec_rngs, snr, batch_size, n):
-    """True ugriz+G magnitudes (N, 6) and each instrument's noisy Spectra."""
+def _model_spectra(k: int, p: dict[str, np.ndarray], sl: slice) -> np.ndarray:
+    """Model spectra (B, L) in erg/s/cm2/A of class ``k`` (0 star, 1 galaxy, 2 qso) for parameter rows ``sl``."""
+    if k == 0:
+        return star_spectra(p["teff"][sl], p["radius"][sl], p["distance"][sl], p["rv"][sl])
+    sub = {key: v[sl] for key, v in p.items() if key != "groups"}
+    return galaxy_spectra(sub) if k == 1 else quasar_spectra(sub)
+
+
+def _observe_spectra(rows, params, insts, spectra_seed, snr, batch_size, n):
+    """True ugriz+G magnitudes (N, 6) and each instrument's noisy Spectra (batches per class, threaded)."""
     mags = np.zeros((n, len(BANDS) + 1))
-    flux = {i.name: np.zeros((n, i.n_pixels), dtype=np.float32) for i in insts}
-    # ivar in float32, or float64 for tiny flux units (W/m2/nm) whose 1/sigma^2 would overflow float32
-    ivar = {i.name: np.zeros((n, i.n_pixels), dtype=np.float32 if i.flux_scale >= 1 else np.float64) for i in insts}
-    for r, model in _model_batches(rows, params, batch_size):
+    flux = {i.name: np.empty((n, i.n_pixels), dtype=np.float32) for i in insts}
+    inv_var = {i.name: np.empty(n) for i in insts}
+    tasks = [(k, slice(s, s + batch_size)) for k in range(3) for s in range(0, len(rows[k]), batch_size)]
+    seeds = spectra_seed.spawn(len(tasks))
+
+    def run(t: int) -> None:
+        k, sl = tasks[t]
+        r = rows[k][sl]
+        model = _model_spectra(k, params[k], sl)
         mags[r] = ab_magnitudes(model, (*BANDS, "G"))
-        for (name, smooth), g in zip(observe_noise_free(model, insts).items(), spec_rngs, strict=True):
-            flux[name][r], inv = add_noise(g, smooth, snr)
-            ivar[name][r] = inv[:, None]
-    spectra = {i.name: Spectra(flux[i.name], i.wavelength, ivar[i.name], None, i.name, i.flux_unit) for i in insts}
+        rngs = [np.random.default_rng(s) for s in seeds[t].spawn(len(insts))]
+        for (name, smooth), g in zip(observe_noise_free(model, insts).items(), rngs, strict=True):
+            flux[name][r], inv_var[name][r] = add_noise(g, smooth, snr)
+
+    _parallel(run, list(range(len(tasks))))
+    spectra = {}
+    for i in insts:
+        # one inverse variance per object (white noise); float64 for tiny units (W/m2/nm) that overflow float32
+        dtype = np.float32 if i.flux_scale >= 1 else np.float64
+        ivar = np.repeat(inv_var[i.name].astype(dtype)[:, None], i.n_pixels, axis=1)
+        spectra[i.name] = Spectra(flux[i.name], i.wavelength, ivar, None, i.name, i.flux_unit)
     return mags, spectra
 
 
@@ -241,19 +264,25 @@ def _catalogue(rng, truth, true_mags) -> dict[str, Column]:
     return cols
 
 
-def _images(rng, labels, params, rows, true_mags, size, neighbour_fraction, batch_size):
-    """u g r i z cutouts (N, 5, S, S) float32 in nanomaggies (batches in row order) and neighbour counts."""
+def _images(seed, labels, params, rows, true_mags, size, neighbour_fraction, batch_size):
+    """u g r i z cutouts (N, 5, S, S) float32 in nanomaggies (threaded batches in row order), neighbour counts."""
     n = len(labels)
     sersic = {"sersic_n": np.ones(n), "r_e_arcsec": np.ones(n), "axis_ratio": np.ones(n), "position_angle": np.zeros(n)}
     for key in sersic:
         sersic[key][rows[1]] = params[1][key]
     flux = nanomaggies(true_mags[:, : len(BANDS)])
-    pixels = np.zeros((n, len(BANDS), size, size), dtype=np.float32)
+    pixels = np.empty((n, len(BANDS), size, size), dtype=np.float32)
     n_nb = np.zeros(n, dtype=np.int64)
-    for start in range(0, n, batch_size):
-        sl = slice(start, start + batch_size)
+    starts = list(range(0, n, batch_size))
+    seeds = seed.spawn(len(starts))
+
+    def run(b: int) -> None:
+        sl = slice(starts[b], starts[b] + batch_size)
         sub = {k: v[sl] for k, v in sersic.items()}
-        pixels[sl], n_nb[sl] = render_cutouts(rng, flux[sl], labels[sl] == 1, sub, size, neighbour_fraction)
+        _, n_nb[sl] = render_cutouts(np.random.default_rng(seeds[b]), flux[sl], labels[sl] == 1, sub, size,
+                                     neighbour_fraction, out=pixels[sl])
+
+    _parallel(run, list(range(len(starts))))
     return pixels, n_nb
 
 
