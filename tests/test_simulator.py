@@ -340,3 +340,15 @@ def test_cli_end_to_end(tmp_path):
     helptext = runner.invoke(app, ["simulate", "--help"]).output
     for option in ("--n", "--seed", "--out", "--class-mix", "--snr", "--image-size", "--no-images"):
         assert option in helptext
+
+
+def test_threads_do_not_change_the_arrays(monkeypatch):
+    from astromodal.data.simulate import survey as survey_module
+
+    kw = {"n": 60, "seed": 9, "image_size": 16, "instruments": ("sdss",), "batch_size": 16}
+    monkeypatch.setattr(survey_module, "SIM_THREADS", 2)
+    threaded = simulate_survey(**kw)
+    monkeypatch.setattr(survey_module, "SIM_THREADS", 1)
+    serial = simulate_survey(**kw)
+    assert threaded.spectra["sdss"].flux.read().tobytes() == serial.spectra["sdss"].flux.read().tobytes()
+    assert threaded.images["sdss"].pixels.read().tobytes() == serial.images["sdss"].pixels.read().tobytes()
