@@ -183,3 +183,14 @@ def test_real_npz(shared_data):
     np.testing.assert_allclose(flux[:3], ref * 1e19, rtol=1e-9, atol=1e-9 * np.abs(ref * 1e19).max())
     # stars: positive median flux in 1e-17 erg/s/cm2/A
     assert (np.median(flux, axis=1) > 0).mean() > 0.99
+
+
+def test_gaiaxpy_import_leaves_matplotlib_usetex_alone():
+    """GaiaXPy sets text.usetex globally on import; our reader must not let that leak into later plots."""
+    import matplotlib
+
+    from astromodal.data.readers.gaia_xp import xp_design_matrices
+
+    before = matplotlib.rcParams["text.usetex"]
+    xp_design_matrices()
+    assert matplotlib.rcParams["text.usetex"] == before

@@ -426,6 +426,22 @@ def read_xp_continuous_npz(
 
 # ---------------------------------------------------------------------------------------------- sampling
 @lru_cache(maxsize=4)
+def _import_gaiaxpy_calibrator() -> Any:
+    """Import GaiaXPy's calibrator without its side effect on matplotlib.
+
+    GaiaXPy's plotter (imported with the package) sets ``rcParams['text.usetex'] = True`` globally,
+    which breaks every later plot on machines without LaTeX; the setting is put back as it was.
+    """
+    import matplotlib
+
+    usetex = matplotlib.rcParams["text.usetex"]
+    try:
+        import gaiaxpy.calibrator.calibrator as cal
+    finally:
+        matplotlib.rcParams["text.usetex"] = usetex
+    return cal
+
+
 def xp_design_matrices(sampling_nm: tuple[float, ...] | None = None) -> dict[str, np.ndarray]:
     """GaiaXPy's calibration model on a grid: ``{"bp", "rp"}`` design matrices (55, L) and merge weights.
 
@@ -434,7 +450,7 @@ def xp_design_matrices(sampling_nm: tuple[float, ...] | None = None) -> dict[str
     linear in between). The default grid is 336..1020 nm in 2 nm steps. Read from the files shipped
     with GaiaXPy: no network access.
     """
-    import gaiaxpy.calibrator.calibrator as cal
+    cal = _import_gaiaxpy_calibrator()
 
     grid = np.asarray(sampling_nm if sampling_nm is not None else XP_SAMPLING_NM, dtype=np.float64)
     generate = getattr(cal, "__generate_xp_matrices_and_merge")
@@ -539,7 +555,7 @@ def calibrate_with_gaiaxpy(
     source at a time (about 60 sources per second): use it to cross-check, not for large samples.
     Without errors, unit errors and zero correlations are passed and the errors are not returned.
     """
-    import gaiaxpy.calibrator.calibrator as cal
+    cal = _import_gaiaxpy_calibrator()
 
     bp = _pad(bp, N_XP_COEFFICIENTS, "bp coefficients")
     rp = _pad(rp, N_XP_COEFFICIENTS, "rp coefficients")
