@@ -240,14 +240,19 @@ def plot_spectra_examples(
     path: str | os.PathLike[str],
     per_class: int = 2,
     unit: str = "",
+    scale: bool = True,
 ) -> Path:
     """A few spectra of each class, one panel per class, against wavelength in Angstrom.
-    ``wavelength`` is one grid (L,) or one per object (N, L)."""
+    ``wavelength`` is one grid (L,) or one per object (N, L). With ``scale`` each spectrum is divided by
+    its median |flux| so that bright and faint objects share a panel."""
     y = np.asarray(labels).astype(np.int64).reshape(-1)
     k = len(class_names)
     chosen = _examples(y, k, per_class)
     rows_all = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
     flux_rows = _read(flux, rows_all)
+    if scale and flux_rows.size:
+        med = np.median(np.abs(flux_rows), axis=1, keepdims=True)
+        flux_rows = flux_rows / np.where(med > 0, med, 1.0)
     wl = wavelength
     wl_ndim = len(getattr(wl, "shape", np.shape(wl)))
     wl_rows = _read(wl, rows_all) if wl_ndim == 2 else np.broadcast_to(_read(wl), flux_rows.shape)
@@ -258,7 +263,7 @@ def plot_spectra_examples(
         for j in range(len(rows)):
             ax.plot(wl_rows[start + j], flux_rows[start + j], lw=0.6, label=f"object {int(rows[j])}")
         start += len(rows)
-        ax.set_ylabel(f"flux{' [' + unit + ']' if unit else ''}", fontsize=8)
+        ax.set_ylabel("flux / median" if scale else f"flux{' [' + unit + ']' if unit else ''}", fontsize=8)
         ax.set_title(f"{class_names[c]}" + ("" if len(rows) else " (no objects)"), fontsize=9, loc="left")
         if len(rows):
             ax.legend(fontsize=7, loc="upper right")
