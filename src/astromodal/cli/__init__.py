@@ -52,11 +52,7 @@ _VERB_MODULES = (
 )
 
 for _module in _VERB_MODULES:
-    try:
-        importlib.import_module(_module)
-    except ModuleNotFoundError as _exc:  # a verb module not written yet
-        if _exc.name != _module:
-            raise
+    importlib.import_module(_module)
 
 
 def main() -> None:

@@ -90,11 +90,7 @@ def _load_all() -> None:
     if _loaded:
         return
     for module in _MODEL_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:  # a model module not written yet
-            if exc.name != module:
-                raise
+        importlib.import_module(module)
     _loaded = True
 
 
