@@ -29,6 +29,12 @@ def parameter_count(spec, input_length: int, image_size: int, channels: int, n_c
     return count_parameters(model)
 
 
+def _short(text: str, limit: int = 70) -> str:
+    """The description, cut at a word boundary."""
+    first = " ".join(text.split())
+    return first if len(first) <= limit else first[: limit].rsplit(" ", 1)[0] + " ..."
+
+
 def _init_params(factory) -> tuple[str, ...]:
     import inspect
 
@@ -60,5 +66,5 @@ def models_command(
     for spec in list_models(family=family, modality=modality, study=study):
         n = parameter_count(spec, input_length, image_size, bands, n_columns, classes, mode)
         table.add_row(spec.name, spec.family, spec.modality, ",".join(spec.tasks), spec.study or "",
-                      "-" if n is None else f"{n:,}", spec.description[:60])
+                      "-" if n is None else f"{n:,}", _short(spec.description))
     console.print(table)
