@@ -12,7 +12,7 @@ the end-to-end gain over the naive way is small there and grows with a faster de
 All three train the same architecture, batch size and number of epochs, measured in one run on the
 same machine, and report training images per second. Run:
 
-    python benchmarks/bench_trainer.py --n 20000 --epochs 2
+    python benchmarks/bench_trainer.py --n 20000 --epochs 2 --repeat 3
 """
 
 from __future__ import annotations
@@ -137,16 +137,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--n-val", type=int, default=256, help="validation images of the trainer's per-epoch pass")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved repetitions; the fastest of each counts")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     x, y = make_data(args.n)
     floor(x[:1024], y[:1024], 1, args.batch)  # warm-up
-    rates = {"floor": floor(x, y, args.epochs, args.batch)}
-    rates["astromodal"] = astromodal_trainer(x, y, args.epochs, args.batch, args.n_val)
+    rates: dict[str, float] = {"floor": 0.0, "astromodal": 0.0, "naive": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
         files = write_pngs(x, Path(tmp))
-        rates["naive"] = naive(x, y, args.epochs, args.batch, files)
+        for _ in range(args.repeat):  # interleaved, best of each: robust to a busy machine
+            rates["floor"] = max(rates["floor"], floor(x, y, args.epochs, args.batch))
+            rates["astromodal"] = max(rates["astromodal"], astromodal_trainer(x, y, args.epochs, args.batch, args.n_val))
+            rates["naive"] = max(rates["naive"], naive(x, y, args.epochs, args.batch, files))
         data = data_path(x, y, args.batch, files)
     result = {
         "images_per_second": {k: round(v, 1) for k, v in rates.items()},
