@@ -8,8 +8,9 @@ from typing import Any
 
 import typer
 
+from astromodal.atomic import atomic_dir
 from astromodal.cli import app
-from astromodal.cli.common import atomic_dir, console
+from astromodal.cli.common import console
 from astromodal.errors import BadValueError, ConfigError, DataFormatError
 
 

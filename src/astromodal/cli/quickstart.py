@@ -14,8 +14,9 @@ from typing import Any
 
 import typer
 
+from astromodal.atomic import atomic_dir
 from astromodal.cli import app
-from astromodal.cli.common import atomic_dir, console
+from astromodal.cli.common import console
 
 
 def quickstart_config(n: int, seed: int, epochs: int) -> dict[str, Any]:

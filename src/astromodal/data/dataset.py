@@ -279,16 +279,16 @@ class Dataset:
         return len(self)
 
     def __repr__(self) -> str:
-        parts = [f"Dataset(n={len(self)}"]
-        for name, s in self.spectra.items():
-            parts.append(f"spectra[{name}]={s.flux.shape[1]}px")
-        for name, im in self.images.items():
-            parts.append(f"images[{name}]={''.join(im.bands)}@{im.size}px")
+        parts = [f"n={len(self)}"]
+        if self.spectra:
+            parts.append("spectra: " + ", ".join(f"{k} {s.flux.shape[1]} px" for k, s in self.spectra.items()))
+        if self.images:
+            parts.append("images: " + ", ".join(f"{k} {''.join(im.bands)} {im.size} px" for k, im in self.images.items()))
         if self.columns:
-            parts.append(f"columns={list(self.columns)}")
+            parts.append(f"{len(self.columns)} columns")
         if self.targets:
-            parts.append(f"targets={list(self.targets)}")
-        return ", ".join(parts) + ")"
+            parts.append("targets: " + ", ".join(self.targets))
+        return "Dataset(" + "; ".join(parts) + ")"
 
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly description of the contents (shapes, bands, classes and counts)."""

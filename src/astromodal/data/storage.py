@@ -19,14 +19,13 @@ target and renamed into place, so an interrupted write never leaves a half-writt
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+from astromodal.atomic import atomic_path
 from astromodal.data.arrays import RowView
 from astromodal.data.dataset import Column, Dataset, Images, Spectra, Target
 from astromodal.errors import DataFormatError
@@ -60,47 +59,39 @@ def _write(group: h5py.Group, name: str, values: Any, compression: str | None) -
 def save_hdf5(ds: Dataset, path: str | Path, compression: str | None = "gzip") -> Path:
     """Write ``ds`` to ``path`` atomically; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT_NAME
-            f.attrs["schema_version"] = SCHEMA_VERSION
-            f.attrs["n_objects"] = len(ds)
-            f.attrs["meta"] = json.dumps({k: v for k, v in ds.meta.items() if not k.startswith("_")}, default=str)
-            _write(f, "ids", ds.ids, compression)
-            _write(f, "ra", ds.ra, compression)
-            _write(f, "dec", ds.dec, compression)
-            for name, s in ds.spectra.items():
-                g = f.create_group(f"spectra/{name}")
-                g.attrs["instrument"] = s.instrument
-                g.attrs["unit"] = s.unit
-                _write(g, "flux", s.flux, compression)
-                _write(g, "wavelength", s.wavelength, compression)
-                if s.ivar is not None:
-                    _write(g, "ivar", s.ivar, compression)
-                if s.mask is not None:
-                    _write(g, "mask", s.mask, compression)
-            for name, im in ds.images.items():
-                g = f.create_group(f"images/{name}")
-                g.attrs["bands"] = json.dumps(list(im.bands))
-                g.attrs["pixel_scale"] = float(im.pixel_scale)
-                g.attrs["unit"] = im.unit
-                _write(g, "pixels", im.pixels, compression)
-            cols = f.create_group("columns")
-            for name, c in ds.columns.items():
-                _write(cols, name, c.values, compression).attrs["unit"] = c.unit
-            tg = f.create_group("targets")
-            for name, t in ds.targets.items():
-                d = _write(tg, name, t.values, compression)
-                d.attrs["kind"] = t.kind
-                d.attrs["class_names"] = json.dumps(list(t.class_names))
-                d.attrs["unit"] = t.unit
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["n_objects"] = len(ds)
+        f.attrs["meta"] = json.dumps({k: v for k, v in ds.meta.items() if not k.startswith("_")}, default=str)
+        _write(f, "ids", ds.ids, compression)
+        _write(f, "ra", ds.ra, compression)
+        _write(f, "dec", ds.dec, compression)
+        for name, s in ds.spectra.items():
+            g = f.create_group(f"spectra/{name}")
+            g.attrs["instrument"] = s.instrument
+            g.attrs["unit"] = s.unit
+            _write(g, "flux", s.flux, compression)
+            _write(g, "wavelength", s.wavelength, compression)
+            if s.ivar is not None:
+                _write(g, "ivar", s.ivar, compression)
+            if s.mask is not None:
+                _write(g, "mask", s.mask, compression)
+        for name, im in ds.images.items():
+            g = f.create_group(f"images/{name}")
+            g.attrs["bands"] = json.dumps(list(im.bands))
+            g.attrs["pixel_scale"] = float(im.pixel_scale)
+            g.attrs["unit"] = im.unit
+            _write(g, "pixels", im.pixels, compression)
+        cols = f.create_group("columns")
+        for name, c in ds.columns.items():
+            _write(cols, name, c.values, compression).attrs["unit"] = c.unit
+        tg = f.create_group("targets")
+        for name, t in ds.targets.items():
+            d = _write(tg, name, t.values, compression)
+            d.attrs["kind"] = t.kind
+            d.attrs["class_names"] = json.dumps(list(t.class_names))
+            d.attrs["unit"] = t.unit
     return path
 
 

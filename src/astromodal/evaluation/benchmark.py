@@ -15,10 +15,8 @@ finished cells are read back, not trained again. At the end the runner writes ``
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from astromodal.atomic import write_json
 from astromodal.data.dataset import Dataset
 from astromodal.data.sources import keep_classes, load_source, paths_missing
 from astromodal.errors import ConfigError
@@ -59,25 +58,6 @@ class PreparedData:
     target: str
     inputs_train: dict[str, dict[str, np.ndarray]]
     inputs_test: dict[str, dict[str, np.ndarray]]
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=_json_default)
-    os.replace(tmp, path)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 class BenchmarkRunner:

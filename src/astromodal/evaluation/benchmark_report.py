@@ -234,7 +234,7 @@ def write_benchmark_report(runner: Any, records: list[dict[str, Any]], prepared:
         "notes": runner.notes,
         "cells": [{k: v for k, v in r.items() if not k.startswith("_")} for r in records],
     }
-    from astromodal.evaluation.benchmark import write_json
+    from astromodal.atomic import write_json
 
     write_json(out / "results.json", results)
     for hook in runner.report_hooks:

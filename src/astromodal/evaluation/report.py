@@ -18,12 +18,12 @@ from __future__ import annotations
 import html
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from astromodal.atomic import write_text
 from astromodal.evaluation.metrics import format_cell, markdown_table
 
 _CSS = """
@@ -47,18 +47,6 @@ def _inline_html(text: str) -> str:
     out = html.escape(text)
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
     return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Report:
@@ -184,6 +172,6 @@ class Report:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         md_path, html_path = folder / "report.md", folder / "report.html"
-        _atomic_write(md_path, self.to_markdown(folder))
-        _atomic_write(html_path, self.to_html(folder))
+        write_text(md_path, self.to_markdown(folder))
+        write_text(html_path, self.to_html(folder))
         return md_path, html_path

@@ -14,7 +14,6 @@ so an interrupted job resumes where it stopped and never leaves a half-written o
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from astromodal.atomic import atomic_path, write_json
 from astromodal.data.dataset import Dataset
 from astromodal.errors import BadValueError, ConfigError, DataFormatError
 from astromodal.experiments import RepresentationConfig
@@ -75,9 +75,7 @@ def save_predictor(model_dir: Path, estimator: Any, representation: Representati
         "family": family,
         "input_shapes": {k: list(v) for k, v in input_shapes.items()},
     }
-    tmp = model_dir / ".predictor.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, model_dir / "predictor.json")
+    write_json(model_dir / "predictor.json", meta)
     return model_dir
 
 
@@ -135,21 +133,18 @@ def predict_catalogue(
         if not part.exists():
             chunk = ds.subset(np.arange(start, stop))
             table = _chunk_table(predictor, chunk)
-            tmp = part.with_suffix(".tmp")
-            pq.write_table(table, tmp)
-            os.replace(tmp, part)
+            with atomic_path(part) as tmp:
+                pq.write_table(table, tmp)
         if progress is not None:
             progress.update(task, advance=stop - start)
     files = [parts / f"part-{i:05d}.parquet" for i in range(len(starts))]
-    tmp_out = out.with_name(f".{out.name}.tmp")
-    if files:
-        schema = pq.read_schema(files[0])
-        with pq.ParquetWriter(tmp_out, schema) as writer:
-            for f in files:
-                writer.write_table(pq.read_table(f))
-    else:
-        pq.write_table(pa.table({"id": pa.array([], pa.string())}), tmp_out)
-    os.replace(tmp_out, out)
+    with atomic_path(out) as tmp_out:
+        if files:
+            with pq.ParquetWriter(tmp_out, pq.read_schema(files[0])) as writer:
+                for f in files:
+                    writer.write_table(pq.read_table(f))
+        else:
+            pq.write_table(pa.table({"id": pa.array([], pa.string())}), tmp_out)
     shutil.rmtree(parts, ignore_errors=True)
     return out
 

@@ -11,12 +11,12 @@ after every epoch and ``best.pt`` (model weights only) whenever the monitored lo
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from astromodal.atomic import atomic_path
 from astromodal.errors import DataFormatError
 
 LAST = "last.pt"
@@ -26,10 +26,8 @@ BEST = "best.pt"
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
     return path
 
 

@@ -104,14 +104,15 @@ class EnsembleEstimator:
     # ---- persistence
     def save(self, folder: str | Path) -> Path:
         """``ensemble.json`` + one sub-folder per member (``member-00``, ...)."""
-        from astromodal.training.estimator import _jsonable, write_json_atomic
+        from astromodal.atomic import write_json
+        from astromodal.training.estimator import _jsonable
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         names = [f"member-{i:02d}" for i in range(len(self.members))]
         for name, m in zip(names, self.members, strict=True):
             m.save(folder / name)
-        write_json_atomic(folder / "ensemble.json", {
+        write_json(folder / "ensemble.json", {
             "kind": self.kind,
             "task": self.task,
             "classes": None if self.classes_ is None else _jsonable(self.classes_),

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
+from astromodal.atomic import atomic_path, write_json
 from astromodal.errors import BadValueError, ConfigError, DataFormatError
 from astromodal.models.registry import build_model, count_parameters, get_model
 from astromodal.training.losses import gaussian_variance
@@ -63,12 +63,6 @@ def _check_task(task: str) -> str:
     if task not in TASKS:
         raise ConfigError(f"task must be 'classification' or 'regression', not {task!r}")
     return task
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -196,10 +190,9 @@ class SklearnEstimator:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self._fitted()
-        tmp = folder / ".model.joblib.tmp"
-        joblib.dump(self.pipeline, tmp)
-        os.replace(tmp, folder / "model.joblib")
-        write_json_atomic(folder / "model.json", {
+        with atomic_path(folder / "model.joblib") as tmp:
+            joblib.dump(self.pipeline, tmp)
+        write_json(folder / "model.json", {
             "kind": self.kind,
             "model_name": self.model_name,
             "options": _jsonable(self.options),
@@ -387,10 +380,9 @@ class TorchEstimator:
         model = self._fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / ".model.pt.tmp"
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-        os.replace(tmp, folder / "model.pt")
-        write_json_atomic(folder / "model.json", {
+        with atomic_path(folder / "model.pt") as tmp:
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+        write_json(folder / "model.json", {
             "kind": self.kind,
             "model_name": self.model_name,
             "options": _jsonable(self.model_options),

@@ -101,7 +101,7 @@ def write_astrospectra_mnist(
     ``provenance.json``. The split is stratified and seeded. The folder is written atomically.
     """
     from astromodal import __version__
-    from astromodal.cli.common import atomic_dir
+    from astromodal.atomic import atomic_dir
     from astromodal.data.splits import train_test_indices
 
     version = _check_version(version)
