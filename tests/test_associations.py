@@ -180,3 +180,27 @@ def test_real_als_carina_and_cygnus(shared_data):
 
     assert nearest(287.6, -0.7) < 1.5  # Carina
     assert nearest(80.2, 0.8) < 1.5  # Cygnus OB2
+
+
+def test_cli_on_a_simulated_survey_scores_against_the_true_associations(tmp_path):
+    from astromodal.cli import app
+    from astromodal.data.simulate import simulate_survey
+
+    simulate_survey(n=900, seed=5, class_mix=(1, 0, 0), instruments=(), with_images=False).save(tmp_path / "s.h5")
+    out = tmp_path / "a"
+    result = CliRunner().invoke(app, ["associations", str(tmp_path / "s.h5"), "--out", str(out), "--query",
+                                      "massive == 'massive'", "--eps", "0.2", "--min-samples", "8"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["selection"]["query"] == "massive == 'massive'"
+    members = pd.read_parquet(out / "members.parquet")
+    assert (members["massive"] == "massive").all()  # the query kept the O/B stars only
+    truth = summary["truth"]
+    assert truth["column"] == "association_id" and truth["n_true_groups"] >= 2
+    assert truth["adjusted_rand_index"] > 0.8
+    assert "adjusted Rand index" in result.output
+    # the same stars without the truth column: no score
+    bad = CliRunner().invoke(app, ["associations", str(tmp_path / "s.h5"), "--out", str(tmp_path / "b"),
+                                   "--query", "no_such_column > 1"])
+    assert bad.exit_code != 0 and not (tmp_path / "b").exists()
+    assert "no_such_column" in str(bad.exception) or "no_such_column" in bad.output

@@ -126,3 +126,59 @@ def test_results_json_is_plain_json(tmp_path, table):
     BenchmarkRunner(config(table, models=[{"name": "logistic_regression"}]), out).run()
     data = json.loads((out / "results.json").read_text())
     assert data["cells"][0]["metrics"]["confusion_matrix"][0][0] > 10
+
+
+def imbalanced(n: int = 300, seed: int = 1) -> Dataset:
+    """A binary task, 1 positive in 5, overlapping classes, plus 4 'xp_*' columns and one other."""
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 5 == 0).astype(int)
+    X = rng.normal(size=(n, 4)) + 0.9 * y[:, None]
+    cols = {f"xp_{k}": Column(X[:, k] + 5.0) for k in range(4)}
+    cols["other"] = Column(rng.normal(size=n))
+    return Dataset(ids=np.arange(n), ra=rng.uniform(0, 360, n), dec=rng.uniform(-60, 60, n), columns=cols,
+                   targets={"massive": Target(y, "class", ("low_mass", "massive"))})
+
+
+def test_threshold_from_out_of_fold_predictions_and_column_patterns(tmp_path):
+    from astromodal.training.estimator import load_estimator
+
+    path = imbalanced().save(tmp_path / "imb.h5")
+    base = dict(datasets={"d": {"source": "hdf5", "target": "massive", "options": {"path": str(path)}}},
+                representations={"xp": {"kind": "columns", "columns": ["xp_*"], "normalise": "l2"}},
+                models=[{"name": "logistic_regression"}], save_models=True, report={"embeddings": []})
+    plain = BenchmarkRunner(config(path, **base, protocol={"kind": "kfold_ensemble", "k": 4}), tmp_path / "a").run()
+    tuned = BenchmarkRunner(config(path, **base, protocol={"kind": "kfold_ensemble", "k": 4,
+                                                             "threshold": "balanced_accuracy"}), tmp_path / "b").run()
+    (a,), (b,) = plain["cells"], tuned["cells"]
+    assert "threshold" not in a and b["threshold"]["rule"] == "balanced_accuracy"
+    thr = b["threshold"]["value"]
+    assert 0 < thr < 0.5  # positives are rare: the best threshold sits below 0.5
+    # the tuned threshold lifts balanced accuracy on the untouched test split; AUC is threshold-free
+    assert b["metrics"]["balanced_accuracy"] > a["metrics"]["balanced_accuracy"]
+    assert b["metrics"]["roc_auc"] == pytest.approx(a["metrics"]["roc_auc"])
+    # the saved fold ensemble carries the threshold, and its labels follow it
+    ens = load_estimator(tmp_path / "b" / b["model_dir"], trust=True)
+    assert ens.threshold == pytest.approx(thr)
+    xs = np.random.default_rng(0).normal(size=(50, 4)) + 5.0
+    xs = xs / np.linalg.norm(xs, axis=1, keepdims=True)
+    assert ens.predict(xs).tolist() == (ens.predict_proba(xs)[:, 1] >= thr).astype(int).tolist()
+    assert f"{thr:.3f} (balanced_accuracy)" in (tmp_path / "b" / "report.md").read_text()
+
+
+def test_column_patterns_and_standardise_option(tmp_path):
+    from astromodal.errors import ConfigError
+    from astromodal.experiments import RepresentationConfig
+    from astromodal.transforms.representations import build_inputs, expand_columns
+
+    ds = imbalanced()
+    assert expand_columns(ds, ["xp_*", "other", "xp_0"]) == ["xp_0", "xp_1", "xp_2", "xp_3", "other"]
+    with pytest.raises(ConfigError, match="matches none"):
+        expand_columns(ds, ["bp_*"])
+    x = build_inputs(ds, RepresentationConfig(kind="columns", columns=["xp_?"], normalise="l2"))["columns"]
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(ConfigError, match="not per-object"):
+        build_inputs(ds, RepresentationConfig(kind="columns", columns=["xp_0"], normalise="standard"))
+    cfg = config(tmp_path / "x.h5", models=[{"name": "mlp_columns", "standardise": ["columns"]}])
+    assert cfg.models[0].standardise == ["columns"]
+    with pytest.raises(ConfigError, match="standardise"):
+        config(tmp_path / "x.h5", models=[{"name": "mlp_columns", "standardise": ["flux"]}])

@@ -175,3 +175,29 @@ def test_sklearn_folds_and_regression_folds(tmp_path):
     np.testing.assert_allclose(mu, members.mean(0), rtol=1e-9)
     np.testing.assert_allclose(spread, members.std(0), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(s2, members.var(0), rtol=1e-6, atol=1e-9)  # MSE members: no variance head
+
+
+def test_oof_probabilities_and_saved_threshold(tmp_path):
+    from astromodal.evaluation.metrics import best_threshold
+
+    x, y3 = blobs()
+    y = (y3 == 2).astype(int)  # binary, imbalanced 2:1
+    cv = kfold_ensemble(lambda: make_estimator("test_cv_logreg"), x, y, k=3, seed=0)
+    assert cv.oof_proba.shape == (len(y), 2)
+    np.testing.assert_allclose(cv.oof_proba.sum(axis=1), 1.0)
+    # each object's out-of-fold probability comes from the one fold model that did not see it
+    from astromodal.data.splits import kfold_indices
+
+    for m, (_, va) in zip(cv.members, kfold_indices(len(y), 3, y, 0), strict=True):
+        np.testing.assert_allclose(cv.oof_proba[va], m.predict_proba(x[va]))
+    thr = best_threshold(y, cv.oof_proba[:, 1])
+    cv.ensemble.set_threshold(thr)
+    p1 = cv.ensemble.predict_proba(x)[:, 1]
+    assert cv.ensemble.predict(x).tolist() == (p1 >= thr).astype(int).tolist()
+    cv.ensemble.save(tmp_path / "ens")
+    assert json.loads((tmp_path / "ens" / "ensemble.json").read_text())["threshold"] == pytest.approx(thr)
+    assert load_estimator(tmp_path / "ens", trust=True).threshold == pytest.approx(thr)
+    with pytest.raises(ConfigError, match="binary"):
+        kfold_ensemble(lambda: make_estimator("test_cv_logreg"), x, y3, k=3).ensemble.set_threshold(0.3)
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        cv.ensemble.set_threshold(1.5)

@@ -91,6 +91,9 @@ class ModelConfig(_Strict):
     representations: list[str] | None = None  # default: every compatible representation
     datasets: list[str] | None = None  # default: every dataset
     trainer: dict[str, Any] = Field(default_factory=dict)  # per-model trainer overrides
+    #: neural models: inputs standardised per feature with training-split statistics (default: columns
+    #: and context; add "spectrum" for per-wavelength standardisation); classical models always are
+    standardise: list[Literal["spectrum", "image", "columns", "context"]] | None = None
 
 
 class ProtocolConfig(_Strict):
@@ -101,6 +104,10 @@ class ProtocolConfig(_Strict):
     test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
     k: int = Field(default=10, ge=2)
     seeds: list[int] = Field(default_factory=lambda: [0])
+    #: binary tasks under kfold_ensemble: "argmax" decides by the larger probability (p >= 0.5);
+    #: "balanced_accuracy" / "f1" choose the threshold on p(class 1) that maximises that score on the
+    #: out-of-fold predictions of the training split (the test split is never used to choose it)
+    threshold: Literal["argmax", "balanced_accuracy", "f1"] = "argmax"
 
     @field_validator("seeds")
     @classmethod

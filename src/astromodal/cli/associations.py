@@ -37,6 +37,17 @@ def load_catalogue_frame(path: Path) -> Any:
     raise DataFormatError(f"{path}: expected a Parquet/CSV/FITS table, an astromodal HDF5 file or an ALS II .dat file")
 
 
+def apply_query(frame: Any, query: str, source: Path) -> Any:
+    """The rows of ``frame`` matching a pandas query; a bad query names the columns."""
+    try:
+        kept = frame.query(query, engine="python")
+    except Exception as exc:  # pandas raises many kinds (UndefinedVariableError, SyntaxError, ...)
+        raise ConfigError(f"--query {query!r} on {source}: {exc}; columns: {list(frame.columns)}") from None
+    if len(kept) == 0:
+        raise BadValueError(f"{source}: no row matches --query {query!r}")
+    return kept.reset_index(drop=True)
+
+
 def select_predicted(frame: Any, only_predicted: bool | None, column: str, threshold: float) -> tuple[Any, dict]:
     """Keep the rows with ``column >= threshold`` (when asked, or by default when the column exists)."""
     info: dict[str, Any] = {"probability_column": column, "threshold": threshold, "filtered": False}
@@ -78,19 +89,35 @@ def associations_command(
     threshold: float = typer.Option(0.5, help="Probability threshold for --only-predicted."),
     drop_missing: bool = typer.Option(False, "--drop-missing",
                                       help="Leave out stars with missing position/parallax instead of failing."),
+    query: str = typer.Option(None, "--query",
+                              help="Keep only the rows matching this pandas query before clustering, e.g. "
+                                   "\"massive == 'massive'\" (a simulated survey's true class) or \"G < 12\"."),
+    truth_column: str = typer.Option("association_id", "--truth-column",
+                                     help="Column of true group ids (-1 = field star), e.g. a simulated survey's "
+                                          "association_id; when present the found groups are scored against it "
+                                          "with the adjusted Rand index (summary.json)."),
 ) -> None:
     """Find stellar associations among (predicted) massive stars with DBSCAN and map them."""
     from astromodal.analysis.associations import find_associations, plot_sky_map, plot_xy_map
 
     frame = load_catalogue_frame(catalog)
+    if query:
+        frame = apply_query(frame, query, catalog)
     frame, selection = select_predicted(frame, only_predicted, probability_column, threshold)
     if len(frame) == 0:
         raise BadValueError(f"{catalog}: no star left to cluster (selection: {selection})")
     result = find_associations(frame, mode=mode, eps=eps, min_samples=min_samples,
                                parallax_over_error_min=min_parallax_over_error, distance_column=distance_column,
                                distance_unit=distance_unit, drop_missing=drop_missing)
-    summary = {"input": str(catalog), "selection": selection, **result.summary,
+    summary = {"input": str(catalog), "selection": {**selection, "query": query}, **result.summary,
                "groups": _records(result.groups.head(20))}
+    if truth_column and truth_column in frame.columns:
+        from astromodal.analysis.associations import score_associations
+
+        used = result.members["used"].to_numpy()
+        truth = frame[truth_column].to_numpy()[used]
+        summary["truth"] = {"column": truth_column, "adjusted_rand_index": score_associations(truth, result.labels[used]),
+                            "n_scored": int(used.sum()), "n_true_groups": int(len(set(truth.tolist()) - {-1}))}
     with atomic_dir(out) as tmp:
         result.groups.to_csv(tmp / "groups.csv", index=False)
         members = result.members.copy()
@@ -104,6 +131,9 @@ def associations_command(
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
     console.print(f"[green]{result.summary['n_groups']} groups[/green] among {result.summary['n_clustered_input']} "
                   f"stars ({mode} mode, eps {eps}) -> {out}")
+    if "truth" in summary:
+        console.print(f"adjusted Rand index against {truth_column!r}: {summary['truth']['adjusted_rand_index']:.3f} "
+                      f"({summary['truth']['n_true_groups']} true groups)")
 
 
 def _records(table: Any) -> list[dict]:

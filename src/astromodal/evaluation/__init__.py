@@ -7,7 +7,9 @@ The figure module imports matplotlib, so it is loaded on first use: ``from astro
 from __future__ import annotations
 
 from astromodal.evaluation.metrics import (
+    best_threshold,
     classification_metrics,
+    decide,
     markdown_table,
     regression_metrics,
     summarise_runs,
@@ -16,7 +18,9 @@ from astromodal.evaluation.report import Report
 
 __all__ = [
     "Report",
+    "best_threshold",
     "classification_metrics",
+    "decide",
     "markdown_table",
     "regression_metrics",
     "summarise_runs",

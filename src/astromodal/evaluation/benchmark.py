@@ -168,7 +168,8 @@ class BenchmarkRunner:
         if spec.family == "classical":
             options.setdefault("random_state", cell.seed)
             return make_estimator(cell.model.name, options, task=task)
-        return make_estimator(cell.model.name, options, trainer=self._trainer_config(cell.model, cell.seed), task=task)
+        return make_estimator(cell.model.name, options, trainer=self._trainer_config(cell.model, cell.seed), task=task,
+                              standardise=cell.model.standardise)
 
     def run_cell(self, cell: Cell, data: PreparedData) -> dict[str, Any]:
         from astromodal.evaluation.metrics import classification_metrics, regression_metrics
@@ -205,6 +206,13 @@ class BenchmarkRunner:
                                 seed=cell.seed, stratified=task == "classification")
             estimator = cv.ensemble
             record["folds"] = cv.folds if hasattr(cv, "folds") else None
+            rule = self.config.protocol.threshold
+            if rule != "argmax" and task == "classification" and len(t.class_names) == 2 and cv.oof_proba is not None:
+                from astromodal.evaluation.metrics import best_threshold
+
+                # chosen on the out-of-fold predictions of the training split, never on the test split
+                estimator.set_threshold(best_threshold(y_tr == estimator.classes_[1], cv.oof_proba[:, 1], rule))
+                record["threshold"] = {"rule": rule, "value": estimator.threshold}
         else:
             estimator = self._make_estimator(cell, task).fit(X_tr, y_tr)
         record["fit_seconds"] = round(time.perf_counter() - start, 3)
@@ -222,7 +230,12 @@ class BenchmarkRunner:
             record["history"] = history
         if task == "classification":
             proba = _safe_proba(estimator, X_te)
-            pred = np.argmax(proba, axis=1) if proba is not None else np.asarray(estimator.predict(X_te))
+            if proba is not None:
+                from astromodal.evaluation.metrics import decide
+
+                pred = np.asarray(estimator.classes_)[decide(proba, getattr(estimator, "threshold", None))]
+            else:
+                pred = np.asarray(estimator.predict(X_te))
             record["metrics"] = classification_metrics(y_te, pred, proba, class_names=list(t.class_names))
             record["class_names"] = list(t.class_names)
             if proba is not None and proba.shape[1] == 2:

@@ -79,13 +79,15 @@ def kfold_table(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
             vals = [f[key] for f in folds if f.get(key) is not None]
             row[key] = f"{np.mean(vals):.4f} ± {np.std(vals):.4f}" if vals else "n/a"
         m = r["metrics"]
+        thr = r.get("threshold")
+        row["threshold"] = f"{thr['value']:.3f} ({thr['rule']})" if thr else "argmax"
         if r["task"] == "classification":
             auc = m.get("roc_auc")
             row.update(test_accuracy=f"{m['accuracy']:.4f}", test_balanced_accuracy=f"{m['balanced_accuracy']:.4f}",
                        test_f1=f"{_binary_or_macro_f1(r):.4f}", test_roc_auc="n/a" if auc is None else f"{auc:.4f}")
         rows.append(row)
-    cols = ["model", "dataset", "representation", "train_loss", "val_loss", "val_accuracy", "test_accuracy",
-            "test_balanced_accuracy", "test_f1", "test_roc_auc"]
+    cols = ["model", "dataset", "representation", "train_loss", "val_loss", "val_accuracy", "threshold",
+            "test_accuracy", "test_balanced_accuracy", "test_f1", "test_roc_auc"]
     return rows, cols
 
 
@@ -149,6 +151,8 @@ def write_benchmark_report(runner: Any, records: list[dict[str, Any]], prepared:
                   + (f", test fraction {cfg.protocol.test_fraction} (stratified)" if cfg.protocol.kind else "")
                   + (f", {cfg.protocol.k}-fold stratified cross-validation on the training split, fold models averaged"
                      if cfg.protocol.kind == "kfold_ensemble" else "")
+                  + (f", binary decision threshold maximising {cfg.protocol.threshold} on the out-of-fold predictions"
+                     if cfg.protocol.kind == "kfold_ensemble" and cfg.protocol.threshold != "argmax" else "")
                   + f"; seeds {cfg.protocol.seeds}.")
 
     # main tables

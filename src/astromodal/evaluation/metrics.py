@@ -136,6 +136,46 @@ def _roc_auc(t: np.ndarray, prob: np.ndarray | None, k: int) -> float | None:
     return float(np.mean(aucs))
 
 
+THRESHOLD_METRICS = ("balanced_accuracy", "f1")
+
+
+def best_threshold(y_true: Any, p_positive: Any, metric: str = "balanced_accuracy") -> float:
+    """The decision threshold on the positive-class probability that maximises ``metric`` on (y, p).
+
+    ``y_true`` holds 0/1 (1 = positive class); ``metric`` is "balanced_accuracy" ((TPR + TNR) / 2, from
+    scikit-learn's ROC curve) or "f1" (of the positive class, from its precision-recall curve). Ties go
+    to the threshold nearest 0.5. Choose it on data the test split never touched, such as the
+    out-of-fold predictions of a k-fold run.
+    """
+    t = np.asarray(y_true).astype(int).reshape(-1)
+    p = np.asarray(p_positive, dtype=np.float64).reshape(-1)
+    if len(t) != len(p):
+        raise BadValueError(f"{len(t)} labels but {len(p)} probabilities")
+    if metric not in THRESHOLD_METRICS:
+        raise BadValueError(f"unknown threshold metric {metric!r}; known: {list(THRESHOLD_METRICS)}")
+    if not np.isin(t, (0, 1)).all() or len(np.unique(t)) < 2:
+        raise BadValueError("best_threshold needs labels 0 and 1, both present")
+    if metric == "balanced_accuracy":
+        fpr, tpr, thr = skm.roc_curve(t, p)
+        score = 0.5 * (tpr + 1.0 - fpr)
+    else:
+        prec, rec, thr = skm.precision_recall_curve(t, p)
+        prec, rec = prec[:-1], rec[:-1]
+        score = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-300), 0.0)
+    thr = np.clip(thr, 0.0, 1.0)  # roc_curve's first threshold is +inf (nothing positive)
+    best = np.flatnonzero(score >= score.max() - 1e-12)
+    return float(thr[best[np.argmin(np.abs(thr[best] - 0.5))]])
+
+
+def decide(proba: Any, threshold: float | None = None) -> np.ndarray:
+    """Class indices from probabilities (N, K): the most probable class, or for two classes with a
+    ``threshold``, class 1 where its probability is at least the threshold."""
+    proba = np.asarray(proba)
+    if threshold is not None and proba.ndim == 2 and proba.shape[1] == 2:
+        return (proba[:, 1] >= threshold).astype(np.int64)
+    return np.argmax(proba, axis=1)
+
+
 def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, Any]:
     """RMSE, MAE, R^2, bias, sigma and NMAD of the residuals ``y_pred - y_true`` (target's unit).
 

@@ -162,7 +162,9 @@ def _chunk_table(predictor: Predictor, chunk: Dataset) -> pa.Table:
         proba = predictor.predict_proba(chunk)
         for k, name in enumerate(predictor.class_names):
             cols[f"prob_{name}"] = proba[:, k].astype(np.float32)
-        cols["label"] = np.asarray(predictor.class_names)[np.argmax(proba, axis=1)]
+        from astromodal.evaluation.metrics import decide
+
+        cols["label"] = np.asarray(predictor.class_names)[decide(proba, getattr(predictor.estimator, "threshold", None))]
     else:
         cols[predictor.target] = predictor.predict(chunk).reshape(len(chunk), -1)[:, 0]
     return pa.table(cols)

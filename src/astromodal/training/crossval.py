@@ -34,6 +34,8 @@ class CVResult:
     folds: list[dict[str, Any]]
     ensemble: EnsembleEstimator
     oof_prediction: np.ndarray | None = None  # out-of-fold prediction of every training object
+    #: out-of-fold class probabilities (N, K), columns in ``ensemble.classes_`` order (classification)
+    oof_proba: np.ndarray | None = None
     histories: list[list[dict[str, Any]] | None] = field(default_factory=list)
 
     def summary(self) -> dict[str, dict[str, float]]:
@@ -71,6 +73,8 @@ def kfold_ensemble(make: Callable[[], Any], X: Any, y: np.ndarray, k: int = 10, 
     members: list[Any] = []
     folds: list[dict[str, Any]] = []
     oof: np.ndarray | None = None
+    oof_proba: np.ndarray | None = None
+    classes = np.unique(y)
     for fold, (tr, va) in enumerate(kfold_indices(len(y), k, labels, seed)):
         est = make()
         if any(est is m for m in members):
@@ -96,6 +100,10 @@ def kfold_ensemble(make: Callable[[], Any], X: Any, y: np.ndarray, k: int = 10, 
             if oof is None:
                 oof = np.empty(len(y), dtype=y.dtype)
             oof[va] = pred
+            if proba is not None:
+                if oof_proba is None:
+                    oof_proba = np.full((len(y), len(classes)), np.nan)
+                oof_proba[np.ix_(va, np.searchsorted(classes, np.asarray(est.classes_)))] = proba
         else:
             pred = np.asarray(est.predict(X_va), dtype=np.float64).reshape(len(va), -1)[:, 0]
             rec["val_rmse"] = float(np.sqrt(np.mean((pred - y_va) ** 2)))
@@ -105,7 +113,10 @@ def kfold_ensemble(make: Callable[[], Any], X: Any, y: np.ndarray, k: int = 10, 
         rec["seconds"] = round(time.perf_counter() - t0, 3)
         members.append(est)
         folds.append(rec)
-    return CVResult(members, folds, EnsembleEstimator(members), oof, [getattr(m, "history", None) for m in members])
+    if oof_proba is not None:
+        oof_proba = np.nan_to_num(oof_proba, nan=0.0)  # a class a fold model never saw: probability 0
+    return CVResult(members, folds, EnsembleEstimator(members), oof_prediction=oof, oof_proba=oof_proba,
+                    histories=[getattr(m, "history", None) for m in members])
 
 
 def _proba(est: Any, X: Any) -> np.ndarray | None:

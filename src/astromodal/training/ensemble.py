@@ -12,6 +12,11 @@ Regression with Gaussian members (mean ``mu_i`` and variance ``s2_i`` per object
 ``s2`` is the variance of the mixture of the member Gaussians: their mean variance plus the spread of
 their means; ``sigma_net`` is the model-to-model spread alone. Members without a variance head count
 with ``s2_i = 0``.
+
+A binary classification ensemble may carry a decision ``threshold`` on the positive-class probability
+(chosen on out-of-fold predictions, see :func:`astromodal.evaluation.metrics.best_threshold`); ``predict``
+then gives class 1 where ``p >= threshold`` instead of the most probable class. It is saved with the
+ensemble.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ class EnsembleEstimator:
 
     kind = "ensemble"
 
-    def __init__(self, members: list[Any], weights: list[float] | np.ndarray | None = None):
+    def __init__(self, members: list[Any], weights: list[float] | np.ndarray | None = None,
+                 threshold: float | None = None):
         if not members:
             raise ConfigError("an ensemble needs at least one member")
         self.members = list(members)
@@ -51,6 +57,19 @@ class EnsembleEstimator:
         if self.task == "classification":
             self.classes_ = np.unique(np.concatenate([np.asarray(m.classes_) for m in members]))
         self.history = None
+        self.threshold: float | None = None
+        if threshold is not None:
+            self.set_threshold(threshold)
+
+    def set_threshold(self, threshold: float | None) -> None:
+        """Decide binary labels by ``p(class 1) >= threshold`` (None: the most probable class)."""
+        if threshold is not None:
+            if self.task != "classification" or self.classes_ is None or len(self.classes_) != 2:
+                raise ConfigError("a decision threshold needs a binary classification ensemble")
+            if not 0.0 <= float(threshold) <= 1.0:
+                raise ConfigError(f"decision threshold must lie in [0, 1], got {threshold}")
+            threshold = float(threshold)
+        self.threshold = threshold
 
     @property
     def n_parameters(self) -> int | None:
@@ -96,9 +115,12 @@ class EnsembleEstimator:
         return mu, s2
 
     def predict(self, X: Any) -> np.ndarray:
-        """Class labels of the highest mean probability, or the ensemble mean ``mu`` for regression."""
+        """Class labels of the highest mean probability (or by the decision threshold), or the ensemble
+        mean ``mu`` for regression."""
         if self.task == "classification":
-            return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+            from astromodal.evaluation.metrics import decide
+
+            return self.classes_[decide(self.predict_proba(X), self.threshold)]
         return self.predict_dist(X)[0]
 
     # ---- persistence
@@ -117,6 +139,7 @@ class EnsembleEstimator:
             "task": self.task,
             "classes": None if self.classes_ is None else _jsonable(self.classes_),
             "weights": self.weights.tolist(),
+            "threshold": self.threshold,
             "members": names,
         })
         return folder
@@ -131,7 +154,7 @@ class EnsembleEstimator:
         if meta.get("kind") != cls.kind or not meta.get("members"):
             raise DataFormatError(f"{folder / 'ensemble.json'}: not an astromodal ensemble")
         members = [load_estimator(folder / name, trust=trust) for name in meta["members"]]
-        return cls(members, meta.get("weights"))
+        return cls(members, meta.get("weights"), threshold=meta.get("threshold"))
 
 
 def combine_gaussians(mu: np.ndarray, s2: np.ndarray,

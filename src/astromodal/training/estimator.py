@@ -428,12 +428,19 @@ class TorchEstimator:
 # ---------------------------------------------------------------------- factories
 def make_estimator(model_name: str, options: dict[str, Any] | None = None,
                    trainer: TrainerConfig | dict[str, Any] | None = None,
-                   task: str = "classification") -> SklearnEstimator | TorchEstimator:
-    """An unfitted estimator for registered model ``model_name`` (the registry family decides the kind)."""
+                   task: str = "classification",
+                   standardise: tuple[str, ...] | list[str] | None = None) -> SklearnEstimator | TorchEstimator:
+    """An unfitted estimator for registered model ``model_name`` (the registry family decides the kind).
+
+    ``standardise`` (neural models): the inputs standardised with training statistics (default
+    columns and context); classical models always standardise every feature.
+    """
     spec = get_model(model_name)
     if spec.family == "classical":
         return SklearnEstimator(model_name, options, task=task)
-    return TorchEstimator(model_name, options, trainer=trainer, task=task)
+    if standardise is None:
+        return TorchEstimator(model_name, options, trainer=trainer, task=task)
+    return TorchEstimator(model_name, options, trainer=trainer, task=task, normalise=tuple(standardise))
 
 
 def load_estimator(folder: str | Path, trust: bool = False) -> Any:

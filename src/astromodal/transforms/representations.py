@@ -70,7 +70,14 @@ def build_inputs(ds: Dataset, rep: RepresentationConfig) -> dict[str, np.ndarray
     if rep.kind == "columns":
         if not rep.columns:
             raise ConfigError("representation 'columns' needs a list of columns ('columns:')")
-        return {"columns": ds.arrays(columns=rep.columns)["columns"].astype(np.float32)}
+        values = ds.arrays(columns=expand_columns(ds, rep.columns))["columns"].astype(np.float64)
+        norm = rep.normalise or "none"
+        if norm == "l2":  # per object, e.g. Gaia XP coefficients
+            values = sp.l2_normalise(values)
+        elif norm != "none":
+            raise ConfigError(f"representation 'columns': normalise {norm!r} is not per-object; use l2 or none "
+                              "(columns are standardised with training statistics inside every estimator)")
+        return {"columns": values.astype(np.float32)}
     if rep.kind == "images":
         name = _images_name(ds, rep)
         im = ds.images[name]
@@ -81,6 +88,25 @@ def build_inputs(ds: Dataset, rep: RepresentationConfig) -> dict[str, np.ndarray
         pixels = im.pixels.read().astype(np.float32)
         return {"image": pixels}
     raise ConfigError(f"unknown representation kind {rep.kind!r}")
+
+
+def expand_columns(ds: Dataset, patterns: list[str]) -> list[str]:
+    """Column names for a list of names and shell-style patterns (``xp_bp_*``), in the dataset's order
+    within each pattern; a pattern that matches nothing is an error listing the columns."""
+    import fnmatch
+
+    names = list(ds.columns)
+    out: list[str] = []
+    for pat in patterns:
+        if any(c in pat for c in "*?["):
+            hits = [n for n in names if fnmatch.fnmatchcase(n, pat)]
+            if not hits:
+                raise ConfigError(f"column pattern {pat!r} matches none of the columns {names[:20]}"
+                                  + (" ..." if len(names) > 20 else ""))
+            out += [h for h in hits if h not in out]
+        elif pat not in out:
+            out.append(pat)
+    return out
 
 
 def _params(fn: Any) -> tuple[str, ...]:
