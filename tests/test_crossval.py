@@ -201,3 +201,24 @@ def test_oof_probabilities_and_saved_threshold(tmp_path):
         kfold_ensemble(lambda: make_estimator("test_cv_logreg"), x, y3, k=3).ensemble.set_threshold(0.3)
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
         cv.ensemble.set_threshold(1.5)
+
+
+def test_ensemble_of_members_without_probabilities_votes():
+    class Voter:
+        task = "classification"
+
+        def __init__(self, labels):
+            self.classes_ = np.array([0, 1, 2])
+            self.labels = np.asarray(labels)
+
+        def predict(self, X):
+            return self.labels
+
+        def predict_proba(self, X):
+            raise NotImplementedError("no probabilities")
+
+    ens = EnsembleEstimator([Voter([0, 1, 2]), Voter([0, 2, 2]), Voter([1, 2, 0])])
+    np.testing.assert_allclose(ens.votes(None), [[2 / 3, 1 / 3, 0], [0, 1 / 3, 2 / 3], [1 / 3, 0, 2 / 3]])
+    assert ens.predict(None).tolist() == [0, 2, 2]
+    weighted = EnsembleEstimator([Voter([0, 1, 2]), Voter([1, 1, 0])], weights=[3, 1])
+    assert weighted.predict(None).tolist() == [0, 1, 2]

@@ -94,6 +94,18 @@ class EnsembleEstimator:
             total = w * full if total is None else total + w * full
         return total
 
+    def votes(self, X: Any) -> np.ndarray:
+        """Weighted share of the members voting for each class (N, K), from their ``predict`` labels;
+        for members that give no probabilities. Ties go to the first class in ``classes_`` order."""
+        if self.task != "classification":
+            raise NotImplementedError("votes are for classification")
+        total = None
+        for w, m in zip(self.weights, self.members, strict=True):
+            pred = np.asarray(m.predict(X))
+            one_hot = (pred[:, None] == self.classes_[None, :]).astype(np.float64)
+            total = w * one_hot if total is None else total + w * one_hot
+        return total
+
     # ---- regression
     def predict_dist(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(mu, s2, sigma_net) per object for regression members (MESCR Eq. 1, see the module text)."""
@@ -120,7 +132,10 @@ class EnsembleEstimator:
         if self.task == "classification":
             from astromodal.evaluation.metrics import decide
 
-            return self.classes_[decide(self.predict_proba(X), self.threshold)]
+            try:
+                return self.classes_[decide(self.predict_proba(X), self.threshold)]
+            except NotImplementedError:  # members without probabilities (e.g. a linear SVM): weighted vote
+                return self.classes_[np.argmax(self.votes(X), axis=1)]
         return self.predict_dist(X)[0]
 
     # ---- persistence

@@ -1,0 +1,82 @@
+"""Every shipped study config runs end to end on a small budget (the full runs are in benchmarks/results).
+
+The overrides shrink data, folds and epochs; the models, representations, protocol and report of each
+config are the shipped ones, so a broken config (a wrong block name, a model that cannot read the
+representation, a threshold rule on a multi-class task) fails here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from astromodal.evaluation.benchmark import BenchmarkRunner
+from astromodal.experiments import load_config
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+QUICK_TRAINER = {"trainer.max_epochs": 1, "trainer.patience": None}
+
+
+def run(name: str, tmp_path, overrides: dict) -> dict:
+    path = EXPERIMENTS / name
+    cfg = load_config(path, {**QUICK_TRAINER, "report.embeddings": [], **overrides})
+    return BenchmarkRunner(cfg, tmp_path / "run", config_path=path, command=f"astromodal benchmark {path}").run()
+
+
+def test_gaia_massive_stars_simulated(tmp_path):
+    res = run("gaia_massive_stars.yaml", tmp_path, {"datasets.xp.options.n": 300, "protocol.k": 2})
+    cells = res["cells"]
+    assert len(cells) == 12  # ten networks and two classical references
+    assert {c["model"] for c in cells} >= {"CNN", "2D-CNN", "CNN-attention", "CNN-GRU", "CNN-LSTM", "Deep-ANN",
+                                           "Wide-ANN", "FCN", "StarNet", "StellarNet"}
+    for c in cells:
+        assert len(c["folds"]) == 2 and c["metrics"]["roc_auc"] is not None
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert "val_accuracy" in md and "ROC curves" in md
+    json.loads((tmp_path / "run" / "results.json").read_text())
+
+
+def test_astrospectra_mnist_simulated(tmp_path):
+    models = [{"name": "logistic_regression", "representations": ["Line", "Image"]},
+              {"name": "simple_cnn1", "representations": ["Image"]}]
+    res = run("astrospectra_mnist_sim.yaml", tmp_path, {"datasets.v1.options.n": 300, "datasets.v2.options.n": 400,
+                                                         "models": models})
+    assert {(c["dataset"], c["representation"]) for c in res["cells"]} == {
+        ("v1", "Line"), ("v1", "Image"), ("v2", "Line"), ("v2", "Image")}
+    assert "Table 1: classical models" in (tmp_path / "run" / "report.md").read_text()
+
+
+@pytest.mark.realdata
+def test_gaia_massive_stars_real(tmp_path, shared_data):
+    models = [{"name": "logistic_regression"}, {"name": "wide_ann", "representations": ["XP"],
+                                                 "standardise": ["spectrum", "context"]}]
+    res = run("gaia_massive_stars_real.yaml", tmp_path, {"datasets.gaia_xp.max_objects": 400, "protocol.k": 2,
+                                                          "models": models})
+    assert {(c["model"], c["representation"]) for c in res["cells"]} == {
+        ("logistic_regression", "XP"), ("logistic_regression", "coefficients"), ("wide_ann", "XP")}
+    assert all(0.0 <= c["threshold"]["value"] <= 1.0 for c in res["cells"])
+
+
+@pytest.mark.realdata
+def test_sdss_photometry_real(tmp_path, shared_data):
+    res = run("sdss_photometry.yaml", tmp_path, {"datasets.sdss17.max_objects": 1500,
+                                                  "models": [{"name": "random_forest", "options": {"n_estimators": 30}},
+                                                             {"name": "mlp_columns"}]})
+    acc = {(c["model"], c["representation"]): c["metrics"]["accuracy"] for c in res["cells"]}
+    assert len(acc) == 4
+    # redshift separates stars (z ~ 0) and most quasars: it helps even on 1,200 training objects
+    assert acc[("random_forest", "photometry+z")] > acc[("random_forest", "photometry")]
+
+
+@pytest.mark.realdata
+def test_lamost_real(tmp_path, shared_data):
+    res = run("lamost_real.yaml", tmp_path, {"protocol.k": 2, "models": [
+        {"name": "logistic_regression", "representations": ["Line", "Image"]},
+        {"name": "simple_cnn1", "representations": ["Image"]}]})
+    by = {(c["dataset"], c["representation"], c["model"]): c for c in res["cells"]}
+    assert len(by) == 6
+    assert by[("AFGKM", "Line", "logistic_regression")]["n_test"] == 176  # every spectrum scored out of fold
+    assert by[("FGK", "Line", "logistic_regression")]["class_names"] == ["F", "G", "K"]
+    assert by[("FGK", "Line", "logistic_regression")]["n_test"] == 118
