@@ -182,3 +182,21 @@ def test_column_patterns_and_standardise_option(tmp_path):
     assert cfg.models[0].standardise == ["columns"]
     with pytest.raises(ConfigError, match="standardise"):
         config(tmp_path / "x.h5", models=[{"name": "mlp_columns", "standardise": ["flux"]}])
+
+
+def test_predict_keeps_asked_columns_and_targets(tmp_path, table):
+    cfg = config(table, models=[{"name": "logistic_regression"}], save_models=True)
+    (cell,) = BenchmarkRunner(cfg, tmp_path / "run").run()["cells"]
+    model_dir = tmp_path / "run" / cell["model_dir"]
+    pred = tmp_path / "p.parquet"
+    result = CliRunner().invoke(app, ["predict", str(model_dir), str(table), "--out", str(pred), "--trust",
+                                      "--keep", "class", "--keep", "c0"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(pred)
+    truth = blobs().targets["class"].labels()
+    assert frame["true_class"].tolist() == truth.tolist()  # the predicted target's truth, renamed
+    np.testing.assert_allclose(frame["c0"], blobs().columns["c0"].values.read())
+    assert np.mean(frame["label"] == frame["true_class"]) > 0.9
+    bad = CliRunner().invoke(app, ["predict", str(model_dir), str(table), "--out", str(tmp_path / "q.parquet"),
+                                   "--trust", "--keep", "nope"])
+    assert bad.exit_code != 0 and "nope" in str(bad.exception) and not (tmp_path / "q.parquet").exists()

@@ -21,6 +21,9 @@ def predict_command(
     chunk_size: int = typer.Option(50_000, help="Objects per chunk (memory use grows with it)."),
     reader: str = typer.Option(None, help="Force a reader by name (see the readers list in the README)."),
     trust: bool = typer.Option(False, help="Allow loading scikit-learn models, which are pickles: only for model folders you made."),
+    keep: list[str] = typer.Option(None, "--keep", help="Also copy this catalogue column or target to the output "
+                                                        "(repeatable), e.g. --keep association_id; the predicted target "
+                                                        "itself is written as true_<name>."),
 ) -> None:
     """Predict class probabilities and labels for every object of CATALOG, in chunks with a progress bar.
 
@@ -29,5 +32,6 @@ def predict_command(
     from astromodal.inference.catalogue import predict_catalogue
 
     with progress() as bar:
-        path = predict_catalogue(model_dir, catalog, out, chunk_size=chunk_size, reader=reader, trust=trust, progress=bar)
+        path = predict_catalogue(model_dir, catalog, out, chunk_size=chunk_size, reader=reader, trust=trust, progress=bar,
+                                 keep=tuple(keep or ()))
     console.print(f"[green]predictions:[/green] {path}")

@@ -114,12 +114,21 @@ def predict_catalogue(
     reader: str | None = None,
     trust: bool = False,
     progress: Any = None,
+    keep: tuple[str, ...] | list[str] = (),
 ) -> Path:
-    """Predict every object of ``catalogue`` and write ``out`` (Parquet): ids, positions, probabilities, label."""
+    """Predict every object of ``catalogue`` and write ``out`` (Parquet): ids, positions, probabilities, label.
+
+    ``keep``: more catalogue columns or targets to copy to the output (e.g. a simulated survey's true
+    ``massive`` class and ``association_id``); an unknown name is an error listing the known ones.
+    """
     if chunk_size < 1:
         raise ConfigError(f"--chunk-size must be positive (got {chunk_size})")
     predictor = load_predictor(model_dir, trust=trust)
     ds = catalogue if isinstance(catalogue, Dataset) else open_catalogue(catalogue, reader=reader)
+    known = [*ds.columns, *ds.targets]
+    unknown = [k for k in keep if k not in known]
+    if unknown:
+        raise BadValueError(f"--keep {unknown}: not a column or target of {catalogue}; known: {known}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     parts = out.with_name(out.name + ".parts")
@@ -132,7 +141,7 @@ def predict_catalogue(
         part = parts / f"part-{i:05d}.parquet"
         if not part.exists():
             chunk = ds.subset(np.arange(start, stop))
-            table = _chunk_table(predictor, chunk)
+            table = _chunk_table(predictor, chunk, tuple(keep))
             with atomic_path(part) as tmp:
                 pq.write_table(table, tmp)
         if progress is not None:
@@ -149,7 +158,7 @@ def predict_catalogue(
     return out
 
 
-def _chunk_table(predictor: Predictor, chunk: Dataset) -> pa.Table:
+def _chunk_table(predictor: Predictor, chunk: Dataset, keep: tuple[str, ...] = ()) -> pa.Table:
     cols: dict[str, Any] = {
         "id": np.asarray(chunk.ids.read()).astype(str),
         "ra": chunk.ra.read().astype(np.float64),
@@ -167,4 +176,11 @@ def _chunk_table(predictor: Predictor, chunk: Dataset) -> pa.Table:
         cols["label"] = np.asarray(predictor.class_names)[decide(proba, getattr(predictor.estimator, "threshold", None))]
     else:
         cols[predictor.target] = predictor.predict(chunk).reshape(len(chunk), -1)[:, 0]
+    for name in keep:
+        if name in chunk.columns:
+            values = chunk.columns[name].values.read()
+        else:
+            t = chunk.target(name)
+            values = t.labels() if t.kind == "class" else t.values.read()
+        cols[f"true_{name}" if name == predictor.target or name in cols else name] = np.asarray(values)
     return pa.table(cols)
