@@ -200,3 +200,44 @@ def test_predict_keeps_asked_columns_and_targets(tmp_path, table):
     bad = CliRunner().invoke(app, ["predict", str(model_dir), str(table), "--out", str(tmp_path / "q.parquet"),
                                    "--trust", "--keep", "nope"])
     assert bad.exit_code != 0 and "nope" in str(bad.exception) and not (tmp_path / "q.parquet").exists()
+
+
+def xp_like(n: int = 120, length: int = 60, seed: int = 0, zero_row: int | None = None) -> Dataset:
+    """Positive spectra whose slope tells two classes apart (a stand-in for Gaia XP)."""
+    from astromodal.data.dataset import Spectra
+
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = np.linspace(0, 1, length)
+    flux = 1.0 + (0.5 + y[:, None]) * x[None, :] + 0.05 * rng.normal(size=(n, length))
+    if zero_row is not None:
+        flux[zero_row] = 0.0
+    return Dataset(ids=np.arange(1000, 1000 + n), ra=rng.uniform(0, 360, n), dec=rng.uniform(-60, 60, n),
+                   spectra={"gaia_xp": Spectra(flux.astype(np.float32), np.linspace(3360, 10200, length))},
+                   targets={"massive": Target(y, "class", ("low_mass", "massive"))})
+
+
+def test_predict_bad_spectra_are_one_line_errors(tmp_path):
+    import subprocess
+    import sys
+
+    xp_like().save(tmp_path / "train.h5")
+    cfg = parse_config({
+        "name": "xp", "datasets": {"d": {"source": "hdf5", "target": "massive",
+                                         "options": {"path": str(tmp_path / "train.h5")}}},
+        "representations": {"XP": {"kind": "spectrum", "spectra": "gaia_xp", "normalise": "l2", "context": True}},
+        "models": [{"name": "wide_ann"}], "trainer": {"max_epochs": 2, "patience": None},
+        "save_models": True, "report": {"embeddings": [], "roc_curves": False}})
+    (cell,) = BenchmarkRunner(cfg, tmp_path / "run").run()["cells"]
+    model_dir = tmp_path / "run" / cell["model_dir"]
+    xp_like(length=50).save(tmp_path / "short.h5")
+    xp_like(zero_row=7).save(tmp_path / "zero.h5")
+    for catalogue, message in (("short.h5", "trained on [60]"), ("zero.h5", "norm is 0")):
+        out = tmp_path / f"{catalogue}.parquet"
+        proc = subprocess.run([sys.executable, "-c", "from astromodal.cli import main; main()", "predict",
+                               str(model_dir), str(tmp_path / catalogue), "--out", str(out)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 1, proc.stderr
+        assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+        assert not out.exists() and not out.with_name(out.name + ".parts").exists()
+    assert "1007" in proc.stderr or "row 7" in proc.stderr  # the all-zero spectrum is named

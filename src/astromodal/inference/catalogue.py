@@ -136,16 +136,21 @@ def predict_catalogue(
     n = len(ds)
     starts = list(range(0, n, chunk_size))
     task = progress.add_task(f"predict {out.name}", total=n) if progress is not None else None
-    for i, start in enumerate(starts):
-        stop = min(n, start + chunk_size)
-        part = parts / f"part-{i:05d}.parquet"
-        if not part.exists():
-            chunk = ds.subset(np.arange(start, stop))
-            table = _chunk_table(predictor, chunk, tuple(keep))
-            with atomic_path(part) as tmp:
-                pq.write_table(table, tmp)
-        if progress is not None:
-            progress.update(task, advance=stop - start)
+    try:
+        for i, start in enumerate(starts):
+            stop = min(n, start + chunk_size)
+            part = parts / f"part-{i:05d}.parquet"
+            if not part.exists():
+                chunk = ds.subset(np.arange(start, stop))
+                table = _chunk_table(predictor, chunk, tuple(keep))
+                with atomic_path(part) as tmp:
+                    pq.write_table(table, tmp)
+            if progress is not None:
+                progress.update(task, advance=stop - start)
+    except BaseException:
+        if not any(parts.iterdir()):  # nothing finished: leave nothing behind (finished chunks stay for resume)
+            parts.rmdir()
+        raise
     files = [parts / f"part-{i:05d}.parquet" for i in range(len(starts))]
     with atomic_path(out) as tmp_out:
         if files:
