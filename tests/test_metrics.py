@@ -143,19 +143,22 @@ def test_best_threshold_hand_made():
     from astromodal.evaluation.metrics import best_threshold, decide
 
     # p:  0.1 0.2 0.3 0.35 0.6 0.8 ; y: 0 0 1 0 1 1
-    # thresholds on the ROC curve: 0.8 -> TPR 1/3, TNR 1 (BA 2/3); 0.6 -> 2/3, 1 (5/6);
-    # 0.35 -> 2/3, 2/3 (2/3); 0.3 -> 1, 2/3 (5/6); 0.1 -> 1, 0 (1/2). Two ties at 5/6: 0.6 and 0.3, and
-    # 0.6 is nearer 0.5.
+    # rules "p >= u": 0.8 -> TPR 1/3, TNR 1 (BA 2/3); 0.6 -> 2/3, 1 (5/6); 0.35 -> 2/3, 2/3 (2/3);
+    # 0.3 -> 1, 2/3 (5/6); 0.2 -> 1, 1/3 (2/3); 0.1 -> 1, 0 (1/2). Two ties at 5/6: u = 0.6 gives the
+    # threshold (0.6 + 0.35) / 2 = 0.475, u = 0.3 gives (0.3 + 0.2) / 2 = 0.25; 0.475 is nearer 0.5.
     y = np.array([0, 0, 1, 0, 1, 1])
     p = np.array([0.1, 0.2, 0.3, 0.35, 0.6, 0.8])
-    assert best_threshold(y, p) == pytest.approx(0.6)
-    # f1 of class 1: at 0.3 precision 3/4, recall 1 -> 6/7; at 0.6 precision 1, recall 2/3 -> 4/5
-    assert best_threshold(y, p, "f1") == pytest.approx(0.3)
-    # an imbalanced case where 0.5 is poor: every positive has p in 0.2..0.3, negatives below 0.15
+    assert best_threshold(y, p) == pytest.approx(0.475)
+    # f1 of class 1: u = 0.3: precision 3/4, recall 1 -> 6/7 (best); u = 0.6: precision 1, recall 2/3 -> 4/5
+    assert best_threshold(y, p, "f1") == pytest.approx(0.25)
+    # an imbalanced case where 0.5 is poor: the positives have p 0.2 and 0.3, negatives at most 0.15
     y2 = np.array([0] * 8 + [1] * 2)
     p2 = np.array([0.01, 0.02, 0.05, 0.1, 0.12, 0.13, 0.14, 0.15, 0.2, 0.3])
     t2 = best_threshold(y2, p2)
-    assert t2 == pytest.approx(0.2)
+    assert t2 == pytest.approx(0.175)
+    # hard 0/1 scores (a 1-nearest-neighbour model): the threshold sits between them, so that an
+    # ensemble averaging several such models decides by majority
+    assert best_threshold([0, 0, 1, 1, 0], [0.0, 0.0, 1.0, 1.0, 1.0]) == pytest.approx(0.5)
     proba2 = np.stack([1 - p2, p2], axis=1)
     assert decide(proba2).tolist() == [0] * 10  # argmax: p >= 0.5 never happens
     assert decide(proba2, t2).tolist() == y2.tolist()

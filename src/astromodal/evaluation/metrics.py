@@ -142,10 +142,12 @@ THRESHOLD_METRICS = ("balanced_accuracy", "f1")
 def best_threshold(y_true: Any, p_positive: Any, metric: str = "balanced_accuracy") -> float:
     """The decision threshold on the positive-class probability that maximises ``metric`` on (y, p).
 
-    ``y_true`` holds 0/1 (1 = positive class); ``metric`` is "balanced_accuracy" ((TPR + TNR) / 2, from
-    scikit-learn's ROC curve) or "f1" (of the positive class, from its precision-recall curve). Ties go
-    to the threshold nearest 0.5. Choose it on data the test split never touched, such as the
-    out-of-fold predictions of a k-fold run.
+    ``y_true`` holds 0/1 (1 = positive class); ``metric`` is "balanced_accuracy" ((TPR + TNR) / 2) or "f1"
+    (of the positive class). Every rule "positive where p >= u" for a distinct score u is scored; the
+    threshold returned lies halfway between the best u and the next lower score (0 below the lowest),
+    so that it transfers to a model whose probabilities are smoother than those it was chosen on (a
+    fold ensemble averaging the models that made the out-of-fold scores). Ties go to the threshold
+    nearest 0.5. Choose it on data the test split never touched, such as out-of-fold predictions.
     """
     t = np.asarray(y_true).astype(int).reshape(-1)
     p = np.asarray(p_positive, dtype=np.float64).reshape(-1)
@@ -155,16 +157,22 @@ def best_threshold(y_true: Any, p_positive: Any, metric: str = "balanced_accurac
         raise BadValueError(f"unknown threshold metric {metric!r}; known: {list(THRESHOLD_METRICS)}")
     if not np.isin(t, (0, 1)).all() or len(np.unique(t)) < 2:
         raise BadValueError("best_threshold needs labels 0 and 1, both present")
+    if not np.isfinite(p).all():
+        raise BadValueError("best_threshold: probabilities must be finite")
+    order = np.argsort(-p, kind="stable")
+    ps, ts = p[order], t[order]
+    tp, fp = np.cumsum(ts), np.cumsum(1 - ts)
+    last = np.append(np.flatnonzero(np.diff(ps) != 0), len(ps) - 1)  # last row of each distinct score
+    n_pos, n_neg = tp[-1], fp[-1]
+    TP, FP = tp[last], fp[last]
     if metric == "balanced_accuracy":
-        fpr, tpr, thr = skm.roc_curve(t, p)
-        score = 0.5 * (tpr + 1.0 - fpr)
+        score = 0.5 * (TP / n_pos + 1.0 - FP / n_neg)
     else:
-        prec, rec, thr = skm.precision_recall_curve(t, p)
-        prec, rec = prec[:-1], rec[:-1]
-        score = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-300), 0.0)
-    thr = np.clip(thr, 0.0, 1.0)  # roc_curve's first threshold is +inf (nothing positive)
+        score = 2.0 * TP / (2.0 * TP + FP + (n_pos - TP))
+    lower = np.append(ps[last[1:]], 0.0)  # the next lower distinct score
+    mid = 0.5 * (ps[last] + lower)
     best = np.flatnonzero(score >= score.max() - 1e-12)
-    return float(thr[best[np.argmin(np.abs(thr[best] - 0.5))]])
+    return float(mid[best[np.argmin(np.abs(mid[best] - 0.5))]])
 
 
 def decide(proba: Any, threshold: float | None = None) -> np.ndarray:
