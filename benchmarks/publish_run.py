@@ -19,16 +19,31 @@ def publish(run: Path, dest: Path, keep_figures: tuple[str, ...] = ()) -> None:
     if not report.is_file():
         raise SystemExit(f"{run}: no report.md (is the run finished?)")
     dest.mkdir(parents=True, exist_ok=True)
-    lines = []
+    lines: list[str] = []
+    dropped: str | None = None  # the caption of a dropped figure follows it as "*caption*"
     for line in report.read_text().splitlines():
-        m = re.match(r"!\[.*\]\((.+)\)", line.strip())
+        m = re.match(r"!\[(.*)\]\((.+)\)", line.strip())
         if m:
-            name = Path(m.group(1)).name
+            name = Path(m.group(2)).name
             if any(re.fullmatch(p, name) for p in keep_figures):
-                shutil.copyfile(run / m.group(1), dest / name)
-                lines.append(line.replace(m.group(1), name))
+                shutil.copyfile(run / m.group(2), dest / name)
+                lines.append(line.replace(m.group(2), name))
+                dropped = None
+            else:
+                dropped = m.group(1)
+            continue
+        if dropped is not None and line.strip() == f"*{dropped}*":
             continue
         lines.append(line)
+    # a heading left with no content (a figures-only section) goes too
+    kept: list[str] = []
+    for i, line in enumerate(lines):
+        if line.startswith("#"):
+            following = next((x for x in lines[i + 1:] if x.strip()), None)
+            if following is None or following.startswith("#") and len(following) - len(following.lstrip("#")) <= len(line) - len(line.lstrip("#")):
+                continue
+        kept.append(line)
+    lines = kept
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"
     (dest / "report.md").write_text(text)
     if (run / "results.csv").is_file():
