@@ -68,6 +68,8 @@ def test_holdout_run_writes_report_and_resumes(tmp_path, table, monkeypatch):
     monkeypatch.setattr(BenchmarkRunner, "run_cell", boom)
     again = BenchmarkRunner(config(table), out).run()
     assert {c["model"]: c["metrics"]["accuracy"] for c in again["cells"]} == accs
+    # and writes the same report: the data table and embeddings included
+    assert (out / "report.md").read_text() == md
 
 
 def test_same_seed_same_numbers(tmp_path, table):
@@ -81,6 +83,9 @@ def test_cross_validation_protocol(tmp_path, table):
     (cell,) = BenchmarkRunner(cfg, tmp_path / "cv").run()["cells"]
     assert len(cell["fold_scores"]) == 4 and cell["n_test"] == 240  # every object predicted once, out of fold
     assert cell["metrics"]["accuracy"] == pytest.approx(np.mean(cell["fold_scores"]), abs=0.02)
+    report = (tmp_path / "cv" / "report.md").read_text()
+    assert "stratified 4-fold cross-validation over all objects" in report and "test split" not in report
+    assert "Accuracy per model (mean ± std over the cross-validation folds)" in report
 
 
 def test_kfold_ensemble_with_a_neural_model_then_predict(tmp_path, table):
@@ -94,6 +99,8 @@ def test_kfold_ensemble_with_a_neural_model_then_predict(tmp_path, table):
     out = tmp_path / "kf"
     (cell,) = BenchmarkRunner(cfg, out).run()["cells"]
     assert len(cell["folds"]) == 3 and cell["metrics"]["accuracy"] > 0.85
+    # the size of one model as the study tables quote it (4 -> 16 -> 3), not the sum over the 3 fold models
+    assert cell["n_parameters"] == 4 * 16 + 16 + 16 * 3 + 3 and cell["n_members"] == 3
     assert "val_accuracy" in (out / "report.md").read_text()
     model_dir = out / cell["model_dir"]
     pred = tmp_path / "pred.parquet"

@@ -135,6 +135,7 @@ def test_kfold_ensemble_fresh_models_with_fold_metrics(tmp_path):
     np.testing.assert_allclose(cv.ensemble.predict_proba({"columns": xt}), mean_proba, rtol=1e-12)
     assert np.mean(cv.ensemble.predict({"columns": xt}) == yt) > 0.9
     assert cv.ensemble.n_parameters == 3 * (3 * 8 + 8 + 8 * 3 + 3)
+    assert cv.ensemble.member_parameters == 3 * 8 + 8 + 8 * 3 + 3
 
 
 def test_reused_estimator_object_is_refused():

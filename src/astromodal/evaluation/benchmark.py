@@ -216,7 +216,9 @@ class BenchmarkRunner:
         else:
             estimator = self._make_estimator(cell, task).fit(X_tr, y_tr)
         record["fit_seconds"] = round(time.perf_counter() - start, 3)
+        # the size of one model (as the study tables quote it), and how many were averaged
         record["n_parameters"] = _n_parameters(estimator)
+        record["n_members"] = len(getattr(estimator, "members", [estimator]))
         if self.config.save_models:
             from astromodal.inference.catalogue import save_predictor
             from astromodal.transforms.representations import input_shapes
@@ -333,7 +335,9 @@ def _safe_proba(estimator: Any, X: Any) -> np.ndarray | None:
 
 
 def _n_parameters(estimator: Any) -> int | None:
-    n = getattr(estimator, "n_parameters", None)
+    n = getattr(estimator, "member_parameters", None)
+    if n is None:
+        n = getattr(estimator, "n_parameters", None)
     if callable(n):
         n = n()
     return int(n) if n is not None else None

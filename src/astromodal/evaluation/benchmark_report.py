@@ -25,6 +25,25 @@ def _headline(rec: dict[str, Any]) -> float:
     return m["accuracy"] if rec["task"] == "classification" else m["rmse"]
 
 
+def protocol_sentence(protocol: Any) -> str:
+    """One sentence saying how the models were trained and where the numbers come from."""
+    if protocol.kind == "cv":
+        text = (f"Protocol: stratified {protocol.k}-fold cross-validation over all objects (a fresh model per "
+                "fold; accuracy is the mean ± standard deviation over folds, per-class metrics and confusion "
+                "matrices pool the out-of-fold predictions)")
+    elif protocol.kind == "kfold_ensemble":
+        text = (f"Protocol: a stratified test split of {protocol.test_fraction:g} left untouched; stratified "
+                f"{protocol.k}-fold cross-validation on the training split with a fresh model per fold; the fold "
+                "models averaged as an ensemble and tested once")
+        if protocol.threshold != "argmax":
+            text += (f"; binary decision threshold maximising {protocol.threshold} on the out-of-fold "
+                     "predictions of the training split")
+    else:
+        text = (f"Protocol: holdout, a stratified test split of {protocol.test_fraction:g} (or the source's own "
+                "test file)")
+    return text + f"; seeds {protocol.seeds}."
+
+
 def flat_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per cell with the headline metrics (for CSV/Parquet and the detail table)."""
     rows = []
@@ -36,7 +55,8 @@ def flat_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                        roc_auc=m.get("roc_auc"))
         else:
             row.update(rmse=m["rmse"], mae=m["mae"], r2=m["r2"], sigma=m.get("sigma"))
-        row.update(fit_seconds=r.get("fit_seconds"), n_parameters=r.get("n_parameters"))
+        row.update(fit_seconds=r.get("fit_seconds"), n_parameters=r.get("n_parameters"),
+                   n_members=r.get("n_members", 1))
         rows.append(row)
     return rows
 
@@ -136,7 +156,7 @@ def write_benchmark_report(runner: Any, records: list[dict[str, Any]], prepared:
     rep.heading("Data", 2)
     ds_rows = []
     for name in cfg.datasets:
-        loaded = runner._datasets.get(name)
+        loaded = runner._load(name)  # cached; loaded here when every cell was done before
         if not loaded:
             continue
         train, test = loaded
@@ -147,16 +167,13 @@ def write_benchmark_report(runner: Any, records: list[dict[str, Any]], prepared:
                         "classes": ", ".join(f"{k} {v}" for k, v in counts.items())})
     if ds_rows:
         rep.table(ds_rows, ["dataset", "source", "objects", "target", "kind", "classes"])
-    rep.paragraph(f"Protocol: {cfg.protocol.kind}"
-                  + (f", test fraction {cfg.protocol.test_fraction} (stratified)" if cfg.protocol.kind else "")
-                  + (f", {cfg.protocol.k}-fold stratified cross-validation on the training split, fold models averaged"
-                     if cfg.protocol.kind == "kfold_ensemble" else "")
-                  + (f", binary decision threshold maximising {cfg.protocol.threshold} on the out-of-fold predictions"
-                     if cfg.protocol.kind == "kfold_ensemble" and cfg.protocol.threshold != "argmax" else "")
-                  + f"; seeds {cfg.protocol.seeds}.")
+    rep.paragraph(protocol_sentence(cfg.protocol))
 
     # main tables
     metric_name = "accuracy" if all(r["task"] == "classification" for r in records) else "RMSE (classification: accuracy)"
+    cv = cfg.protocol.kind == "cv"
+    where = "mean ± std over the cross-validation folds" if cv else "on the test split"
+    pooled = "out-of-fold predictions" if cv else "test split"
     if cfg.protocol.kind == "kfold_ensemble":
         rows, cols = kfold_table(records)
         rep.heading("Results per model (k-fold training, ensemble on the test split)", 2)
@@ -165,12 +182,12 @@ def write_benchmark_report(runner: Any, records: list[dict[str, Any]], prepared:
         for title, fam in (("Table 1: classical models", "classical"), ("Table 2: deep models", "neural")):
             rows, cols = grid_table(records, fam)
             if rows:
-                rep.heading(f"{title} ({metric_name} on the test split)", 2)
+                rep.heading(f"{title} ({metric_name}, {where})", 2)
                 rep.table(rows, cols)
     else:
         rows, cols = grid_table(records)
         if rows:
-            rep.heading(f"Test {metric_name} per model", 2)
+            rep.heading(f"{metric_name.capitalize()} per model ({where})", 2)
             rep.table(rows, cols)
     flat = flat_rows(records)
     if flat:
@@ -190,7 +207,7 @@ def write_benchmark_report(runner: Any, records: list[dict[str, Any]], prepared:
         first_seed = cfg.protocol.seeds[0]
         cm_recs = [r for r in records if r["task"] == "classification" and r["seed"] == first_seed]
         if cm_recs:
-            rep.heading("Confusion matrices (test split, rows = true class)", 2)
+            rep.heading(f"Confusion matrices ({pooled}, rows = true class)", 2)
         for r in cm_recs:
             path = fig_dir / f"cm_{r['dataset']}_{r['representation']}_{r['model']}.png"
             plots.plot_confusion_matrix(np.asarray(r["metrics"]["confusion_matrix"]), r["class_names"], path,
@@ -199,7 +216,7 @@ def write_benchmark_report(runner: Any, records: list[dict[str, Any]], prepared:
     if cfg.report.roc_curves:
         roc = [r for r in records if r.get("_proba") is not None and r["seed"] == cfg.protocol.seeds[0]]
         if roc:
-            rep.heading("ROC curves (test split)", 2)
+            rep.heading(f"ROC curves ({pooled})", 2)
             for r in roc:
                 proba = np.asarray(r["_proba"])
                 path = fig_dir / f"roc_{r['dataset']}_{r['representation']}_{r['model']}.png"
@@ -210,7 +227,7 @@ def write_benchmark_report(runner: Any, records: list[dict[str, Any]], prepared:
         for name in cfg.datasets:
             data = prepared.get((name, cfg.protocol.seeds[0]))
             if data is None:
-                loaded = runner._datasets.get(name)
+                loaded = runner._load(name)  # cached; loaded here when every cell was done before
                 if not loaded:
                     continue
                 train = loaded[0]
@@ -224,7 +241,7 @@ def write_benchmark_report(runner: Any, records: list[dict[str, Any]], prepared:
                 X = flatten_inputs(arrays)
                 for method in cfg.report.embeddings:
                     if not emb_done:
-                        rep.heading("Embeddings of the training data", 2)
+                        rep.heading("Embeddings of the data" if cv else "Embeddings of the training data", 2)
                         emb_done = True
                     path = fig_dir / f"{method}_{rname}_{name}.png"
                     plots.plot_embedding(X, t.values.read(), list(t.class_names), path, method=method, seed=0)

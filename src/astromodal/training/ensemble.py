@@ -71,11 +71,23 @@ class EnsembleEstimator:
             threshold = float(threshold)
         self.threshold = threshold
 
-    @property
-    def n_parameters(self) -> int | None:
+    def _member_counts(self) -> list[int] | None:
         counts = [getattr(m, "n_parameters", None) for m in self.members]
         counts = [c() if callable(c) else c for c in counts]
-        return None if any(c is None for c in counts) else int(sum(counts))
+        return None if any(c is None for c in counts) else [int(c) for c in counts]
+
+    @property
+    def n_parameters(self) -> int | None:
+        """Trainable parameters of the whole ensemble (the sum over its members)."""
+        counts = self._member_counts()
+        return None if counts is None else sum(counts)
+
+    @property
+    def member_parameters(self) -> int | None:
+        """Trainable parameters of one member (the model's own size, as a paper quotes it); the largest
+        member's when they differ."""
+        counts = self._member_counts()
+        return None if counts is None else max(counts)
 
     def fit(self, *args: Any, **kwargs: Any) -> EnsembleEstimator:
         raise NotImplementedError("an ensemble is made of fitted members; use kfold_ensemble to train one")
