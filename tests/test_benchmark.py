@@ -59,7 +59,12 @@ def test_holdout_run_writes_report_and_resumes(tmp_path, table, monkeypatch):
     md = (out / "report.md").read_text()
     assert "**average**" in md and "logistic_regression" in md and "figures/cm_blobs_cols_random_forest.png" in md
     assert (out / "figures" / "pca_cols_blobs.png").is_file()
-    assert pd.read_parquet(out / "results.parquet").shape[0] == 2
+    cells = pd.read_parquet(out / "results.parquet")
+    assert cells.shape[0] == 2
+    # every score comes with its 95 % bootstrap interval over the 48 test objects
+    assert (cells["accuracy_lo"] <= cells["accuracy"]).all() and (cells["accuracy"] <= cells["accuracy_hi"]).all()
+    assert ((cells["accuracy_hi"] - cells["accuracy_lo"] > 0.01) | (cells["accuracy"] == 1.0)).all()
+    assert "95 % bootstrap interval" in md
 
     # a re-run reads the finished cells back instead of training them again
     def boom(*a, **k):
@@ -86,6 +91,13 @@ def test_cross_validation_protocol(tmp_path, table):
     report = (tmp_path / "cv" / "report.md").read_text()
     assert "stratified 4-fold cross-validation over all objects" in report and "test split" not in report
     assert "Accuracy per model (mean ± std over the cross-validation folds)" in report
+
+
+def test_cross_validation_records_the_network_size(tmp_path, table):
+    cfg = config(table, protocol={"kind": "cv", "k": 3}, models=[{"name": "mlp_columns", "options": {"hidden": [8]}}],
+                 trainer={"max_epochs": 2, "batch_size": 64, "patience": None})
+    (cell,) = BenchmarkRunner(cfg, tmp_path / "cv").run()["cells"]
+    assert cell["n_parameters"] == 4 * 8 + 8 + 8 * 3 + 3 and cell["n_members"] == 1
 
 
 def test_kfold_ensemble_with_a_neural_model_then_predict(tmp_path, table):

@@ -10,6 +10,7 @@ import pytest
 
 from astromodal.errors import BadValueError
 from astromodal.evaluation.metrics import (
+    bootstrap_confusion,
     classification_metrics,
     markdown_table,
     regression_metrics,
@@ -167,3 +168,30 @@ def test_best_threshold_hand_made():
         best_threshold([1, 1], [0.2, 0.3])
     with pytest.raises(BadValueError, match="unknown threshold metric"):
         best_threshold(y, p, "accuracy")
+
+
+def test_bootstrap_confusion_intervals():
+    # a perfect classifier: every resample is perfect
+    ci = bootstrap_confusion([[30, 0], [0, 10]])
+    assert ci == {"accuracy": [1.0, 1.0], "balanced_accuracy": [1.0, 1.0], "macro_f1": [1.0, 1.0]}
+    # 400 objects, 360 right: the accuracy interval is the binomial one, 0.9 +- 1.96 sqrt(0.9 * 0.1 / 400)
+    cm = [[180, 20], [20, 180]]
+    ci = bootstrap_confusion(cm, n_boot=20000, seed=1)
+    half = 1.96 * math.sqrt(0.9 * 0.1 / 400)
+    assert ci["accuracy"][0] == pytest.approx(0.9 - half, abs=0.004)
+    assert ci["accuracy"][1] == pytest.approx(0.9 + half, abs=0.004)
+    # each interval holds its point estimate; the same seed gives the same interval
+    cm = [[50, 5, 0], [10, 20, 5], [0, 2, 8]]
+    point = classification_metrics(np.repeat([0, 0, 1, 1, 1, 2, 2], [50, 5, 10, 20, 5, 2, 8]),
+                                   np.repeat([0, 1, 0, 1, 2, 1, 2], [50, 5, 10, 20, 5, 2, 8]))
+    assert point["confusion_matrix"] == cm
+    ci = bootstrap_confusion(cm)
+    for name in ("accuracy", "balanced_accuracy", "macro_f1"):
+        assert ci[name][0] < point[name] < ci[name][1]
+    assert ci == bootstrap_confusion(cm) and ci != bootstrap_confusion(cm, seed=3)
+    # the minority class makes balanced accuracy less certain than accuracy
+    assert ci["balanced_accuracy"][1] - ci["balanced_accuracy"][0] > ci["accuracy"][1] - ci["accuracy"][0]
+    with pytest.raises(BadValueError, match="square"):
+        bootstrap_confusion([[1, 2, 3]])
+    with pytest.raises(BadValueError, match="empty"):
+        bootstrap_confusion([[0, 0], [0, 0]])

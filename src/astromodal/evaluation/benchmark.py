@@ -273,6 +273,8 @@ class BenchmarkRunner:
         record["n_test"] = int(len(y))
         record["fold_scores"] = fold_scores
         record["fold_summary"] = summarise_runs(fold_scores)
+        record["n_parameters"] = _n_parameters(est)  # one fold's model (every fold builds the same network)
+        record["n_members"] = 1
         if task == "classification":
             record["metrics"] = classification_metrics(y, pooled, None, class_names=list(t.class_names))
             record["class_names"] = list(t.class_names)

@@ -214,6 +214,45 @@ def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, Any]:
     }
 
 
+def bootstrap_confusion(confusion: Any, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals of accuracy, balanced accuracy and macro F1 from a confusion matrix.
+
+    Resampling the N test objects with replacement is the same as drawing the K x K confusion counts
+    from a multinomial with N trials and the observed cell frequencies, so the intervals need only the
+    matrix (rows = true class), not the per-object predictions; all ``n_boot`` resamples are drawn at
+    once. Balanced accuracy averages recall over the classes present in each resample's truth; macro F1
+    averages ``2 TP / (2 TP + FP + FN)`` over the classes present in its truth or predictions (as
+    :func:`classification_metrics` does). Returns ``{metric: [low, high]}`` at the central ``level``.
+    """
+    cm = np.asarray(confusion, dtype=np.float64)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise BadValueError(f"a confusion matrix must be square, got shape {cm.shape}")
+    if (cm < 0).any() or not np.isfinite(cm).all():
+        raise BadValueError("a confusion matrix holds non-negative finite counts")
+    n = int(round(cm.sum()))
+    if n == 0:
+        raise BadValueError("cannot bootstrap an empty confusion matrix")
+    if not 0.0 < level < 1.0:
+        raise BadValueError(f"level must lie between 0 and 1, got {level}")
+    k = cm.shape[0]
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n, (cm / cm.sum()).ravel(), size=n_boot).reshape(n_boot, k, k).astype(np.float64)
+    tp = np.diagonal(draws, axis1=1, axis2=2)
+    true_n = draws.sum(axis=2)
+    pred_n = draws.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(true_n > 0, tp / true_n, np.nan)
+        denom = true_n + pred_n
+        f1 = np.where(denom > 0, 2.0 * tp / denom, np.nan)
+    scores = {
+        "accuracy": tp.sum(axis=1) / n,
+        "balanced_accuracy": np.nanmean(recall, axis=1),
+        "macro_f1": np.nanmean(f1, axis=1),
+    }
+    tail = 100.0 * (1.0 - level) / 2.0
+    return {name: [float(v) for v in np.percentile(values, [tail, 100.0 - tail])] for name, values in scores.items()}
+
+
 def summarise_runs(values: Sequence[float]) -> dict[str, Any]:
     """Mean, sample standard deviation (ddof=1; 0 for one run), min, max and count of a score over seeds/folds."""
     arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
