@@ -77,6 +77,38 @@ def test_holdout_run_writes_report_and_resumes(tmp_path, table, monkeypatch):
     assert (out / "report.md").read_text() == md
 
 
+def test_resume_retrains_only_cells_whose_settings_changed(tmp_path, table):
+    out = tmp_path / "run"
+    BenchmarkRunner(config(table), out).run()
+    trained = []
+    original = BenchmarkRunner.run_cell
+
+    def spy(self, cell, data):
+        trained.append(cell.model.name)
+        return original(self, cell, data)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(BenchmarkRunner, "run_cell", spy):
+        # report settings do not decide a result: nothing is trained again
+        BenchmarkRunner(config(table, report={"embeddings": []}), out).run()
+        assert trained == []
+        # a model option does: that cell alone is trained again, and the report says so
+        models = [{"name": "logistic_regression"}, {"name": "random_forest", "options": {"n_estimators": 5}}]
+        BenchmarkRunner(config(table, models=models), out).run()
+    assert trained == ["random_forest"]
+    assert "trained again because their settings changed" in (out / "report.md").read_text()
+
+
+def test_unknown_model_leaves_no_output(tmp_path, table):
+    from astromodal.errors import ConfigError
+
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match="unknown model 'no_such_model'"):
+        BenchmarkRunner(config(table, models=[{"name": "no_such_model"}]), out).run()
+    assert not out.exists()
+
+
 def test_same_seed_same_numbers(tmp_path, table):
     a = BenchmarkRunner(config(table), tmp_path / "a").run()
     b = BenchmarkRunner(config(table), tmp_path / "b").run()

@@ -63,7 +63,7 @@ def test_unparseable_value_names_row_and_source_id(tmp_path):
     head, rest = lines[2].split("[abc, ", 1)
     lines[2] = head + "[abc, " + rest.split(", ", 1)[1]
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(BadValueError, match=r"row 1 \(source_id 5764607523034234880\)"):
+    with pytest.raises(BadValueError, match=r"value 1 'abc' is not a number at row 1 \(source_id 5764607523034234880\)"):
         gx.read_xp_sampled(path)
 
 

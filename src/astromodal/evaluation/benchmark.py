@@ -287,20 +287,55 @@ class BenchmarkRunner:
     def run(self) -> dict[str, Any]:
         from astromodal.cli.common import progress
 
+        cells = self.cells()  # validates every model and representation before anything is written
         cells_dir = self.out / "cells"
+        created = not self.out.exists()
+        try:
+            return self._run(cells, cells_dir, progress)
+        except BaseException:
+            # a run that failed before finishing any cell leaves no folder behind
+            if created and self.out.exists() and not any(cells_dir.glob("*.json")):
+                import shutil
+
+                shutil.rmtree(self.out, ignore_errors=True)
+            raise
+
+    def fingerprint(self, cell: Cell) -> str:
+        """A digest of every setting that decides a cell's result (data, representation, model, protocol,
+        trainer, seed; not the report settings): a finished cell is reused only when it matches."""
+        import hashlib
+
+        cfg = self.config
+        payload = {
+            "dataset": cfg.datasets[cell.dataset].model_dump(),
+            "representation": cfg.representations[cell.representation].model_dump(),
+            "model": cell.model.model_dump(),
+            "protocol": cfg.protocol.model_dump(exclude={"seeds"}),
+            "trainer": cfg.trainer,
+            "seed": cell.seed,
+        }
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _run(self, cells: list[Cell], cells_dir: Path, progress: Any) -> dict[str, Any]:
         cells_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "config.json", self.config.model_dump())
-        cells = self.cells()
         records: list[dict[str, Any]] = []
         prepared: dict[tuple[str, int], PreparedData | None] = {}
+        changed: list[str] = []
         with progress() as bar:
             task = bar.add_task(f"benchmark {self.config.name}", total=len(cells))
             for cell in cells:
                 path = cells_dir / f"{cell.id}.json"
+                fingerprint = self.fingerprint(cell)
                 if self.resume and path.exists():
-                    records.append(json.loads(path.read_text()))
-                    bar.update(task, advance=1, description=f"{cell.id} (done before)")
-                    continue
+                    old = json.loads(path.read_text())
+                    # records written before fingerprints existed carry none and are reused
+                    if old.get("fingerprint", fingerprint) == fingerprint:
+                        records.append(old)
+                        bar.update(task, advance=1, description=f"{cell.id} (done before)")
+                        continue
+                    changed.append(cell.id)
                 key = (cell.dataset, cell.seed)
                 if key not in prepared:
                     prepared[key] = self.prepare(cell.dataset, cell.seed)
@@ -310,9 +345,13 @@ class BenchmarkRunner:
                     continue
                 bar.update(task, description=cell.id)
                 record = self.run_cell(cell, data)
+                record["fingerprint"] = fingerprint
                 write_json(path, record)
                 records.append(record)
                 bar.update(task, advance=1)
+        if changed:
+            self.notes.append(f"{len(changed)} finished cell(s) were trained again because their settings changed: "
+                              + ", ".join(changed))
         from astromodal.evaluation.benchmark_report import write_benchmark_report
 
         results = write_benchmark_report(self, records, prepared)

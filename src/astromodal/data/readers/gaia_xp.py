@@ -137,12 +137,13 @@ def parse_array_strings(
     if flat.size != expected * len(text):
         # locate the first row that does not parse (error path only)
         for row, cell in enumerate(text.tolist()):
-            try:
-                np.asarray(cell.split(","), dtype=np.float64)
-            except ValueError:
-                raise BadValueError(
-                    f"{prefix}column {column!r}: cannot parse {cell[:60]!r} as numbers at {who(row)}"
-                ) from None
+            for k, token in enumerate(cell.split(",")):
+                try:
+                    float(token)
+                except ValueError:
+                    raise BadValueError(
+                        f"{prefix}column {column!r}: value {k + 1} {token.strip()[:40]!r} is not a number at {who(row)}"
+                    ) from None
         raise BadValueError(f"{prefix}column {column!r}: could not parse the arrays")  # pragma: no cover
     return flat.reshape(len(text), expected)
 
