@@ -1,0 +1,81 @@
+"""The tables committed under benchmarks/results come from the code as it is now.
+
+Each test reruns a few cells of a published real-data run with its shipped config (only the model
+list is narrowed) and compares the scores with the committed ``results.csv``. The two cheapest
+networks take about a minute and are marked ``realdata_slow`` (CI runs them after the main suite);
+the other networks take many minutes each and are left to the full runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from astromodal.evaluation.benchmark import BenchmarkRunner
+from astromodal.experiments import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def published(run: str) -> pd.DataFrame:
+    return pd.read_csv(REPO / "benchmarks" / "results" / run / "results.csv")
+
+
+def rerun(config: str, tmp_path: Path, overrides: dict) -> pd.DataFrame:
+    path = REPO / "experiments" / config
+    cfg = load_config(path, {"report.embeddings": [], "report.confusion_matrices": False,
+                             "report.roc_curves": False, **overrides})
+    results = BenchmarkRunner(cfg, tmp_path / "run", config_path=path).run()
+    rows = [{"dataset": c["dataset"], "representation": c["representation"], "model": c["model"],
+             "accuracy": c["metrics"]["accuracy"], "balanced_accuracy": c["metrics"]["balanced_accuracy"]}
+            for c in results["cells"]]
+    return pd.DataFrame(rows)
+
+
+def assert_same(fresh: pd.DataFrame, run: str, tol: float = 0.002) -> None:
+    keys = ["dataset", "representation", "model"]
+    merged = fresh.merge(published(run), on=keys, suffixes=("", "_published"), validate="one_to_one")
+    assert len(merged) == len(fresh), "a rerun cell is missing from the published table"
+    for metric in ("accuracy", "balanced_accuracy"):
+        diff = (merged[metric] - merged[f"{metric}_published"]).abs()
+        assert (diff <= tol).all(), merged[[*keys, metric, f"{metric}_published"]].to_string()
+
+
+@pytest.mark.realdata
+def test_lamost_real_table(tmp_path, shared_data):
+    models = [{"name": m, "representations": ["Line", "Image"]}
+              for m in ("logistic_regression", "kneighbors", "random_forest")]
+    fresh = rerun("lamost_real.yaml", tmp_path, {"models": models})
+    assert len(fresh) == 12
+    assert_same(fresh, "lamost_real")
+
+
+@pytest.mark.realdata
+def test_gaia_massive_stars_real_table(tmp_path, shared_data):
+    models = [{"name": "logistic_regression", "representations": ["coefficients"]},
+              {"name": "random_forest", "representations": ["coefficients"]}]
+    fresh = rerun("gaia_massive_stars_real.yaml", tmp_path, {"models": models})
+    assert_same(fresh, "gaia_massive_stars_real")
+    # the issue's reference (about 0.885) and the 0.90 target, from a fresh run
+    ba = fresh.set_index("model")["balanced_accuracy"]
+    assert ba["logistic_regression"] == pytest.approx(0.885, abs=0.01) and ba["random_forest"] >= 0.90
+
+
+@pytest.mark.realdata
+def test_sdss_photometry_table(tmp_path, shared_data):
+    cfg = load_config(REPO / "experiments" / "sdss_photometry.yaml")
+    tuned = next(m for m in cfg.models if m.label == "HGB-tuned").model_dump()
+    fresh = rerun("sdss_photometry.yaml", tmp_path, {"models": [tuned]})
+    assert_same(fresh, "sdss_photometry")
+
+
+@pytest.mark.realdata_slow
+def test_gaia_massive_stars_real_networks(tmp_path, shared_data):
+    # the two cheapest of the ten networks (seconds each): the neural path reproduces its table too
+    cfg = load_config(REPO / "experiments" / "gaia_massive_stars_real.yaml")
+    nets = [m.model_dump() for m in cfg.models if m.label in ("Wide-ANN", "2D-CNN")]
+    fresh = rerun("gaia_massive_stars_real.yaml", tmp_path, {"models": nets})
+    assert len(fresh) == 2
+    assert_same(fresh, "gaia_massive_stars_real")
