@@ -92,6 +92,8 @@ def test_resume_retrains_only_cells_whose_settings_changed(tmp_path, table):
     with unittest.mock.patch.object(BenchmarkRunner, "run_cell", spy):
         # report settings do not decide a result: nothing is trained again
         BenchmarkRunner(config(table, report={"embeddings": []}), out).run()
+        # nor do trainer settings for scikit-learn models
+        BenchmarkRunner(config(table, trainer={"max_epochs": 3}), out, precision="bf16-mixed").run()
         assert trained == []
         # a model option does: that cell alone is trained again, and the report says so
         models = [{"name": "logistic_regression"}, {"name": "random_forest", "options": {"n_estimators": 5}}]
@@ -292,3 +294,17 @@ def test_predict_bad_spectra_are_one_line_errors(tmp_path):
         assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
         assert not out.exists() and not out.with_name(out.name + ".parts").exists()
     assert "1007" in proc.stderr or "row 7" in proc.stderr  # the all-zero spectrum is named
+
+
+def test_fingerprint_follows_the_settings_that_change_a_network(tmp_path, table):
+    cfg = config(table, models=[{"name": "mlp_columns"}, {"name": "logistic_regression"}])
+
+    def prints(**kw):
+        runner = BenchmarkRunner(cfg, tmp_path / "r", **kw)
+        return [runner.fingerprint(c) for c in runner.cells()]
+
+    base = prints()
+    assert prints(device="cpu") == base  # the device is not a setting of the experiment
+    for kw in ({"precision": "bf16-mixed"}, {"channels_last": True}):
+        net, classical = prints(**kw)
+        assert net != base[0] and classical == base[1]  # trainer settings decide only the network

@@ -273,3 +273,36 @@ def test_config_augment_names_build_kornia_augmentation_for_images():
     Trainer(cfg).fit(Probe(), {"image": x}, y)
     trained = [s for s in seen if s.shape[0] == 2][-1]
     assert torch.equal(trained, x.flip(-1))
+
+
+def test_channels_last_trains_the_same_network_and_hands_it_back_in_the_usual_layout():
+    from astromodal.models.registry import build_model
+
+    rng = np.random.default_rng(0)
+    y = torch.from_numpy(rng.integers(0, 3, 300))
+    x = torch.from_numpy(rng.random((300, 1, 28, 28), dtype=np.float32) * 0.5)
+    x[torch.arange(300), 0, y * 9 + 2, :] += 0.5  # a class-dependent bright row
+
+    seen = []
+
+    class Spy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = build_model("lenet", input_shape=(1, 28, 28), n_outputs=3)
+
+        def forward(self, image: torch.Tensor) -> torch.Tensor:
+            weight = next(self.net.parameters())  # the first convolution's (6, 1, 5, 5) kernel
+            seen.append(self.net.training and weight.stride() == (25, 1, 5, 1))
+            return self.net(image=image)
+
+    results = {}
+    for layout in (False, True):
+        seen.clear()
+        model = Spy()
+        res = Trainer(cfg(max_epochs=3, batch_size=64, lr=0.003, channels_last=layout)).fit(model, {"image": x}, y)
+        results[layout] = res.history[-1]["val_loss"]
+        assert any(seen) == layout  # the weights were channels-last during training only when asked
+        assert all(p.is_contiguous() for p in model.parameters())  # handed back in the usual layout
+    # the same arithmetic up to summation order
+    assert results[True] == pytest.approx(results[False], rel=1e-3)

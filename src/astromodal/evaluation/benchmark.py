@@ -70,6 +70,7 @@ class BenchmarkRunner:
         config_path: Path | None = None,
         device: str | None = None,
         precision: str | None = None,
+        channels_last: bool | None = None,
         resume: bool = True,
         command: str | None = None,
     ):
@@ -77,7 +78,8 @@ class BenchmarkRunner:
         self.out = Path(out)
         self.base = config_path.parent if config_path else Path.cwd()
         self.resume = resume
-        self.trainer_overrides = {k: v for k, v in (("device", device), ("precision", precision)) if v}
+        self.trainer_overrides = {k: v for k, v in (("device", device), ("precision", precision),
+                                                    ("channels_last", channels_last)) if v is not None}
         self.command = command or "astromodal " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         self.notes: list[str] = []
         #: callables ``f(report, runner)`` adding sections to the report before it is written
@@ -302,7 +304,8 @@ class BenchmarkRunner:
 
     def fingerprint(self, cell: Cell) -> str:
         """A digest of every setting that decides a cell's result (data, representation, model, protocol,
-        trainer, seed; not the report settings): a finished cell is reused only when it matches."""
+        seed, and for networks the trainer settings; not the report settings or the device): a finished
+        cell is reused only when it matches."""
         import hashlib
 
         cfg = self.config
@@ -311,9 +314,12 @@ class BenchmarkRunner:
             "representation": cfg.representations[cell.representation].model_dump(),
             "model": cell.model.model_dump(),
             "protocol": cfg.protocol.model_dump(exclude={"seeds"}),
-            "trainer": cfg.trainer,
             "seed": cell.seed,
         }
+        if get_model(cell.model.name).family == "neural":  # trainer settings decide only the networks
+            payload["trainer"] = cfg.trainer
+            # command-line trainer settings that change the numbers (not the device)
+            payload["overrides"] = {k: v for k, v in self.trainer_overrides.items() if k != "device"}
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
