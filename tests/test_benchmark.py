@@ -308,3 +308,14 @@ def test_fingerprint_follows_the_settings_that_change_a_network(tmp_path, table)
     for kw in ({"precision": "bf16-mixed"}, {"channels_last": True}):
         net, classical = prints(**kw)
         assert net != base[0] and classical == base[1]  # trainer settings decide only the network
+
+
+def test_every_dataset_missing_is_an_error_naming_them(tmp_path, table):
+    from astromodal.errors import DataFormatError
+
+    cfg = config(table)
+    cfg.datasets["blobs"].required = False
+    cfg.datasets["blobs"].options["path"] = str(tmp_path / "gone.h5")
+    with pytest.raises(DataFormatError, match=r"no cell could run: dataset 'blobs' skipped: .*gone\.h5 not found"):
+        BenchmarkRunner(cfg, tmp_path / "run").run()
+    assert not (tmp_path / "run").exists()

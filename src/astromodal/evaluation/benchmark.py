@@ -355,6 +355,10 @@ class BenchmarkRunner:
                 write_json(path, record)
                 records.append(record)
                 bar.update(task, advance=1)
+        if not records and cells:
+            from astromodal.errors import DataFormatError
+
+            raise DataFormatError("no cell could run: " + "; ".join(self.notes or ["every dataset was skipped"]))
         if changed:
             self.notes.append(f"{len(changed)} finished cell(s) were trained again because their settings changed: "
                               + ", ".join(changed))
