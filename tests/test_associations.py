@@ -15,7 +15,7 @@ from astromodal.analysis.associations import (
     galactic_xyz,
     score_associations,
 )
-from astromodal.errors import BadValueError
+from astromodal.errors import BadValueError, ConfigError
 
 
 def test_galactic_xyz_hand_values():
@@ -204,3 +204,41 @@ def test_cli_on_a_simulated_survey_scores_against_the_true_associations(tmp_path
                                    "--query", "no_such_column > 1"])
     assert bad.exit_code != 0 and not (tmp_path / "b").exists()
     assert "no_such_column" in str(bad.exception) or "no_such_column" in bad.output
+
+
+def test_scan_over_eps_and_min_samples():
+    from astromodal.analysis.associations import scan_associations
+
+    frame, true = _synthetic()
+    frame["association_id"] = np.where(true < 3, true, -1)
+    scan = scan_associations(frame, [0.001, 0.1, 5.0], [8], mode="xyz")
+    assert scan[["eps", "min_samples"]].values.tolist() == [[0.001, 8], [0.1, 8], [5.0, 8]]
+    by_eps = scan.set_index("eps")
+    assert by_eps.loc[0.1, "n_groups"] == 3 and by_eps.loc[0.1, "adjusted_rand_index"] > 0.9
+    assert by_eps.loc[0.001, "n_groups"] == 0  # too small: everything is noise
+    assert by_eps.loc[5.0, "n_groups"] == 1  # too large: one group swallows all
+    assert scan["adjusted_rand_index"].idxmax() == 1
+    # without a truth column there is nothing to score
+    assert "adjusted_rand_index" not in scan_associations(frame.drop(columns="association_id"), [0.1], [8]).columns
+    with pytest.raises(ConfigError, match="at least one eps"):
+        scan_associations(frame, [], [8])
+
+
+def test_cli_scan_writes_scan_csv_and_rejects_bad_values(tmp_path):
+    from astromodal.cli import app
+
+    frame, true = _synthetic()
+    frame["association_id"] = np.where(true < 3, true, -1)
+    frame.to_csv(tmp_path / "stars.csv", index=False)
+    out = tmp_path / "a"
+    result = CliRunner().invoke(app, ["associations", str(tmp_path / "stars.csv"), "--out", str(out), "--eps", "0.1",
+                                      "--min-samples", "8", "--scan-eps", "0.05,0.1", "--scan-min-samples", "4,8"])
+    assert result.exit_code == 0, result.output
+    scan = pd.read_csv(out / "scan.csv")
+    assert len(scan) == 4 and "ARI" in result.output
+    row = scan[(scan["eps"] == 0.1) & (scan["min_samples"] == 8)].iloc[0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert row["adjusted_rand_index"] == pytest.approx(summary["truth"]["adjusted_rand_index"])
+    bad = CliRunner().invoke(app, ["associations", str(tmp_path / "stars.csv"), "--out", str(tmp_path / "b"),
+                                   "--scan-eps", "0.1,big"])
+    assert bad.exit_code != 0 and "--scan-eps '0.1,big'" in str(bad.exception) and not (tmp_path / "b").exists()

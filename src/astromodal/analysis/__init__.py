@@ -11,6 +11,7 @@ from astromodal.analysis.associations import (
     galactic_xyz,
     plot_sky_map,
     plot_xy_map,
+    scan_associations,
     score_associations,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "galactic_xyz",
     "plot_sky_map",
     "plot_xy_map",
+    "scan_associations",
     "score_associations",
 ]

@@ -96,6 +96,13 @@ def associations_command(
                                      help="Column of true group ids (-1 = field star), e.g. a simulated survey's "
                                           "association_id; when present the found groups are scored against it "
                                           "with the adjusted Rand index (summary.json)."),
+    scan_eps: str = typer.Option(None, "--scan-eps",
+                                 help="Also run DBSCAN for each of these comma-separated eps values (e.g. "
+                                      "0.05,0.1,0.2) and write scan.csv: groups found and, with a truth column, "
+                                      "the adjusted Rand index of each setting. The maps and tables use --eps."),
+    scan_min_samples: str = typer.Option(None, "--scan-min-samples",
+                                         help="min_samples values of the scan (comma-separated; default: "
+                                              "--min-samples)."),
 ) -> None:
     """Find stellar associations among (predicted) massive stars with DBSCAN and map them."""
     from astromodal.analysis.associations import find_associations, plot_sky_map, plot_xy_map
@@ -118,7 +125,18 @@ def associations_command(
         truth = frame[truth_column].to_numpy()[used]
         summary["truth"] = {"column": truth_column, "adjusted_rand_index": score_associations(truth, result.labels[used]),
                             "n_scored": int(used.sum()), "n_true_groups": int(len(set(truth.tolist()) - {-1}))}
+    scan = None
+    if scan_eps:
+        from astromodal.analysis.associations import scan_associations
+
+        scan = scan_associations(frame, _numbers(scan_eps, float, "--scan-eps"),
+                                 _numbers(scan_min_samples, int, "--scan-min-samples") if scan_min_samples
+                                 else [min_samples], truth_column=truth_column, mode=mode,
+                                 parallax_over_error_min=min_parallax_over_error, distance_column=distance_column,
+                                 distance_unit=distance_unit, drop_missing=drop_missing)
     with atomic_dir(out) as tmp:
+        if scan is not None:
+            scan.to_csv(tmp / "scan.csv", index=False)
         result.groups.to_csv(tmp / "groups.csv", index=False)
         members = result.members.copy()
         for c in members.columns:  # Parquet needs one type per column
@@ -134,6 +152,26 @@ def associations_command(
     if "truth" in summary:
         console.print(f"adjusted Rand index against {truth_column!r}: {summary['truth']['adjusted_rand_index']:.3f} "
                       f"({summary['truth']['n_true_groups']} true groups)")
+    if scan is not None:
+        from rich.table import Table
+
+        table = Table(title=f"DBSCAN scan ({mode} mode) -> {out / 'scan.csv'}")
+        for col in scan.columns:
+            table.add_column({"adjusted_rand_index": "ARI"}.get(col, col), justify="right")
+        for row in scan.itertuples(index=False):
+            table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+        console.print(table)
+
+
+def _numbers(text: str, kind: type, option: str) -> list:
+    """Comma-separated numbers of a scan option; a bad one names the option."""
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected comma-separated numbers, e.g. 0.05,0.1,0.2") from None
+    if not values:
+        raise ConfigError(f"{option} {text!r}: no value given")
+    return values
 
 
 def _records(table: Any) -> list[dict]:
