@@ -1,9 +1,9 @@
 """The tables committed under benchmarks/results come from the code as it is now.
 
 Each test reruns a few cells of a published real-data run with its shipped config (only the model
-list is narrowed) and compares the scores with the committed ``results.csv``. The two cheapest
-networks take about a minute and are marked ``realdata_slow`` (CI runs them after the main suite);
-the other networks take many minutes each and are left to the full runs.
+list is narrowed) and compares the scores with the committed ``results.csv``. The cheapest networks
+take a minute or two and are marked ``realdata_slow`` (CI runs them after the main suite); the
+other networks take many minutes each and are left to the full runs.
 """
 
 from __future__ import annotations
@@ -79,3 +79,11 @@ def test_gaia_massive_stars_real_networks(tmp_path, shared_data):
     fresh = rerun("gaia_massive_stars_real.yaml", tmp_path, {"models": nets})
     assert len(fresh) == 2
     assert_same(fresh, "gaia_massive_stars_real")
+
+
+@pytest.mark.realdata_slow
+def test_lamost_real_networks(tmp_path, shared_data):
+    models = [{"name": m, "representations": ["Image"]} for m in ("simple_cnn1", "lenet")]
+    fresh = rerun("lamost_real.yaml", tmp_path, {"models": models})
+    assert len(fresh) == 4
+    assert_same(fresh, "lamost_real")
