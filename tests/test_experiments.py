@@ -35,6 +35,7 @@ def test_minimal_config_gets_defaults():
         ({"protocol": {"kind": "bootstrap"}}, "'protocol.kind'"),
         ({"datasets": {"d": {"source": "ftp"}}}, "'datasets.d.source'"),
         ({"models": [{"name": "random_forest", "representations": ["image"]}]}, "names representation 'image'"),
+        ({"protocol": {"kind": "cv"}, "save_models": True}, "save_models: the cv protocol"),
     ],
 )
 def test_bad_configs_name_the_key(patch, message):

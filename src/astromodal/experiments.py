@@ -153,6 +153,9 @@ class ExperimentConfig(_Strict):
             for d in m.datasets or []:
                 if d not in self.datasets:
                     raise ValueError(f"model {m.name!r} names dataset {d!r}; defined: {list(self.datasets)}")
+        if self.save_models and self.protocol.kind == "cv":
+            raise ValueError("save_models: the cv protocol scores every object out of fold and keeps no model; "
+                             "use protocol.kind holdout (one model) or kfold_ensemble (a fold ensemble) to save models")
         return self
 
 
