@@ -158,3 +158,23 @@ def test_mlp_columns_learns_unscaled_catalogue_columns():
     with torch.no_grad():
         acc = (model(columns=Xt[200:]).argmax(1) == yt[200:]).float().mean().item()
     assert acc >= 0.9
+
+
+def test_soft_vote_is_the_mean_of_member_probabilities():
+    from astromodal.models.registry import build_model
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int) + (X[:, 2] > 1).astype(int)
+    members = [{"name": "logistic_regression"}, {"name": "random_forest", "options": {"n_estimators": 10}}]
+    vote = build_model("soft_vote", members=members).fit(X, y)
+    parts = [build_model(m["name"], **m.get("options", {})).fit(X, y).predict_proba(X[:20]) for m in members]
+    np.testing.assert_allclose(vote.predict_proba(X[:20]), (parts[0] + parts[1]) / 2, rtol=1e-10)
+    weighted = build_model("soft_vote", members=members, weights=[3, 1]).fit(X, y)
+    np.testing.assert_allclose(weighted.predict_proba(X[:20]), (3 * parts[0] + parts[1]) / 4, rtol=1e-10)
+    with pytest.raises(ConfigError, match="'linear_svc' gives no class probabilities"):
+        build_model("soft_vote", members=[{"name": "linear_svc"}, {"name": "random_forest"}])
+    with pytest.raises(ConfigError, match="at least two members"):
+        build_model("soft_vote", members=[{"name": "random_forest"}])
+    with pytest.raises(ConfigError, match="not a classical model"):
+        build_model("soft_vote", members=[{"name": "cnn1d"}, {"name": "random_forest"}])

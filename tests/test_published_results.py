@@ -87,3 +87,11 @@ def test_lamost_real_networks(tmp_path, shared_data):
     fresh = rerun("lamost_real.yaml", tmp_path, {"models": models})
     assert len(fresh) == 4
     assert_same(fresh, "lamost_real")
+
+
+@pytest.mark.realdata_slow
+def test_sdss_photometry_vote(tmp_path, shared_data):
+    cfg = load_config(REPO / "experiments" / "sdss_photometry.yaml")
+    vote = next(m for m in cfg.models if m.name == "soft_vote").model_dump()
+    fresh = rerun("sdss_photometry.yaml", tmp_path, {"models": [vote]})
+    assert_same(fresh, "sdss_photometry")

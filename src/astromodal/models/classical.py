@@ -215,3 +215,37 @@ _simple("gradient_boosting_regressor", GradientBoostingRegressor, study="D", tas
         description="Gradient-boosted tree regressor (study D baseline)", n_estimators=100)
 _simple("hist_gradient_boosting_regressor", HistGradientBoostingRegressor, study="D", tasks=("regression",),
         description="Histogram gradient-boosted tree regressor (study D baseline)")
+
+
+@register_model("soft_vote", modality="columns", family="classical", study=None,
+                description="Soft vote of classical models: the mean of their class probabilities")
+def build_soft_vote(random_state: int | None = 0, members: list[dict[str, Any]] | None = None,
+                    weights: list[float] | None = None) -> Any:
+    """scikit-learn's ``VotingClassifier(voting="soft")`` over registered classical models.
+
+    ``members``: a list of ``{name: <registered classical model>, options: {...}}`` (at least two, each
+    with class probabilities); ``weights``: one per member (default equal). Every member gets the same
+    ``random_state``.
+    """
+    from sklearn.ensemble import VotingClassifier
+
+    from astromodal.models.registry import get_model
+
+    if not members or len(members) < 2:
+        raise ConfigError("model 'soft_vote': give at least two members, e.g. members: "
+                          "[{name: hist_gradient_boosting}, {name: random_forest}]")
+    estimators = []
+    for k, member in enumerate(members):
+        if not isinstance(member, dict) or "name" not in member or set(member) - {"name", "options"}:
+            raise ConfigError(f"model 'soft_vote': member {k} must be {{name: ..., options: {{...}}}}, got {member!r}")
+        spec = get_model(member["name"])
+        if spec.family != "classical" or spec.name == "soft_vote":
+            raise ConfigError(f"model 'soft_vote': member {member['name']!r} is not a classical model")
+        est = spec.build(random_state=random_state, **member.get("options", {}))
+        if not hasattr(est, "predict_proba"):
+            raise ConfigError(f"model 'soft_vote': member {member['name']!r} gives no class probabilities; "
+                              "a soft vote needs them")
+        estimators.append((f"{k}_{member['name']}", est))
+    if weights is not None and len(weights) != len(estimators):
+        raise ConfigError(f"model 'soft_vote': {len(weights)} weights for {len(estimators)} members")
+    return VotingClassifier(estimators, voting="soft", weights=weights)
