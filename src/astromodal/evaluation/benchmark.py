@@ -338,7 +338,7 @@ class BenchmarkRunner:
                     old = json.loads(path.read_text())
                     # records written before fingerprints existed carry none and are reused
                     if old.get("fingerprint", fingerprint) == fingerprint:
-                        records.append(old)
+                        records.append(_with_intervals(old))  # cells written before intervals existed
                         bar.update(task, advance=1, description=f"{cell.id} (done before)")
                         continue
                     changed.append(cell.id)
@@ -350,7 +350,7 @@ class BenchmarkRunner:
                     bar.update(task, advance=1)
                     continue
                 bar.update(task, description=cell.id)
-                record = self.run_cell(cell, data)
+                record = _with_intervals(self.run_cell(cell, data))
                 record["fingerprint"] = fingerprint
                 write_json(path, record)
                 records.append(record)
@@ -383,6 +383,16 @@ def _safe_proba(estimator: Any, X: Any) -> np.ndarray | None:
     except (AttributeError, NotImplementedError):
         return None
     return None if proba is None else np.asarray(proba)
+
+
+def _with_intervals(record: dict[str, Any]) -> dict[str, Any]:
+    """Add the 95 % bootstrap intervals of a classification cell's accuracy, balanced accuracy and macro F1
+    (from its confusion matrix) to its metrics as ``ci95``; the report's tables read them from there."""
+    if record["task"] == "classification" and "ci95" not in record["metrics"]:
+        from astromodal.evaluation.metrics import bootstrap_confusion
+
+        record["metrics"]["ci95"] = bootstrap_confusion(record["metrics"]["confusion_matrix"], seed=0)
+    return record
 
 
 def _n_parameters(estimator: Any) -> int | None:

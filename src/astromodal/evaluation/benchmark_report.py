@@ -51,7 +51,7 @@ def flat_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         m = r["metrics"]
         row = {k: r[k] for k in ("dataset", "representation", "model", "family", "seed", "n_train", "n_test")}
         if r["task"] == "classification":
-            ci = confidence(r)
+            ci = m["ci95"]
             row.update(accuracy=m["accuracy"], accuracy_lo=ci["accuracy"][0], accuracy_hi=ci["accuracy"][1],
                        balanced_accuracy=m["balanced_accuracy"], balanced_accuracy_lo=ci["balanced_accuracy"][0],
                        balanced_accuracy_hi=ci["balanced_accuracy"][1], macro_f1=m["macro_f1"], roc_auc=m.get("roc_auc"))
@@ -105,7 +105,7 @@ def kfold_table(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
         row["threshold"] = f"{thr['value']:.3f} ({thr['rule']})" if thr else "argmax"
         if r["task"] == "classification":
             auc = m.get("roc_auc")
-            lo, hi = confidence(r)["balanced_accuracy"]
+            lo, hi = m["ci95"]["balanced_accuracy"]
             row.update(test_accuracy=f"{m['accuracy']:.4f}",
                        test_balanced_accuracy=f"{m['balanced_accuracy']:.4f} [{lo:.3f}, {hi:.3f}]",
                        test_f1=f"{_binary_or_macro_f1(r):.4f}", test_roc_auc="n/a" if auc is None else f"{auc:.4f}")
@@ -113,17 +113,6 @@ def kfold_table(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
     cols = ["model", "dataset", "representation", "train_loss", "val_loss", "val_accuracy", "threshold",
             "test_accuracy", "test_balanced_accuracy", "test_f1", "test_roc_auc"]
     return rows, cols
-
-
-def confidence(r: dict[str, Any]) -> dict[str, list[float]]:
-    """95 % bootstrap intervals of a classification cell's accuracy, balanced accuracy and macro F1, from
-    its confusion matrix (kept in ``metrics["ci95"]``, so results.json has them too)."""
-    from astromodal.evaluation.metrics import bootstrap_confusion
-
-    m = r["metrics"]
-    if "ci95" not in m:
-        m["ci95"] = bootstrap_confusion(m["confusion_matrix"], seed=0)
-    return m["ci95"]
 
 
 def _binary_or_macro_f1(r: dict[str, Any]) -> float:
