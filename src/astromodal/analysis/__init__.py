@@ -13,6 +13,7 @@ from astromodal.analysis.associations import (
     plot_xy_map,
     scan_associations,
     score_associations,
+    truth_score,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "plot_xy_map",
     "scan_associations",
     "score_associations",
+    "truth_score",
 ]

@@ -314,6 +314,15 @@ def find_associations(
     return AssociationResult(labels, members, groups, summary)
 
 
+def truth_score(result: AssociationResult, truth: Sequence[Any]) -> dict[str, Any]:
+    """How well ``result`` recovers the true groups ``truth`` (one id per input star, -1 = field): the
+    adjusted Rand index over the stars that were clustered, their number and the number of true groups."""
+    used = result.members["used"].to_numpy()
+    true_used = np.asarray(truth)[used]
+    return {"adjusted_rand_index": score_associations(true_used, result.labels[used]), "n_scored": int(used.sum()),
+            "n_true_groups": int(len(set(true_used.tolist()) - {-1}))}
+
+
 def scan_associations(
     data: Any,
     eps_values: Sequence[float],
@@ -340,8 +349,7 @@ def scan_associations(
                                    "n_groups": res.summary["n_groups"], "n_in_groups": res.summary["n_in_groups"],
                                    "n_clustered": res.summary["n_clustered_input"]}
             if truth is not None:
-                used = res.members["used"].to_numpy()
-                row["adjusted_rand_index"] = score_associations(truth[used], res.labels[used])
+                row["adjusted_rand_index"] = truth_score(res, truth)["adjusted_rand_index"]
             rows.append(row)
     return pd.DataFrame(rows)
 

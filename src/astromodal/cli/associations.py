@@ -119,12 +119,9 @@ def associations_command(
     summary = {"input": str(catalog), "selection": {**selection, "query": query}, **result.summary,
                "groups": _records(result.groups.head(20))}
     if truth_column and truth_column in frame.columns:
-        from astromodal.analysis.associations import score_associations
+        from astromodal.analysis.associations import truth_score
 
-        used = result.members["used"].to_numpy()
-        truth = frame[truth_column].to_numpy()[used]
-        summary["truth"] = {"column": truth_column, "adjusted_rand_index": score_associations(truth, result.labels[used]),
-                            "n_scored": int(used.sum()), "n_true_groups": int(len(set(truth.tolist()) - {-1}))}
+        summary["truth"] = {"column": truth_column, **truth_score(result, frame[truth_column].to_numpy())}
     scan = None
     if scan_eps:
         from astromodal.analysis.associations import scan_associations
