@@ -47,7 +47,6 @@ def model(seed: int) -> torch.nn.Module:
 def floor(x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int, fast: bool = False) -> float:
     """fast: bf16 autocast and the channels-last layout (model and the in-memory images)."""
     net = model(0)
-    bf16 = fast
     if fast:
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -61,7 +60,7 @@ def floor(x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int, fast: bool 
         for i in range(0, len(x), batch):
             idx = perm[i : i + batch]
             opt.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
                 loss = loss_fn(net(image=x[idx]), y[idx])
             loss.backward()
             opt.step()

@@ -34,6 +34,14 @@ def rerun(config: str, tmp_path: Path, overrides: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def shipped(config: str, *labels: str) -> list[dict]:
+    """The shipped config's model entries with these table labels (the label, else the name)."""
+    models = [m.model_dump() for m in load_config(REPO / "experiments" / config).models
+              if (m.label or m.name) in labels]
+    assert len(models) == len(labels), f"{config}: not every one of {labels} is a model"
+    return models
+
+
 def assert_same(fresh: pd.DataFrame, run: str, tol: float = 0.002) -> None:
     keys = ["dataset", "representation", "model"]
     merged = fresh.merge(published(run), on=keys, suffixes=("", "_published"), validate="one_to_one")
@@ -65,17 +73,14 @@ def test_gaia_massive_stars_real_table(tmp_path, shared_data):
 
 @pytest.mark.realdata
 def test_sdss_photometry_table(tmp_path, shared_data):
-    cfg = load_config(REPO / "experiments" / "sdss_photometry.yaml")
-    tuned = next(m for m in cfg.models if m.label == "HGB-tuned").model_dump()
-    fresh = rerun("sdss_photometry.yaml", tmp_path, {"models": [tuned]})
+    fresh = rerun("sdss_photometry.yaml", tmp_path, {"models": shipped("sdss_photometry.yaml", "HGB-tuned")})
     assert_same(fresh, "sdss_photometry")
 
 
 @pytest.mark.realdata_slow
 def test_gaia_massive_stars_real_networks(tmp_path, shared_data):
     # the two cheapest of the ten networks (seconds each): the neural path reproduces its table too
-    cfg = load_config(REPO / "experiments" / "gaia_massive_stars_real.yaml")
-    nets = [m.model_dump() for m in cfg.models if m.label in ("Wide-ANN", "2D-CNN")]
+    nets = shipped("gaia_massive_stars_real.yaml", "Wide-ANN", "2D-CNN")
     fresh = rerun("gaia_massive_stars_real.yaml", tmp_path, {"models": nets})
     assert len(fresh) == 2
     assert_same(fresh, "gaia_massive_stars_real")
@@ -91,7 +96,6 @@ def test_lamost_real_networks(tmp_path, shared_data):
 
 @pytest.mark.realdata_slow
 def test_sdss_photometry_vote(tmp_path, shared_data):
-    cfg = load_config(REPO / "experiments" / "sdss_photometry.yaml")
-    vote = next(m for m in cfg.models if m.name == "soft_vote").model_dump()
-    fresh = rerun("sdss_photometry.yaml", tmp_path, {"models": [vote]})
+    vote = shipped("sdss_photometry.yaml", "Vote HGB-tuned+RF")
+    fresh = rerun("sdss_photometry.yaml", tmp_path, {"models": vote})
     assert_same(fresh, "sdss_photometry")
