@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from astromodal.data.readers.als import als_colspecs, read_als, read_als_table, sexagesimal_to_deg
-from astromodal.data.readers.tables import add_colours, read_table
+from astromodal.data.readers.tables import add_absolute_magnitudes, add_colours, read_table
 from astromodal.errors import BadValueError
 
 
@@ -61,6 +61,56 @@ def test_colours_hand_values():
     assert ds.columns["u-g"].values.read()[0] == pytest.approx(1.0)  # 20 - 19
     with pytest.raises(BadValueError, match="no neighbouring pair"):
         add_colours(read_table(_sdss_like(), features=["u", "r"], label="class"))
+
+
+def test_absolute_magnitudes_low_redshift_hand_value():
+    """At z = 0.01, D_L = (c z / H0) (1 + (1 - q0) z / 2) to second order, q0 = Om/2 - OL (Planck18:
+    H0 = 67.66, Om = 0.3111, OL = 0.6889): 44.65 Mpc, DM = 5 log10(D_L / 10 pc) = 33.249."""
+    frame = pd.DataFrame({"class": ["GALAXY", "STAR", "QSO"], "r": [18.0, 15.0, 19.0],
+                          "g": [19.0, 16.0, 19.5], "redshift": [0.01, -0.0003, 0.01]})
+    ds = add_absolute_magnitudes(read_table(frame, features=["g", "r", "redshift"], label="class"))
+    assert [c for c in ds.columns if c.startswith("M_")] == ["M_g", "M_r"]
+    assert ds.columns["M_r"].unit == "mag"
+    c_km_s, h0, om, ol, z = 299792.458, 67.66, 0.3111, 0.6889, 0.01
+    d_l_mpc = c_km_s * z / h0 * (1 + (1 - (om / 2 - ol)) * z / 2)
+    dm = 5 * np.log10(d_l_mpc * 1e6 / 10)
+    assert dm == pytest.approx(33.249, abs=1e-3)
+    m_r = ds.columns["M_r"].values.read()
+    assert m_r[0] == pytest.approx(18.0 - dm, abs=5e-3)
+    assert ds.columns["M_g"].values.read()[2] == pytest.approx(19.5 - dm, abs=5e-3)
+    # a star's (negative) redshift is taken as z_min = 1e-4: D_L = c z / H0 = 0.443 Mpc, DM = 28.23
+    assert m_r[1] == pytest.approx(15.0 - 5 * np.log10(c_km_s * 1e-4 / h0 * 1e5), abs=5e-3)
+    assert np.isfinite(m_r).all()
+
+
+def test_absolute_magnitudes_errors():
+    ds = read_table(_sdss_like(), features=["u", "g", "redshift"], label="class")
+    with pytest.raises(BadValueError, match="redshift column 'zspec'"):
+        add_absolute_magnitudes(ds, redshift="zspec")
+    with pytest.raises(BadValueError, match="unknown cosmology 'Planck99'.*Planck18"):
+        add_absolute_magnitudes(ds, cosmology="Planck99")
+    with pytest.raises(BadValueError, match="no band"):
+        add_absolute_magnitudes(ds, bands=("y",))
+
+
+def test_table_source_adds_colours_and_absolute_magnitudes(tmp_path):
+    from astromodal.data.sources import load_source
+    from astromodal.errors import ConfigError
+
+    _sdss_like().to_csv(tmp_path / "train.csv", index=False)
+    _sdss_like(4).to_csv(tmp_path / "test.csv", index=False)
+    opts = {"path": "train.csv", "test_path": "test.csv", "features": ["u", "g", "r", "i", "z", "redshift"],
+            "label": "class", "colours": True, "absolute_magnitudes": {"cosmology": "WMAP9"}}
+    train, test = load_source("table", opts, base=tmp_path)
+    for ds in (train, test):
+        assert {"u-g", "i-z", "M_u", "M_z"} <= set(ds.columns)
+    from astropy.cosmology import WMAP9
+
+    z = np.maximum(_sdss_like()["redshift"].to_numpy(), 1e-4)
+    np.testing.assert_allclose(train.columns["M_r"].values.read(),
+                               _sdss_like()["red_filter"].to_numpy() - WMAP9.distmod(z).value)
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['h0'\]"):
+        load_source("table", {**opts, "absolute_magnitudes": {"h0": 70}}, base=tmp_path)
 
 
 def test_unknown_columns_list_the_table():

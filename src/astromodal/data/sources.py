@@ -85,18 +85,28 @@ def _spectra_fits(options: dict[str, Any]) -> Loaded:
 
 @source("table")
 def _table(options: dict[str, Any]) -> Loaded:
-    from astromodal.data.readers.tables import add_colours, read_table
+    from astromodal.data.readers.tables import add_absolute_magnitudes, add_colours, read_table
 
     opts = dict(options)
     path = _need(opts, "path", "table")
     test_path = opts.pop("test_path", None)
     colours = opts.pop("colours", False)
+    absolute = opts.pop("absolute_magnitudes", False)
     opts.pop("path")
     train = read_table(path, **opts)
     test = read_table(test_path, **opts) if test_path else None
     if colours:
         train = add_colours(train)
         test = add_colours(test) if test is not None else None
+    if absolute:
+        # true: from the "redshift" column with Planck18; a mapping: add_absolute_magnitudes' arguments
+        kw = absolute if isinstance(absolute, dict) else {}
+        allowed = ("redshift", "bands", "cosmology", "z_min")
+        if set(kw) - set(allowed):
+            raise ConfigError(f"table option absolute_magnitudes: unknown key(s) {sorted(set(kw) - set(allowed))}; "
+                              f"allowed: {list(allowed)}")
+        train = add_absolute_magnitudes(train, **kw)
+        test = add_absolute_magnitudes(test, **kw) if test is not None else None
     return train, test
 
 
