@@ -319,3 +319,20 @@ def test_every_dataset_missing_is_an_error_naming_them(tmp_path, table):
     with pytest.raises(DataFormatError, match=r"no cell could run: dataset 'blobs' skipped: .*gone\.h5 not found"):
         BenchmarkRunner(cfg, tmp_path / "run").run()
     assert not (tmp_path / "run").exists()
+
+
+def test_grid_table_average_and_variance_hand_values():
+    from astromodal.evaluation.benchmark_report import grid_table
+
+    def rec(model: str, acc: float) -> dict:
+        return {"model": model, "family": "classical", "dataset": "d", "representation": "r",
+                "task": "classification", "metrics": {"accuracy": acc}}
+
+    rows, columns = grid_table([rec("a", 0.80), rec("b", 0.90)])
+    assert columns == ["model", "r-d"]
+    by_model = {r["model"]: r for r in rows}
+    assert by_model["a"]["r-d"] == "0.800"
+    assert by_model["**average**"]["r-d"] == "0.850"
+    assert by_model["**variance**"]["r-d"] == "0.00250"  # ((0.05)^2 + (0.05)^2) / 2
+    rows, _ = grid_table([rec("a", 0.9790), rec("b", 0.9797)])
+    assert rows[-1]["r-d"] == "1.2e-07"  # 0.00035^2: shown, not rounded away to 0.00000

@@ -25,12 +25,18 @@ def _headline(rec: dict[str, Any]) -> float:
     return m["accuracy"] if rec["task"] == "classification" else m["rmse"]
 
 
+def _small(v: float) -> str:
+    """A variance: five decimals, or two significant digits when five decimals would show 0.00000."""
+    return f"{v:.5f}" if v == 0 or v >= 5e-6 else f"{v:.1e}"
+
+
 def protocol_sentence(protocol: Any) -> str:
     """One sentence saying how the models were trained and where the numbers come from."""
     if protocol.kind == "cv":
         text = (f"Protocol: stratified {protocol.k}-fold cross-validation over all objects (a fresh model per "
                 "fold; accuracy is the mean ± standard deviation over folds, per-class metrics and confusion "
-                "matrices pool the out-of-fold predictions)")
+                "matrices pool the out-of-fold predictions; n_train and n_test count all objects, each in the "
+                f"training part of {protocol.k - 1} folds and tested once)")
     elif protocol.kind == "kfold_ensemble":
         text = (f"Protocol: a stratified test split of {protocol.test_fraction:g} left untouched; stratified "
                 f"{protocol.k}-fold cross-validation on the training split with a fresh model per fold; the fold "
@@ -87,7 +93,7 @@ def grid_table(records: list[dict[str, Any]], family: str | None = None) -> tupl
             row[c] = f"{mean:.3f}" + (f" ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else "")
         rows.append(row)
     rows.append({"model": "**average**", **{c: f"{np.mean(per_column[c]):.3f}" for c in columns if per_column[c]}})
-    rows.append({"model": "**variance**", **{c: f"{np.var(per_column[c]):.5f}" for c in columns if per_column[c]}})
+    rows.append({"model": "**variance**", **{c: _small(np.var(per_column[c])) for c in columns if per_column[c]}})
     return rows, ["model", *columns]
 
 
