@@ -99,3 +99,16 @@ def test_sdss_photometry_vote(tmp_path, shared_data):
     vote = shipped("sdss_photometry.yaml", "Vote HGB-tuned+RF")
     fresh = rerun("sdss_photometry.yaml", tmp_path, {"models": vote})
     assert_same(fresh, "sdss_photometry")
+
+
+@pytest.mark.realdata_slow
+def test_sdss_photometry_cv_features(tmp_path, shared_data):
+    # 5-fold CV over the whole table: distance-corrected magnitudes and survey metadata, the two
+    # feature probes of benchmarks/results/sdss_photometry_cv (HGB-tuned, about 20 s a row)
+    hgb = shipped("sdss_photometry_cv.yaml", "HGB-tuned")[0]
+    reps = ["photometry", "photometry+z+M", "photometry+meta"]
+    fresh = rerun("sdss_photometry_cv.yaml", tmp_path, {"models": [{**hgb, "representations": reps}]})
+    assert len(fresh) == 3
+    assert_same(fresh, "sdss_photometry_cv")
+    acc = fresh.set_index("representation")["accuracy"]
+    assert acc["photometry"] < 0.90 < acc["photometry+meta"]  # only the metadata crosses the 0.900 line

@@ -71,6 +71,15 @@ def test_sdss_photometry_real(tmp_path, shared_data):
 
 
 @pytest.mark.realdata
+def test_sdss_photometry_cv_real(tmp_path, shared_data):
+    res = run("sdss_photometry_cv.yaml", tmp_path, {"datasets.sdss17.max_objects": 1500, "protocol.k": 2})
+    cells = res["cells"]
+    assert len(cells) == 5 * 3  # five feature sets x RF, HGB-tuned, their vote
+    assert {len(c["fold_scores"]) for c in cells} == {2}
+    assert {c["n_test"] for c in cells} == {1500}  # cross-validation: every object tested once
+
+
+@pytest.mark.realdata
 def test_lamost_real(tmp_path, shared_data):
     res = run("lamost_real.yaml", tmp_path, {"protocol.k": 2, "models": [
         {"name": "logistic_regression", "representations": ["Line", "Image"]},
