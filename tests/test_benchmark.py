@@ -336,3 +336,15 @@ def test_grid_table_average_and_variance_hand_values():
     assert by_model["**variance**"]["r-d"] == "0.00250"  # ((0.05)^2 + (0.05)^2) / 2
     rows, _ = grid_table([rec("a", 0.9790), rec("b", 0.9797)])
     assert rows[-1]["r-d"] == "1.2e-07"  # 0.00035^2: shown, not rounded away to 0.00000
+
+
+def test_protocol_sentence_says_what_the_numbers_are():
+    from astromodal.evaluation.benchmark_report import protocol_sentence
+    from astromodal.experiments import ProtocolConfig
+
+    holdout = protocol_sentence(ProtocolConfig(kind="holdout", seeds=[0, 1]))
+    assert "stratified test split of 0.2" in holdout and "seeds [0, 1] (a seed sets the split" in holdout
+    cv = protocol_sentence(ProtocolConfig(kind="cv", k=5))
+    assert "5-fold cross-validation over all objects" in cv and "training part of 4 folds and tested once" in cv
+    ens = protocol_sentence(ProtocolConfig(kind="kfold_ensemble", k=10, threshold="f1"))
+    assert "threshold maximising f1 on the out-of-fold predictions of the training split" in ens

@@ -47,7 +47,8 @@ def protocol_sentence(protocol: Any) -> str:
     else:
         text = (f"Protocol: holdout, a stratified test split of {protocol.test_fraction:g} (or the source's own "
                 "test file)")
-    return text + f"; seeds {protocol.seeds}."
+    return text + (f"; seeds {protocol.seeds} (a seed sets the split or folds, unless the source has its own "
+                   "test file, and the models' random state).")
 
 
 def flat_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
