@@ -29,7 +29,7 @@ def rerun(config: str, tmp_path: Path, overrides: dict) -> pd.DataFrame:
                              "report.roc_curves": False, **overrides})
     results = BenchmarkRunner(cfg, tmp_path / "run", config_path=path).run()
     rows = [{"dataset": c["dataset"], "representation": c["representation"], "model": c["model"],
-             "accuracy": c["metrics"]["accuracy"], "balanced_accuracy": c["metrics"]["balanced_accuracy"]}
+             "seed": c["seed"], "accuracy": c["metrics"]["accuracy"], "balanced_accuracy": c["metrics"]["balanced_accuracy"]}
             for c in results["cells"]]
     return pd.DataFrame(rows)
 
@@ -43,7 +43,7 @@ def shipped(config: str, *labels: str) -> list[dict]:
 
 
 def assert_same(fresh: pd.DataFrame, run: str, tol: float = 0.002) -> None:
-    keys = ["dataset", "representation", "model"]
+    keys = ["dataset", "representation", "model", "seed"]
     merged = fresh.merge(published(run), on=keys, suffixes=("", "_published"), validate="one_to_one")
     assert len(merged) == len(fresh), "a rerun cell is missing from the published table"
     for metric in ("accuracy", "balanced_accuracy"):
@@ -112,3 +112,12 @@ def test_sdss_photometry_cv_features(tmp_path, shared_data):
     assert_same(fresh, "sdss_photometry_cv")
     acc = fresh.set_index("representation")["accuracy"]
     assert acc["photometry"] < 0.90 < acc["photometry+meta"]  # only the metadata crosses the 0.900 line
+
+
+@pytest.mark.realdata_slow
+def test_sdss_photometry_splits_seed(tmp_path, shared_data):
+    # one of the ten split seeds of benchmarks/results/sdss_photometry_splits (the forest, about 40 s)
+    fresh = rerun("sdss_photometry.yaml", tmp_path, {
+        "models": [{"name": "random_forest", "representations": ["photometry+z"]}], "protocol.seeds": [3]})
+    assert len(fresh) == 1
+    assert_same(fresh, "sdss_photometry_splits")
