@@ -8,6 +8,7 @@ expands to the real-data folder (default ``../shared/data`` beside the working d
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -101,7 +102,7 @@ def _table(options: dict[str, Any]) -> Loaded:
     if absolute:
         # true: from the "redshift" column with Planck18; a mapping: add_absolute_magnitudes' arguments
         kw = absolute if isinstance(absolute, dict) else {}
-        allowed = ("redshift", "bands", "cosmology", "z_min")
+        allowed = [k for k in inspect.signature(add_absolute_magnitudes).parameters if k != "ds"]
         if set(kw) - set(allowed):
             raise ConfigError(f"table option absolute_magnitudes: unknown key(s) {sorted(set(kw) - set(allowed))}; "
                               f"allowed: {list(allowed)}")
