@@ -94,11 +94,9 @@ def _table(options: dict[str, Any]) -> Loaded:
     colours = opts.pop("colours", False)
     absolute = opts.pop("absolute_magnitudes", False)
     opts.pop("path")
-    train = read_table(path, **opts)
-    test = read_table(test_path, **opts) if test_path else None
+    steps: list[Callable[[Dataset], Dataset]] = []  # derived columns, added to the training and test tables alike
     if colours:
-        train = add_colours(train)
-        test = add_colours(test) if test is not None else None
+        steps.append(add_colours)
     if absolute:
         # true: from the "redshift" column with Planck18; a mapping: add_absolute_magnitudes' arguments
         kw = absolute if isinstance(absolute, dict) else {}
@@ -106,8 +104,12 @@ def _table(options: dict[str, Any]) -> Loaded:
         if set(kw) - set(allowed):
             raise ConfigError(f"table option absolute_magnitudes: unknown key(s) {sorted(set(kw) - set(allowed))}; "
                               f"allowed: {list(allowed)}")
-        train = add_absolute_magnitudes(train, **kw)
-        test = add_absolute_magnitudes(test, **kw) if test is not None else None
+        steps.append(lambda ds: add_absolute_magnitudes(ds, **kw))
+    train = read_table(path, **opts)
+    test = read_table(test_path, **opts) if test_path else None
+    for step in steps:
+        train = step(train)
+        test = step(test) if test is not None else None
     return train, test
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from astromodal.atomic import write_json
 from astromodal.data.dataset import Dataset
 from astromodal.data.sources import keep_classes, load_source, paths_missing
-from astromodal.errors import ConfigError
+from astromodal.errors import ConfigError, DataFormatError
 from astromodal.experiments import ExperimentConfig, ModelConfig
 from astromodal.models.registry import get_model
 from astromodal.transforms.representations import MODALITY, build_inputs, flatten_inputs
@@ -356,8 +356,6 @@ class BenchmarkRunner:
                 records.append(record)
                 bar.update(task, advance=1)
         if not records and cells:
-            from astromodal.errors import DataFormatError
-
             raise DataFormatError("no cell could run: " + "; ".join(self.notes or ["every dataset was skipped"]))
         if changed:
             self.notes.append(f"{len(changed)} finished cell(s) were trained again because their settings changed: "
