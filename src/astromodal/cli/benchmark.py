@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from astromodal.cli import app
-from astromodal.cli.common import console
+from astromodal.cli.common import out_console
 
 
 @app.command("benchmark")
@@ -20,7 +20,12 @@ def benchmark_command(
     channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last",
                                        help="Train image models in the channels-last memory layout (faster "
                                             "convolutions, most of all with bf16-mixed; overrides the config)."),
-    resume: bool = typer.Option(True, help="Reuse finished cells in the output folder (--no-resume trains everything again)."),
+    resume: bool = typer.Option(True, help="Reuse finished cells in an output folder an earlier benchmark run wrote "
+                                "(--no-resume trains everything again; with an existing folder it needs --overwrite)."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Write into an output folder another astromodal run wrote (another verb, or "
+                                        "with --no-resume). A folder astromodal did not write, one holding the config or "
+                                        "its data, '.', '~' and '/' are always refused."),
     set_: list[str] = typer.Option(None, "--set", help="Override a config value, e.g. --set trainer.max_epochs=5 (YAML value)."),
 ) -> None:
     """Train and evaluate every dataset x representation x model x seed cell of CONFIG.
@@ -43,6 +48,18 @@ def benchmark_command(
     cfg = load_config(config, overrides)
     out = out or Path(cfg.output or Path("runs") / cfg.name)
     runner = BenchmarkRunner(cfg, out, config_path=config, device=device, precision=precision,
-                             channels_last=channels_last, resume=resume)
-    runner.run()
-    console.print(f"[green]report:[/green] {out / 'report.md'}  (and report.html, results.json)")
+                             channels_last=channels_last, resume=resume, overwrite=overwrite)
+    results = runner.run()
+    _print_summary(results)
+    out_console.print(f"report: {out / 'report.md'}  (and report.html, results.json)")
+
+
+def _print_summary(results: dict) -> None:
+    """The final summary (a result: stdout): one line per cell with its main score."""
+    for c in results.get("cells", []):
+        metrics = c.get("metrics") or {}
+        key = next((k for k in ("accuracy", "r2", "macro_f1", "rmse") if k in metrics), None)
+        score = f"{key} {metrics[key]:.3f}" if key is not None and isinstance(metrics[key], (int, float)) else ""
+        name = "  ".join(str(c.get(k, "")) for k in ("dataset", "representation", "model"))
+        seed = f"  seed {c['seed']}" if "seed" in c else ""
+        out_console.print(f"  {name}{seed}  {score}".rstrip(), highlight=False)

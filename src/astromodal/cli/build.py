@@ -15,7 +15,9 @@ from pathlib import Path
 import typer
 
 from astromodal.cli import app
-from astromodal.cli.common import console
+from astromodal.cli.common import console, out_console
+
+VERB = "build astrospectra-mnist"
 
 build_app = typer.Typer(
     help="Build dataset layouts (AstroSpectra-MNIST) from spectra.", no_args_is_help=True, add_completion=False
@@ -27,7 +29,12 @@ app.add_typer(build_app, name="build")
 def astrospectra_mnist_command(
     spectra: str = typer.Option(..., "--spectra", help="Spectrum FITS folder, glob or file (LAMOST/SDSS), "
                                                        "or an astromodal HDF5 file."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (e.g. AstroSpectra-MNIST-v1); replaced if it exists."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (e.g. AstroSpectra-MNIST-v1): a new or empty "
+                                                      "folder, or one astromodal wrote (replaced only with "
+                                                      "--overwrite). Never a folder holding the --spectra input."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace an --out folder that astromodal wrote (never a folder it did not "
+                                        "write, one holding the input, '.', '~' or '/')."),
     version: str = typer.Option("v1", "--version", help="v1: star/galaxy/QSO (labels 1/2/3); v2: F/G/K stars (1/2/3)."),
     test_fraction: float = typer.Option(0.2, "--test-fraction", help="Fraction of objects in the test split."),
     seed: int = typer.Option(0, "--seed", help="Seed of the stratified train/test split."),
@@ -42,6 +49,7 @@ def astrospectra_mnist_command(
                                                       "default class for v1, subclass or spectral_type for v2."),
 ) -> None:
     """Write the AstroSpectra-MNIST layout (28x28 PNGs, label CSVs, 721-point line vectors, provenance)."""
+    from astromodal.atomic import check_output_dir
     from astromodal.data.readers.astrospectra_mnist import _check_version, write_astrospectra_mnist
     from astromodal.errors import ConfigError
     from astromodal.transforms.spectra import make_settings
@@ -53,6 +61,8 @@ def astrospectra_mnist_command(
         raise ConfigError(f"--test-fraction must be between 0 and 1, got {test_fraction}")
     settings = make_settings({"grid_size": grid_size, "wave_min": wave_min, "wave_max": wave_max,
                               "resample": resample, "bin_width": bin_width})
+    inputs = [input_root(spectra)]
+    check_output_dir(out, inputs=inputs, overwrite=overwrite, verb=VERB)  # before reading anything
     path = Path(spectra)
     if path.suffix.lower() in (".h5", ".hdf5") and path.is_file():
         from astromodal.data.dataset import Dataset
@@ -65,11 +75,21 @@ def astrospectra_mnist_command(
             ds = read(spectra, reader=reader, settings=settings)
     with console.status(f"writing {out}"):
         result = write_astrospectra_mnist(ds, out, version=version, test_fraction=test_fraction, seed=seed,
-                                          settings=settings, spectra_name=spectra_name, target=target)
+                                          settings=settings, spectra_name=spectra_name, target=target,
+                                          overwrite=overwrite, inputs=inputs)
     import json
 
     prov = json.loads((result / "provenance.json").read_text())
     counts = ", ".join(f"{split} {sum(c.values())} ({c})" for split, c in prov["counts"].items())
     dropped = sum(prov["dropped_other_classes"].values())
-    console.print(f"[green]AstroSpectra-MNIST {version}:[/green] {result}  {counts}"
-                  + (f"; {dropped} objects of other classes dropped" if dropped else ""))
+    out_console.print(f"AstroSpectra-MNIST {version}: {result}  {counts}"
+                      + (f"; {dropped} objects of other classes dropped" if dropped else ""), highlight=False)
+
+
+def input_root(spectra: str) -> Path:
+    """The path a --spectra argument reads: the folder above the first wildcard of a glob, else the path."""
+    parts = Path(spectra).expanduser().parts
+    for i, part in enumerate(parts):
+        if any(ch in part for ch in "*?["):
+            return Path(*parts[:i]) if i else Path(".")
+    return Path(spectra).expanduser()

@@ -16,7 +16,7 @@ import typer
 
 from astromodal.atomic import atomic_dir
 from astromodal.cli import app
-from astromodal.cli.common import console
+from astromodal.cli.common import out_console
 
 
 def quickstart_config(n: int, seed: int, epochs: int) -> dict[str, Any]:
@@ -74,13 +74,19 @@ def _examples_hook(report: Any, runner: Any) -> None:
 
 @app.command("quickstart")
 def quickstart_command(
-    out: Path = typer.Option(Path("astromodal-quickstart"), "--out", "-o", help="Report folder to write (replaced if it exists)."),
+    out: Path = typer.Option(Path("astromodal-quickstart"), "--out", "-o",
+                             help="Report folder to write: a new or empty folder, or one astromodal wrote (replaced "
+                                  "only with --overwrite). A folder holding other files is never touched."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace an --out folder that astromodal wrote (never a folder it did not "
+                                        "write, '.', '~' or '/')."),
     n: int = typer.Option(2000, "--n", help="Number of simulated objects."),
     seed: int = typer.Option(0, help="Seed of the simulation, the split and every model: the same seed gives the same numbers."),
     epochs: int = typer.Option(15, help="Maximum training epochs of the CNN."),
     device: str = typer.Option("cpu", help="Device for the CNN: cpu, cuda, mps or auto."),
 ) -> None:
     """Simulate a survey, train classical models and a small CNN on star/galaxy/QSO spectra, and write a report."""
+    from astromodal.atomic import check_output_dir
     from astromodal.errors import ConfigError
     from astromodal.evaluation.benchmark import BenchmarkRunner
     from astromodal.experiments import parse_config
@@ -89,13 +95,15 @@ def quickstart_command(
         raise ConfigError(f"--n must be at least 100 (got {n})")
     if epochs < 1:
         raise ConfigError(f"--epochs must be at least 1 (got {epochs})")
+    check_output_dir(out, overwrite=overwrite, verb="quickstart")  # before any work
     cfg = parse_config(quickstart_config(n, seed, epochs), "quickstart")
     command = f"astromodal quickstart --out {out} --n {n} --seed {seed} --epochs {epochs} --device {device}"
-    with atomic_dir(out) as tmp:
-        runner = BenchmarkRunner(cfg, tmp, device=device, resume=False, command=command)
+    with atomic_dir(out, overwrite=overwrite, verb="quickstart") as tmp:
+        # the temporary folder is this run's own (marked by atomic_dir): the runner may write into it
+        runner = BenchmarkRunner(cfg, tmp, device=device, resume=False, command=command, overwrite=True)
         runner.report_hooks.append(_examples_hook)
         results = runner.run()
     table = {c["model"]: c["metrics"]["accuracy"] for c in results["cells"]}
-    for model, acc in table.items():
-        console.print(f"  {model:<24s} accuracy {acc:.3f}")
-    console.print(f"[green]report:[/green] {out / 'report.md'} (and report.html)")
+    for model, acc in table.items():  # results: stdout
+        out_console.print(f"  {model:<24s} accuracy {acc:.3f}", highlight=False)
+    out_console.print(f"report: {out / 'report.md'} (and report.html)", highlight=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from astromodal.cli import app
-from astromodal.cli.common import console
+from astromodal.cli.common import console, out_console, progress
 from astromodal.errors import ConfigError
 
 
@@ -25,7 +25,11 @@ def _parse_mix(text: str) -> tuple[float, float, float]:
 
 @app.command("simulate")
 def simulate_command(
-    out: Path = typer.Option(..., "--out", "-o", help="HDF5 file to write (replaced if it exists; written atomically)."),
+    out: Path = typer.Option(..., "--out", "-o", help="HDF5 file to write (written atomically). An existing file "
+                                                      "is replaced only if astromodal wrote it and --overwrite is "
+                                                      "given; never a file it did not write or a folder."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace an --out dataset file that astromodal wrote (never another file)."),
     n: int = typer.Option(1000, "--n", help="Number of objects to simulate (a positive integer)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives identical arrays."),
     class_mix: str = typer.Option("0.6,0.25,0.15", "--class-mix",
@@ -41,8 +45,10 @@ def simulate_command(
                                          help="Do not place O/B stars in OB associations."),
 ) -> None:
     """Simulate a survey of stars, galaxies and quasars (spectra, images, photometry, astrometry, truth)."""
+    from astromodal.atomic import check_output_file
     from astromodal.data.simulate import simulate_survey
 
+    check_output_file(out, overwrite=overwrite)  # before any work
     if n <= 0:
         raise ConfigError(f"--n must be a positive number of objects, got {n}")
     if snr <= 0:
@@ -54,9 +60,19 @@ def simulate_command(
     if seed < 0:
         raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
     mix = _parse_mix(class_mix)
-    with console.status(f"simulating {n} objects"):
+    with progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(f"simulate: {stage}", total=total)
+            bar.update(tasks[stage], completed=done)
+
         ds = simulate_survey(n=n, seed=seed, class_mix=mix, snr=snr, instruments=instruments,
                              image_size=image_size, with_images=not no_images,
-                             neighbour_fraction=neighbour_fraction, associations=not no_associations)
+                             neighbour_fraction=neighbour_fraction, associations=not no_associations,
+                             progress=tick)
+    with console.status(f"writing {out}"):
+        check_output_file(out, overwrite=overwrite)  # again: the path may have changed meanwhile
         path = ds.save(out)
-    console.print(f"wrote {ds!r} to {path}")
+    out_console.print(f"wrote {ds!r} to {path}", highlight=False)

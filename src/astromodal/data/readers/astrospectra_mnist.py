@@ -93,18 +93,26 @@ def write_astrospectra_mnist(
     settings: SpectrumPreprocessing | dict | None = None,
     spectra_name: str | None = None,
     target: str | None = None,
+    overwrite: bool = False,
+    inputs: tuple[Any, ...] | list[Any] = (),
 ) -> Path:
     """Write the AstroSpectra-MNIST layout of ``version`` from the spectra of ``ds`` into ``out_dir``.
+
+    ``out_dir`` follows the output rule of :mod:`astromodal.atomic`: a new or empty folder, or one
+    astromodal wrote (replaced only with ``overwrite=True``); never a folder astromodal did not write or
+    one that is or holds an input (``inputs`` and the dataset's source files).
 
     ``target`` is the class target to label by (v1: ``class`` with star/galaxy/qso; v2: ``subclass``
     or ``spectral_type``, first letter F/G/K); objects of other classes are dropped and counted in
     ``provenance.json``. The split is stratified and seeded. The folder is written atomically.
     """
     from astromodal import __version__
-    from astromodal.atomic import atomic_dir
+    from astromodal.atomic import atomic_dir, check_output_dir
     from astromodal.data.splits import train_test_indices
 
     version = _check_version(version)
+    inputs = [*inputs, *ds.meta.get("source_files", [])]
+    check_output_dir(out_dir, inputs=inputs, overwrite=overwrite, verb="build astrospectra-mnist")  # before work
     settings = make_settings(settings)
     if settings.image_side * settings.image_side < settings.line_length:
         raise ConfigError("image_side too small for the mean-filtered vector")
@@ -131,7 +139,7 @@ def write_astrospectra_mnist(
 
     out_dir = Path(out_dir)
     counts: dict[str, dict[str, int]] = {}
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, inputs=inputs, verb="build astrospectra-mnist") as tmp:
         arrays: dict[str, np.ndarray] = {}
         for split, rows in (("train", train), ("test", test)):
             folder = tmp / f"{split}_images{version}"

@@ -10,7 +10,8 @@ seeded stream, so the arrays depend on the seed and the batch size only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -50,6 +51,7 @@ def simulate_survey(
     association_fraction: float = 0.5,
     giant_fraction: float = 0.15,
     batch_size: int = 256,
+    progress: Callable[[str, int, int], None] | None = None,
     **unknown: Any,
 ) -> Dataset:
     """Simulate ``n`` objects (stars, galaxies, quasars in ``class_mix`` proportions) observed by a survey.
@@ -60,6 +62,10 @@ def simulate_survey(
     ``association_fraction`` of the O/B stars is born in OB associations (``meta["associations"]``).
     Targets: class, spectral_type, massive, luminosity_class, teff, radius, luminosity, redshift, sfr, distance
     (NaN where a quantity does not apply, e.g. teff of a galaxy). The same seed gives identical arrays.
+
+    ``progress``, when given, is called as ``progress(stage, done, total)`` (stage ``"spectra"`` or
+    ``"images"``, counts of objects) as batches finish, possibly from worker threads; it does not change
+    the numbers.
     """
     if unknown:
         raise ConfigError(f"unknown simulate option(s) {sorted(unknown)}; known options: {sorted(_known_options())}")
@@ -70,12 +76,13 @@ def simulate_survey(
     labels = rng["classes"].permutation(np.repeat(np.arange(3), class_counts(n, mix)))
     rows = [np.flatnonzero(labels == k) for k in range(3)]
     truth, params, groups = _sample_objects(rng, rows, n, associations, association_fraction, giant_fraction)
-    true_mags, spectra = _observe_spectra(rows, params, insts, streams["spectra"], snr, int(batch_size), n)
+    true_mags, spectra = _observe_spectra(rows, params, insts, streams["spectra"], snr, int(batch_size), n,
+                                          _Ticker(progress, "spectra", n))
     columns = _catalogue(rng, truth, true_mags)
     images = {}
     if with_images:
         pixels, n_nb = _images(streams["images"], labels, params, rows, true_mags, image_size, neighbour_fraction,
-                               int(batch_size))
+                               int(batch_size), _Ticker(progress, "images", n))
         images["sdss"] = Images(pixels, BANDS, PIXEL_SCALE, "nanomaggies")
         columns["n_neighbours"] = Column(n_nb, "")
     meta = {
@@ -91,7 +98,7 @@ def simulate_survey(
 def _known_options() -> tuple[str, ...]:
     import inspect
 
-    return tuple(p for p in inspect.signature(simulate_survey).parameters if p != "unknown")
+    return tuple(p for p in inspect.signature(simulate_survey).parameters if p not in ("unknown", "progress"))
 
 
 def _validate(n, seed, class_mix, snr, instruments, image_size, neighbour_fraction, association_fraction,
@@ -196,6 +203,23 @@ def _place_stars(rng, stars, associations, association_fraction) -> None:
 
 
 # ---------------------------------------------------------------- spectra and photometry
+class _Ticker:
+    """Counts finished objects of one stage (thread-safe) and reports them to a progress callback."""
+
+    def __init__(self, callback: Callable[[str, int, int], None] | None, stage: str, total: int):
+        self.callback, self.stage, self.total, self.done = callback, stage, int(total), 0
+        self._lock = threading.Lock()
+        if callback is not None:
+            callback(stage, 0, self.total)
+
+    def __call__(self, k: int) -> None:
+        if self.callback is None:
+            return
+        with self._lock:
+            self.done += int(k)
+            self.callback(self.stage, self.done, self.total)
+
+
 def _parallel(fn, tasks) -> None:
     """Run ``fn(task)`` for every task on SIM_THREADS threads (numpy and the FFTs release the GIL).
 
@@ -219,7 +243,7 @@ def _model_spectra(k: int, p: dict[str, np.ndarray], sl: slice) -> np.ndarray:
     return galaxy_spectra(sub) if k == 1 else quasar_spectra(sub)
 
 
-def _observe_spectra(rows, params, insts, spectra_seed, snr, batch_size, n):
+def _observe_spectra(rows, params, insts, spectra_seed, snr, batch_size, n, tick=None):
     """True ugriz+G magnitudes (N, 6) and each instrument's noisy Spectra (batches per class, threaded)."""
     mags = np.zeros((n, len(BANDS) + 1))
     flux = {i.name: np.empty((n, i.n_pixels), dtype=np.float32) for i in insts}
@@ -235,6 +259,8 @@ def _observe_spectra(rows, params, insts, spectra_seed, snr, batch_size, n):
         rngs = [np.random.default_rng(s) for s in seeds[t].spawn(len(insts))]
         for (name, smooth), g in zip(observe_noise_free(model, insts).items(), rngs, strict=True):
             flux[name][r], inv_var[name][r] = add_noise(g, smooth, snr)
+        if tick is not None:
+            tick(len(r))
 
     _parallel(run, list(range(len(tasks))))
     spectra = {}
@@ -264,7 +290,7 @@ def _catalogue(rng, truth, true_mags) -> dict[str, Column]:
     return cols
 
 
-def _images(seed, labels, params, rows, true_mags, size, neighbour_fraction, batch_size):
+def _images(seed, labels, params, rows, true_mags, size, neighbour_fraction, batch_size, tick=None):
     """u g r i z cutouts (N, 5, S, S) float32 in nanomaggies (threaded batches in row order), neighbour counts."""
     n = len(labels)
     sersic = {"sersic_n": np.ones(n), "r_e_arcsec": np.ones(n), "axis_ratio": np.ones(n), "position_angle": np.zeros(n)}
@@ -281,6 +307,8 @@ def _images(seed, labels, params, rows, true_mags, size, neighbour_fraction, bat
         sub = {k: v[sl] for k, v in sersic.items()}
         _, n_nb[sl] = render_cutouts(np.random.default_rng(seeds[b]), flux[sl], labels[sl] == 1, sub, size,
                                      neighbour_fraction, out=pixels[sl])
+        if tick is not None:
+            tick(len(n_nb[sl]))
 
     _parallel(run, list(range(len(starts))))
     return pixels, n_nb
