@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -197,3 +199,145 @@ def test_real_als_b(shared_data):
     assert np.nanmax(np.abs(lat - ds.columns["b"].values.read())) < 0.01
     plx = ds.columns["parallax"].values.read()
     assert np.isnan(plx).sum() == 184
+
+
+# ------------------------------------------------------------------ table options for real catalogues
+@pytest.mark.realdata
+def test_label_prefix_on_lamost_subclasses(shared_data):
+    path = shared_data / "lamost-dr1-sample" / "Data" / "my_data3.csv"
+    mags = [f"mag{k}" for k in range(1, 8)]
+    ds = read_table(path, features=mags, label="subclass", label_prefix=1, target_name="class")
+    frame = pd.read_csv(path)
+    t = ds.targets["class"]
+    assert t.class_names == ("A", "F", "G", "K")  # F5 -> F, A3V -> A, K0 -> K
+    counts = dict(zip(t.class_names, np.bincount(t.values.read()).tolist(), strict=True))
+    assert counts == frame["subclass"].str[:1].value_counts().to_dict() == {"F": 1280, "G": 1075, "K": 763, "A": 47}
+    # the usual id column (obsid), kept as int64, and the ra/dec columns
+    assert ds.ids.read().dtype == np.int64 and ds.ids.read()[:2].tolist() == [605006, 605015]
+    np.testing.assert_allclose(ds.ra.read(), frame["ra"].to_numpy())
+    assert ds.meta["preparation"]["label"]["label_prefix"] == 1
+    with pytest.raises(BadValueError, match="label_prefix must be a whole number"):
+        read_table(path, features=mags, label="subclass", label_prefix=0)
+    with pytest.raises(BadValueError, match="does not apply to a regression label"):
+        read_table(path, features=mags, label="teff", task="regression", label_prefix=1)
+
+
+def test_table_source_label_prefix_and_per_file_renames(tmp_path):
+    from astromodal.data.sources import load_source
+
+    pd.DataFrame({"umag": [20.0, 21.0, 22.0], "gmag": [19.0, 19.5, 20.0], "sub": ["F5", "G2", "F9"],
+                  "ident": [11, 12, 13]}).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"U_MAG": [20.5, 21.5], "G": [19.1, 18.0], "sub": ["G5", "F0"],
+                  "name": ["x1", "x2"]}).to_csv(tmp_path / "test.csv", index=False)
+    opts = {"path": "train.csv", "test_path": "test.csv", "features": ["u", "g"], "label": "sub", "label_prefix": 1,
+            "target_name": "class", "rename": {"umag": "u", "gmag": "g"}, "test_rename": {"U_MAG": "u", "G": "g"},
+            "id_column": "ident", "test_id_column": "name", "colours": True}
+    train, test = load_source("table", opts, base=tmp_path)
+    assert list(train.columns) == list(test.columns) == ["u", "g", "u-g"]
+    np.testing.assert_allclose(test.columns["u"].values.read(), [20.5, 21.5])
+    np.testing.assert_allclose(test.columns["u-g"].values.read(), [20.5 - 19.1, 21.5 - 18.0])
+    assert train.ids.read().tolist() == [11, 12, 13] and test.ids.read().tolist() == ["x1", "x2"]
+    assert train.targets["class"].labels().tolist() == ["F", "G", "F"]
+    assert test.targets["class"].class_names == ("F", "G")
+    assert test.targets["class"].labels().tolist() == ["G", "F"]
+    recipe = train.meta["preparation"]
+    assert recipe["rename"] == {"umag": "u", "gmag": "g"} and recipe["raw_columns"] == {"u": "u", "g": "g"}
+    assert recipe["derived"] == [{"step": "colours", "bands": ["u", "g", "r", "i", "z"]}]
+    assert recipe["feature_columns"] == ["u", "g", "u-g"] and recipe["id_column"] == "ident"
+    json.dumps(recipe)  # JSON-able
+    with pytest.raises(BadValueError, match=r"unknown column to rename 'UMAG_X'"):
+        load_source("table", {**opts, "rename": {"UMAG_X": "u"}}, base=tmp_path)
+    with pytest.raises(BadValueError, match=r"rename .* gives column name\(s\) \['gmag'\] that the table already has"):
+        load_source("table", {**opts, "rename": {"umag": "gmag"}}, base=tmp_path)
+
+
+def test_table_source_unknown_option_lists_the_allowed(tmp_path):
+    from astromodal.data.sources import load_source
+    from astromodal.errors import ConfigError
+
+    _sdss_like().to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['labels'\].*'label_prefix'"):
+        load_source("table", {"path": "t.csv", "labels": "class"}, base=tmp_path)
+
+
+def test_id_columns_default_and_dtypes(tmp_path):
+    big = np.array([3349752230893885568, 3349752230893885569, 5937173300407375616], dtype=np.int64)
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "SOURCE_ID": big, "id": [7, 8, 9]})
+    frame.to_csv(tmp_path / "g.csv", index=False)
+    frame.to_parquet(tmp_path / "g.parquet")
+    for name in ("g.csv", "g.parquet"):
+        ds = read_table(tmp_path / name)
+        ids = ds.ids.read()
+        assert ids.dtype == np.int64 and ids.tolist() == big.tolist()  # source_id first, any case, exact
+        assert list(ds.columns) == ["x"]  # the id columns are not features
+    assert read_table(frame, id_column="id").ids.read().tolist() == [7, 8, 9]  # an explicit one wins
+    floats = read_table(pd.DataFrame({"x": [1.0, 2.0], "objid": [12.0, 1e15]})).ids.read()
+    assert floats.dtype == np.int64 and floats.tolist() == [12, 10**15]
+    text = read_table(pd.DataFrame({"x": [1.0, 2.0], "obsid": ["a7", "b8"]})).ids.read()
+    assert text.dtype.kind == "U" and text.tolist() == ["a7", "b8"]
+    assert read_table(pd.DataFrame({"x": [1.0, 2.0]})).ids.read().tolist() == [0, 1]  # row numbers
+    with pytest.raises(BadValueError, match=r"id column 'objid' holds the non-integer number 2.5 at row 1"):
+        read_table(pd.DataFrame({"x": [1.0, 2.0], "objid": [1.0, 2.5]}))
+    with pytest.raises(BadValueError, match=r"id column 'id' is empty at 1 row\(s\), first at row 0"):
+        read_table(pd.DataFrame({"x": [1.0, 2.0], "id": [np.nan, 2.0]}))
+
+
+def test_positions_from_the_usual_names():
+    frame = pd.DataFrame({"x": [1.0, 2.0], "RA_ICRS": [10.0, 20.0], "DE_ICRS": [-5.0, 5.0]})
+    ds = read_table(frame)
+    assert ds.ra.read().tolist() == [10.0, 20.0] and ds.dec.read().tolist() == [-5.0, 5.0]
+    assert list(ds.columns) == ["x"]
+    gaia = read_table(pd.DataFrame({"x": [1.0], "ra_gaia": [1.5], "dec_gaia": [2.5]}))
+    assert (gaia.ra.read()[0], gaia.dec.read()[0]) == (1.5, 2.5)
+    vizier = read_table(pd.DataFrame({"x": [1.0], "RAJ2000": [3.0], "DEJ2000": [4.0], "RAdeg": [9.0], "DEdeg": [9.0]}))
+    assert (vizier.ra.read()[0], vizier.dec.read()[0]) == (3.0, 4.0)
+    # explicit options win over the usual names
+    both = pd.DataFrame({"x": [1.0], "ra": [1.0], "dec": [2.0], "alt_ra": [3.0], "alt_dec": [4.0]})
+    ds = read_table(both, ra="alt_ra", dec="alt_dec")
+    assert (ds.ra.read()[0], ds.dec.read()[0]) == (3.0, 4.0)
+    assert ds.meta["preparation"]["ra"] == "alt_ra"
+    assert np.isnan(read_table(pd.DataFrame({"x": [1.0], "ra": [1.0]})).dec.read()).all()  # no dec: none
+    with pytest.raises(BadValueError, match="no dec column"):
+        read_table(pd.DataFrame({"x": [1.0], "my_ra": [1.0]}), ra="my_ra")
+
+
+# ------------------------------------------------------------------ the recorded preparation
+def test_preparation_survives_views_and_replays_on_a_raw_file(tmp_path):
+    from astromodal.data.preparation import replay_preparation
+    from astromodal.data.sources import load_source
+
+    train = _sdss_like(6)
+    train.to_csv(tmp_path / "train.csv", index=False)
+    opts = {"path": "train.csv", "features": ["u", "g", "r", "i", "z", "zz"], "label": "class", "colours": True,
+            "absolute_magnitudes": {"redshift": "zz"}, "rename": {"redshift": "zz"}}
+    ds, _ = load_source("table", opts, base=tmp_path)
+    recipe = ds.meta["preparation"]
+    assert [s["step"] for s in recipe["derived"]] == ["colours", "absolute_magnitudes"]
+    assert recipe["derived"][1] == {"step": "absolute_magnitudes", "redshift": "zz", "bands": ["u", "g", "r", "i", "z"],
+                                    "cosmology": "Planck18", "z_min": 1e-4}
+    assert recipe["label"]["class_names"] == ["GALAXY", "QSO", "STAR"]
+    a, b = ds.split(0.5, seed=0)
+    assert a.meta["preparation"] == b.meta["preparation"] == ds.subset([0, 1]).meta["preparation"] == recipe
+    assert ds.with_columns({"w": np.zeros(6)}).meta["preparation"] == recipe
+    # another raw file: other rows, columns in another order, the label absent
+    raw = _sdss_like(6).iloc[::-1].reset_index(drop=True)
+    raw = raw[list(raw.columns[::-1])].drop(columns=["class"])
+    raw.to_csv(tmp_path / "raw.csv", index=False)
+    out = replay_preparation(recipe, tmp_path / "raw.csv")
+    assert list(out.columns) == recipe["feature_columns"] == list(ds.columns)
+    assert not out.targets
+    np.testing.assert_allclose(out.column_matrix(list(out.columns)), ds.column_matrix(list(ds.columns))[::-1])
+    np.testing.assert_allclose(out.ra.read(), raw["right_ascension_angle"].to_numpy())
+    # with the label: coded with the training classes; a class outside them is named
+    labelled = replay_preparation(recipe, tmp_path / "train.csv")
+    assert labelled.targets["class"].class_names == ("GALAXY", "QSO", "STAR")
+    assert labelled.targets["class"].labels().tolist() == train["class"].tolist()
+    odd = train.assign(**{"class": ["STAR", "WD", "WD", "STAR", "GALAXY", "QSO"]})
+    odd.to_csv(tmp_path / "odd.csv", index=False)
+    with pytest.raises(BadValueError, match=r"odd.csv: label column 'class': class 'WD' \(2 rows\) not among"):
+        replay_preparation(recipe, tmp_path / "odd.csv")
+    assert not replay_preparation(recipe, tmp_path / "odd.csv", label=False).targets
+    with pytest.raises(BadValueError, match=r"unknown option\(s\) \['colour'\]"):
+        replay_preparation(recipe, tmp_path / "raw.csv", colour=True)
+    with pytest.raises(BadValueError, match=r"unknown feature column 'u'"):
+        replay_preparation(recipe, tmp_path / "raw.csv", rename={"ultraviolet_filter": "uv"})

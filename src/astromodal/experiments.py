@@ -62,6 +62,9 @@ class DatasetConfig(_Strict):
     keep_classes: list[str] | None = None  # keep only these classes of the target (e.g. F, G, K)
     max_objects: int | None = Field(default=None, ge=1)  # a seeded stratified subsample, for quick runs
     required: bool = True  # False: skip this dataset with a note when its files are missing
+    #: a class of the source's own test split that the training split lacks: "error" stops the run naming it,
+    #: "count_wrong" keeps its objects, scored as misclassified (the model cannot predict a class it never saw)
+    unseen_test_classes: Literal["error", "count_wrong"] = "error"
 
 
 class RepresentationConfig(_Strict):

@@ -185,6 +185,39 @@ class Target:
     def n_classes(self) -> int:
         return len(self.class_names)
 
+    def unseen_classes(self, class_names: Sequence[str]) -> dict[str, int]:
+        """The classes of this target's objects that are not in ``class_names``, with their counts."""
+        if self.kind != "class":
+            raise BadValueError("only a class target has classes")
+        known = {str(c) for c in class_names}
+        counts = np.bincount(self.values.read(), minlength=self.n_classes)
+        return {c: int(n) for c, n in zip(self.class_names, counts, strict=True) if n and c not in known}
+
+    def recode(self, class_names: Sequence[str], unseen: str = "error", where: str = "") -> Target:
+        """The same labels coded BY NAME onto ``class_names`` (e.g. a test file onto the training classes).
+
+        A class of this target's objects that is not in ``class_names`` raises :class:`BadValueError`
+        naming it and its count (``unseen="error"``, prefixed by ``where``), or, with ``unseen="append"``,
+        is kept as an extra class after ``class_names`` (codes K, K+1, ...): a model trained on
+        ``class_names`` never predicts it, so its objects are scored as misclassified.
+        """
+        if self.kind != "class":
+            raise BadValueError("only a class target can be re-coded onto class names")
+        if unseen not in ("error", "append"):
+            raise BadValueError(f"unseen must be 'error' or 'append', not {unseen!r}")
+        names = tuple(str(c) for c in class_names)
+        extra = self.unseen_classes(names)
+        if extra and unseen == "error":
+            what = ", ".join(f"{c!r} ({n:,} row{'s' if n != 1 else ''})" for c, n in extra.items())
+            prefix = f"{where}: " if where else ""
+            raise BadValueError(f"{prefix}class{'es' if len(extra) > 1 else ''} {what} not among the "
+                                f"training classes {list(names)}")
+        all_names = names + tuple(extra)
+        lookup = {c: i for i, c in enumerate(all_names)}
+        mapping = np.array([lookup.get(c, -1) for c in self.class_names], dtype=np.int64)
+        values = self.values.read()
+        return Target(mapping[values] if len(mapping) else values.astype(np.int64), "class", all_names, self.unit)
+
     def take(self, rows: np.ndarray) -> Target:
         return Target(self.values.take(rows), self.kind, self.class_names, self.unit)
 

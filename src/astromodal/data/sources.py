@@ -84,15 +84,30 @@ def _spectra_fits(options: dict[str, Any]) -> Loaded:
     return read(path, **opts), None
 
 
+#: the options of the ``table`` source (documented in experiments/README.md)
+TABLE_OPTIONS = ("path", "test_path", "features", "label", "task", "target_name", "class_names", "label_prefix",
+                 "id_column", "test_id_column", "ra", "dec", "rename", "test_rename", "dropna", "units", "hdu",
+                 "colours", "absolute_magnitudes")
+
+
 @source("table")
 def _table(options: dict[str, Any]) -> Loaded:
+    """The training table and, with ``test_path``, the test table read the same way; the test labels are
+    coded with the training classes (a test class unseen in training is appended after them, for the
+    runner to refuse or count as wrong: ``unseen_test_classes``)."""
     from astromodal.data.readers.tables import add_absolute_magnitudes, add_colours, read_table
 
     opts = dict(options)
     path = _need(opts, "path", "table")
+    unknown = sorted(set(opts) - set(TABLE_OPTIONS))
+    if unknown:
+        raise ConfigError(f"table source: unknown option(s) {unknown}; allowed: {list(TABLE_OPTIONS)}")
     test_path = opts.pop("test_path", None)
     colours = opts.pop("colours", False)
     absolute = opts.pop("absolute_magnitudes", False)
+    # the test file: its own renames / id column where given, else the training file's
+    test_opts = {"rename": opts.pop("test_rename", opts.get("rename")),
+                 "id_column": opts.pop("test_id_column", opts.get("id_column"))}
     opts.pop("path")
     steps: list[Callable[[Dataset], Dataset]] = []  # derived columns, added to the training and test tables alike
     if colours:
@@ -106,7 +121,13 @@ def _table(options: dict[str, Any]) -> Loaded:
                               f"allowed: {list(allowed)}")
         steps.append(lambda ds: add_absolute_magnitudes(ds, **kw))
     train = read_table(path, **opts)
-    test = read_table(test_path, **opts) if test_path else None
+    test = None
+    if test_path:
+        test = read_table(test_path, **{**opts, **test_opts, "class_names": None})
+        tname = next(iter(train.targets), None)
+        if tname is not None and train.targets[tname].kind == "class":
+            test = test.with_targets({tname: test.targets[tname].recode(train.targets[tname].class_names,
+                                                                       unseen="append")})
     for step in steps:
         train = step(train)
         test = step(test) if test is not None else None
@@ -169,6 +190,37 @@ def paths_missing(options: dict[str, Any], base: Path | None = None) -> list[str
         if not (p.exists() or glob.glob(str(p))):
             missing.append(str(p))
     return missing
+
+
+def align_test_classes(train: Dataset, test: Dataset, target: str, unseen: str = "error",
+                       keep: list[str] | None = None, where: str = "") -> Dataset:
+    """``test`` with its ``target`` coded by class NAME with the training split's classes.
+
+    ``keep``: only the test objects of these classes are kept (as ``keep_classes`` does to the training
+    split). A test class the training split lacks is an error naming it, its count and ``where``
+    (``unseen="error"``), or with ``unseen="count_wrong"`` stays as an extra class after the training
+    ones, so its objects are scored as misclassified. Regression targets are returned unchanged.
+    """
+    from astromodal.errors import BadValueError
+
+    t_train = train.target(target)
+    if t_train.kind != "class":
+        return test
+    t = test.target(target)
+    if t.kind != "class":
+        raise ConfigError(f"{where}: target {target!r} is a class target in the training split but a "
+                          "regression target in the test split")
+    if keep:
+        test = test.subset(np.flatnonzero(np.isin(t.labels(), keep)))
+        t = test.target(target)
+    if unseen not in ("error", "count_wrong"):
+        raise ConfigError(f"unseen_test_classes must be 'error' or 'count_wrong', not {unseen!r}")
+    try:
+        recoded = t.recode(t_train.class_names, unseen="error" if unseen == "error" else "append", where=where)
+    except BadValueError as exc:
+        raise BadValueError(f"{exc} (set the dataset's unseen_test_classes: count_wrong to score them as "
+                            "misclassified)") from None
+    return test.with_targets({target: recoded})
 
 
 def keep_classes(ds: Dataset, target: str, classes: list[str]) -> Dataset:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from astropy.io.registry import IORegistryError
 
 from astromodal.data.dataset import Column, Dataset, Target
 from astromodal.errors import BadValueError, DataFormatError
@@ -36,6 +37,17 @@ COLUMN_ALIASES: dict[str, str] = {
     "alpha": "ra",
     "delta": "dec",
 }
+
+#: the usual names of an object id column, tried in this order (case-insensitive) when none is given
+ID_COLUMNS: tuple[str, ...] = ("source_id", "objid", "specobjid", "obsid", "id")
+
+#: the usual names of the right ascension / declination columns (degrees), tried in this order
+#: (case-insensitive) when ``ra`` / ``dec`` are not given: SDSS, Gaia, VizieR (ICRS, J2000) spellings
+RA_COLUMNS: tuple[str, ...] = ("ra", "right_ascension_angle", "alpha", "ra_gaia", "ra_icrs", "raj2000",
+                               "_raj2000", "ra_j2000", "radeg", "ra_deg", "ra_degrees")
+DEC_COLUMNS: tuple[str, ...] = ("dec", "declination_angle", "delta", "dec_gaia", "de_icrs", "dec_icrs",
+                                "dej2000", "_dej2000", "decj2000", "dec_j2000", "dedeg", "decdeg", "dec_deg",
+                                "dec_degrees")
 
 #: units of well-known columns
 COLUMN_UNITS: dict[str, str] = {
@@ -86,8 +98,9 @@ def load_frame(path: str | Path, hdu: int | str = 1) -> pd.DataFrame:
             if frame[c].dtype == object and len(frame) and isinstance(frame[c].iloc[0], bytes):
                 frame[c] = frame[c].str.decode("utf-8").str.strip()
         return frame
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataFormatError(f"{path}: not a readable {fmt} table ({exc})") from exc
+    except (OSError, ValueError, KeyError, TypeError, IORegistryError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise DataFormatError(f"{path}: not a readable {fmt} table ({first})") from None
 
 
 def resolve_column(frame: pd.DataFrame, name: str, what: str = "column", where: str = "") -> str:
@@ -115,6 +128,67 @@ def _short_name(name: str) -> str:
     return COLUMN_ALIASES.get(name.lower(), name)
 
 
+def first_present(frame: pd.DataFrame, candidates: Sequence[str]) -> str | None:
+    """The first column of ``frame`` named (case-insensitively) by one of ``candidates``, else None."""
+    lower = {str(c).lower(): c for c in frame.columns}
+    for name in candidates:
+        if name.lower() in lower:
+            return str(lower[name.lower()])
+    return None
+
+
+def position_columns(frame: pd.DataFrame) -> tuple[str | None, str | None]:
+    """The (ra, dec) columns of ``frame`` found among :data:`RA_COLUMNS` / :data:`DEC_COLUMNS`
+    ((None, None) unless both are found)."""
+    ra, dec = first_present(frame, RA_COLUMNS), first_present(frame, DEC_COLUMNS)
+    return (ra, dec) if ra is not None and dec is not None else (None, None)
+
+
+def rename_columns(frame: pd.DataFrame, rename: Mapping[str, str] | None, where: str = "") -> pd.DataFrame:
+    """``frame`` with columns renamed ``{old: new}`` (old names matched as :func:`resolve_column` does).
+
+    An unknown old name, a new name that is already another column, or two columns renamed to one
+    name raise :class:`BadValueError`.
+    """
+    if not rename:
+        return frame
+    if not isinstance(rename, Mapping):
+        raise BadValueError(f"{where}: rename must be a mapping {{old: new}}, not {rename!r}")
+    mapping: dict[Any, str] = {}
+    for old, new in rename.items():
+        col = resolve_column(frame, str(old), "column to rename", where)
+        mapping[col] = str(new)
+    targets = list(mapping.values())
+    clash = sorted({n for n in targets if targets.count(n) > 1})
+    clash += [n for n in targets if n in frame.columns and n not in mapping]  # would be two columns
+    if clash:
+        raise BadValueError(f"{where}: rename {dict(rename)} gives column name(s) {sorted(set(clash))} that the "
+                            f"table already has (or gives twice)")
+    return frame.rename(columns=mapping)
+
+
+def _ids(frame: pd.DataFrame, col: str | None, where: str) -> np.ndarray:
+    """Object ids from column ``col`` (int64 for integer values, text otherwise; never floats) or row numbers."""
+    if col is None:
+        return np.arange(len(frame), dtype=np.int64)
+    series = frame[col]
+    missing = series.isna().to_numpy()
+    if missing.any():
+        raise BadValueError(f"{where}: id column {col!r} is empty at {int(missing.sum())} row(s), first at row "
+                            f"{int(np.flatnonzero(missing)[0])}")
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        return series.astype(str).to_numpy(dtype=str)
+    if pd.api.types.is_integer_dtype(series):
+        return series.to_numpy(dtype=np.int64)
+    values = series.to_numpy(dtype=np.float64)
+    whole = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 2.0**63)
+    if not whole.all():
+        row = int(np.flatnonzero(~whole)[0])
+        raise BadValueError(f"{where}: id column {col!r} holds the non-integer number {float(values[row])!r} at row {row}; "
+                            "ids are kept as integers or text")
+    return values.astype(np.int64)
+
+
 def read_table(
     path: str | Path | pd.DataFrame,
     features: Sequence[str] | None = None,
@@ -128,40 +202,66 @@ def read_table(
     dropna: bool = False,
     units: Mapping[str, str] | None = None,
     hdu: int | str = 1,
+    rename: Mapping[str, str] | None = None,
+    label_prefix: int | None = None,
+    source_name: str | None = None,
 ) -> Dataset:
     """A Dataset from a CSV/Parquet/FITS/ECSV table (or a DataFrame).
 
     ``features``: the columns kept as catalogue columns (named by their short alias: ``green_filter``
-    becomes ``g``); default every numeric column except the label, id and positions.
+    becomes ``g``); default every numeric column except the label, ids (any of :data:`ID_COLUMNS`) and
+    positions.
     ``label``: the target column, class labels (``class_names`` fixes their order; a label outside it is
     an error) or, with ``task="regression"``, values; stored under ``target_name`` (default: the label's
-    short name). ``id_column``: object ids (default the row number). ``ra``/``dec``: position columns in
-    degrees, used when present (``None`` to ignore).
+    short name). ``label_prefix``: a class is the first N characters of the label (``1``: subclass
+    ``F5`` -> class ``F``). ``id_column``: object ids, kept as int64 (integer values, also when the column
+    is stored as floats) or text, never floats; default the first of :data:`ID_COLUMNS` present, else the
+    row number. ``ra``/``dec``: position columns in degrees; by default ``ra``/``dec`` or the first of
+    :data:`RA_COLUMNS` / :data:`DEC_COLUMNS` present (``None`` to ignore); a name given explicitly must
+    exist. ``rename``: ``{old: new}`` column renames applied first (every other name refers to the new
+    names). ``source_name``: how messages name a DataFrame given as ``path`` (default ``table``).
+
+    ``meta["preparation"]`` records what was done (see :mod:`astromodal.data.preparation`), so that
+    :func:`~astromodal.data.preparation.replay_preparation` can do the same to another raw file.
 
     A feature or label name not in the table raises :class:`BadValueError` listing the columns found.
     NaN or infinite feature values raise :class:`BadValueError` naming the first row (and id), unless
     ``dropna=True``, which drops those rows and records their number in ``meta["n_dropped"]``.
     """
     if isinstance(path, pd.DataFrame):
-        frame, where = path.reset_index(drop=True), "table"
+        frame, where = path.reset_index(drop=True), source_name or "table"
     else:
         frame, where = load_frame(path, hdu=hdu), str(path)
     if task not in ("class", "regression"):
         raise BadValueError(f"task must be 'class' or 'regression', not {task!r}")
+    if label_prefix is not None:
+        if isinstance(label_prefix, bool) or not isinstance(label_prefix, int) or label_prefix < 1:
+            raise BadValueError(f"{where}: label_prefix must be a whole number >= 1 (characters kept), "
+                                f"not {label_prefix!r}")
+        if task != "class":
+            raise BadValueError(f"{where}: label_prefix makes classes; it does not apply to a regression label")
+    frame = rename_columns(frame, rename, where)
     label_col = resolve_column(frame, label, "label column", where) if label is not None else None
-    id_col = resolve_column(frame, id_column, "id column", where) if id_column is not None else None
+    if id_column is not None:
+        id_col: str | None = resolve_column(frame, id_column, "id column", where)
+    else:
+        id_col = first_present(frame, ID_COLUMNS)
     ra_col = dec_col = None
     if ra is not None and dec is not None:
-        try:
-            ra_col = resolve_column(frame, ra, "ra column", where)
-            dec_col = resolve_column(frame, dec, "dec column", where)
-        except BadValueError:
-            if (ra, dec) != ("ra", "dec"):  # asked for explicitly: must exist
-                raise
-            ra_col = dec_col = None
+        auto_ra, auto_dec = position_columns(frame)
+        ra_col = auto_ra if ra == "ra" else resolve_column(frame, ra, "ra column", where)
+        dec_col = auto_dec if dec == "dec" else resolve_column(frame, dec, "dec column", where)
+        if (ra_col is None) != (dec_col is None):
+            if (ra, dec) == ("ra", "dec"):
+                ra_col = dec_col = None
+            else:  # one side given explicitly, the other not found
+                missing = "dec" if dec_col is None else "ra"
+                raise BadValueError(f"{where}: no {missing} column among {list(DEC_COLUMNS if missing == 'dec' else RA_COLUMNS)}; "
+                                    f"name it with the {missing!r} option (columns: {list(frame.columns)})")
     if features is None:
-        skip = {label_col, id_col, ra_col, dec_col}
-        feature_cols = [c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(frame[c])]
+        skip = {label_col, id_col, ra_col, dec_col}  # and every column with a usual id name
+        feature_cols = [c for c in frame.columns if c not in skip and str(c).lower() not in ID_COLUMNS
+                        and pd.api.types.is_numeric_dtype(frame[c])]
     else:
         feature_cols = [resolve_column(frame, f, "feature column", where) for f in features]
     names = [_short_name(str(c)) for c in feature_cols]
@@ -178,7 +278,7 @@ def read_table(
             raise BadValueError(
                 f"{where}: feature column {c!r} holds a non-number {frame[c].iloc[row]!r} at row {row}"
             ) from None
-    ids = frame[id_col].to_numpy() if id_col is not None else np.arange(len(frame), dtype=np.int64)
+    ids = _ids(frame, id_col, where)
     bad_rows = ~np.isfinite(X).all(axis=1)
     if label_col is not None:
         bad_rows |= frame[label_col].isna().to_numpy()
@@ -202,6 +302,8 @@ def read_table(
     if label_col is not None:
         tname = target_name or _short_name(str(label_col))
         values = frame[label_col].to_numpy()
+        if label_prefix is not None:
+            values = frame[label_col].astype(str).str.strip().str[:label_prefix].to_numpy()
         if task == "regression":
             try:
                 targets[tname] = Target(values.astype(np.float64), "regression", unit=units.get(tname, ""))
@@ -212,11 +314,29 @@ def read_table(
                 targets[tname] = Target.from_labels(values, class_names)
             except BadValueError as exc:
                 raise BadValueError(f"{where}: label column {label_col!r}: {exc}") from None
-    ra_v = frame[ra_col].to_numpy(dtype=np.float64) if ra_col is not None else None
-    dec_v = frame[dec_col].to_numpy(dtype=np.float64) if dec_col is not None else None
+    ra_v, dec_v = (_positions(frame, c, where) for c in (ra_col, dec_col))
+    from astromodal.data.preparation import table_recipe
+
+    recipe = table_recipe(
+        where, rename=rename, columns=names, raw_columns=[str(c) for c in feature_cols], label=label,
+        label_column=None if label_col is None else str(label_col), target=tname if label_col is not None else None,
+        task=task, class_names=list(targets[tname].class_names) if label_col is not None and task == "class" else None,
+        label_prefix=label_prefix, id_column=None if id_col is None else str(id_col),
+        ra=None if ra_col is None else str(ra_col), dec=None if dec_col is None else str(dec_col),
+        dropna=dropna, units=units, hdu=hdu,
+    )
     meta: dict[str, Any] = {"source": where, "reader": "table", "n_dropped": n_dropped,
-                            "feature_columns": names}
+                            "feature_columns": names, "preparation": recipe}
     return Dataset(ids, ra_v, dec_v, columns=columns, targets=targets, meta=meta)
+
+
+def _positions(frame: pd.DataFrame, col: str | None, where: str) -> np.ndarray | None:
+    if col is None:
+        return None
+    try:
+        return pd.to_numeric(frame[col], errors="raise").to_numpy(dtype=np.float64)
+    except (ValueError, TypeError):
+        raise BadValueError(f"{where}: position column {col!r} holds non-numbers (degrees expected)") from None
 
 
 def add_colours(ds: Dataset, bands: Sequence[str] = ("u", "g", "r", "i", "z")) -> Dataset:
@@ -231,7 +351,10 @@ def add_colours(ds: Dataset, bands: Sequence[str] = ("u", "g", "r", "i", "z")) -
                             f"(bands present: {present})")
     colours = {f"{a}-{b}": ds.columns[a].values.read().astype(np.float64) - ds.columns[b].values.read().astype(np.float64)
                for a, b in pairs}
-    return ds.with_columns(colours, units={k: "mag" for k in colours})
+    from astromodal.data.preparation import record_step
+
+    return record_step(ds.with_columns(colours, units={k: "mag" for k in colours}),
+                       {"step": "colours", "bands": list(bands)})
 
 
 def add_absolute_magnitudes(ds: Dataset, redshift: str = "redshift",
@@ -262,7 +385,11 @@ def add_absolute_magnitudes(ds: Dataset, redshift: str = "redshift",
     z = np.maximum(ds.columns[redshift].values.read().astype(np.float64), z_min)
     dm = cosmo.distmod(z).value
     mags = {f"M_{b}": ds.columns[b].values.read().astype(np.float64) - dm for b in present}
-    return ds.with_columns(mags, units={k: "mag" for k in mags})
+    from astromodal.data.preparation import record_step
+
+    return record_step(ds.with_columns(mags, units={k: "mag" for k in mags}),
+                       {"step": "absolute_magnitudes", "redshift": redshift, "bands": list(bands),
+                        "cosmology": cosmology, "z_min": float(z_min)})
 
 
 def _is_table(path: Path) -> bool:
