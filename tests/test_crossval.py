@@ -169,13 +169,16 @@ def test_sklearn_folds_and_regression_folds(tmp_path):
     cvr = kfold_ensemble(lambda: make_estimator("test_cv_mlp", trainer=reg, task="regression"),
                          {"columns": x}, yr, k=3, stratified=False)
     assert all(f["val_rmse"] < 0.6 for f in cvr.folds) and "val_accuracy" not in cvr.folds[0]  # target std 2.2
-    for f in cvr.folds:  # the kept (best) weights score the fold exactly as the history says
-        assert f["val_rmse"] ** 2 == pytest.approx(f["val_loss"], rel=1e-4)
+    for f, m in zip(cvr.folds, cvr.members, strict=True):
+        # the kept (best) weights score the fold exactly as the history says; the history's losses are in
+        # the standardised target units of that fold's training part
+        assert f["val_rmse"] ** 2 == pytest.approx(f["val_loss"] * m.target_norm["std"] ** 2, rel=1e-4)
     mu, s2, spread = cvr.ensemble.predict_dist({"columns": x})
     members = np.stack([m.predict({"columns": x}) for m in cvr.members])
     np.testing.assert_allclose(mu, members.mean(0), rtol=1e-9)
     np.testing.assert_allclose(spread, members.std(0), rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(s2, members.var(0), rtol=1e-6, atol=1e-9)  # MSE members: no variance head
+    assert np.isnan(s2).all() and not cvr.ensemble.gives_variance  # MSE members: no variance head, s2 unknown
+    np.testing.assert_allclose(cvr.ensemble.predict_mean_var({"columns": x})[0], mu)
 
 
 def test_oof_probabilities_and_saved_threshold(tmp_path):

@@ -195,3 +195,40 @@ def test_bootstrap_confusion_intervals():
         bootstrap_confusion([[1, 2, 3]])
     with pytest.raises(BadValueError, match="empty"):
         bootstrap_confusion([[0, 0], [0, 0]])
+
+
+def test_gaussian_uncertainty_scores_by_hand():
+    # truth (0, 1, 2), predicted mean 0 everywhere, variances (1, 1, 4): sigma (1, 1, 2)
+    # z = |y - mu| / sigma = (0, 1, 1)
+    # NLL = mean(0.5 log(2 pi var) + z^2 / 2) = (0.5 log 2pi + 0.5 log 2pi + 0.5 + 0.5 log 8pi + 0.5) / 3
+    #     = (1.5 log(2 pi) + log 2 + 1) / 3 = 1.48332...
+    # 68 % interval +-0.9945 sigma holds only z = 0: 1/3; 95 % interval +-1.96 sigma holds all three: 1
+    m = regression_metrics([0.0, 1.0, 2.0], [0.0, 0.0, 0.0], var=[1.0, 1.0, 4.0])
+    assert m["nll"] == pytest.approx((1.5 * math.log(2 * math.pi) + math.log(2) + 1) / 3)
+    assert m["coverage_68"] == pytest.approx(1 / 3) and m["coverage_95"] == 1.0
+    assert m["median_sigma"] == 1.0 and m["rmse"] == pytest.approx(math.sqrt(5 / 3))
+    # z = 1 exactly lies outside the central 68 % interval, z = 0.99 inside
+    assert regression_metrics([0.99], [0.0], var=[1.0])["coverage_68"] == 1.0
+    # no uncertainty predicted (NaN everywhere, or none given): no uncertainty scores, never made-up ones
+    assert "nll" not in regression_metrics([0.0, 1.0], [0.0, 0.0], var=[np.nan, np.nan])
+    assert "nll" not in regression_metrics([0.0, 1.0], [0.0, 0.0])
+    with pytest.raises(BadValueError, match="row 1"):
+        regression_metrics([0.0, 1.0], [0.0, 0.0], var=[1.0, 0.0])
+
+
+def test_trivial_baselines_by_hand():
+    from astromodal.evaluation.metrics import beats_baseline, trivial_baseline
+
+    # training labels (0, 1, 1, 2): majority 1 ("b"); test (0, 1, 2, 2): accuracy 1/4; recalls (0, 1, 0): 1/3
+    b = trivial_baseline([0, 1, 1, 2], [0, 1, 2, 2], "classification", ["a", "b", "c"])
+    assert b["kind"] == "majority_class" and b["value"] == "b"
+    assert b["metrics"]["accuracy"] == 0.25 and b["metrics"]["balanced_accuracy"] == pytest.approx(1 / 3)
+    better = classification_metrics([0, 1, 2, 2], [0, 1, 1, 1], class_names=["a", "b", "c"])  # recalls 1, 1, 0
+    worse = classification_metrics([0, 1, 2, 2], [1, 1, 1, 1], class_names=["a", "b", "c"])  # the baseline itself
+    assert beats_baseline("classification", better, b) and not beats_baseline("classification", worse, b)
+    # training mean 2; test (2, 4): RMSE sqrt((0 + 4) / 2) = sqrt 2, R^2 = 1 - 4 / 2 = -1
+    r = trivial_baseline([1.0, 2.0, 3.0], [2.0, 4.0], "regression")
+    assert r["kind"] == "training_mean" and r["value"] == 2.0
+    assert r["metrics"]["rmse"] == pytest.approx(math.sqrt(2)) and r["metrics"]["r2"] == pytest.approx(-1.0)
+    assert beats_baseline("regression", regression_metrics([2.0, 4.0], [2.0, 3.0]), r)  # RMSE sqrt(1/2)
+    assert not beats_baseline("regression", regression_metrics([2.0, 4.0], [2.0, 2.0]), r)  # equal: not better

@@ -6,6 +6,18 @@ positive ``bias`` means the model overestimates. ``sigma`` is the standard devia
 ``nmad`` the normalised median absolute deviation, ``1.4826 * median(|res - median(res)|)``, which equals
 sigma for Gaussian residuals but ignores catastrophic outliers (the usual photometric-redshift convention).
 
+A regressor that predicts its own uncertainty (a Gaussian head: variance ``var`` per object) is also
+scored on it: ``nll`` is the mean Gaussian negative log-likelihood ``0.5 log(2 pi var) + (y - mu)^2 / (2 var)``
+(constant included, in nats; lower is better), ``coverage_68`` / ``coverage_95`` the fraction of test
+objects whose truth lies in the central 68 % / 95 % interval ``mu +- z sigma`` (z = 0.9945 / 1.9600):
+0.68 / 0.95 for honest uncertainties, less when they are too small.
+
+Every report compares a model with the trivial baseline fitted on the same training objects
+(:func:`trivial_baseline`): the training split's majority class, or its mean target. A classifier beats
+it when its balanced accuracy is higher (the majority class scores the chance level 1/K there, so a
+class-weighted model on imbalanced data is not blamed for a lower accuracy), a regressor when its RMSE
+is lower.
+
 Every function returns plain Python floats, ints, lists and dicts, so the result can be written to JSON.
 """
 
@@ -23,6 +35,9 @@ from astromodal.errors import BadValueError
 
 #: Scale that turns the median absolute deviation of a Gaussian into its standard deviation.
 NMAD_SCALE = 1.4826
+#: Half-widths, in standard deviations, of the central 68 % and 95 % intervals of a Gaussian.
+Z68 = 0.994457883209753
+Z95 = 1.959963984540054
 
 
 def _codes(y: Any, name: str, class_names: Sequence[str] | None) -> np.ndarray:
@@ -184,12 +199,14 @@ def decide(proba: Any, threshold: float | None = None) -> np.ndarray:
     return np.argmax(proba, axis=1)
 
 
-def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, Any]:
+def regression_metrics(y_true: Any, y_pred: Any, var: Any = None) -> dict[str, Any]:
     """RMSE, MAE, R^2, bias, sigma and NMAD of the residuals ``y_pred - y_true`` (target's unit).
 
     ``bias`` = mean residual; ``sigma`` = population standard deviation of the residuals (so
     ``rmse**2 == bias**2 + sigma**2``); ``nmad`` = 1.4826 * median(|res - median(res)|); ``r2`` is
-    ``None`` when the truth is constant (undefined).
+    ``None`` when the truth is constant (undefined). With ``var`` (the predicted variance per object,
+    target unit squared) also ``nll``, ``coverage_68``, ``coverage_95`` and ``median_sigma`` (see the
+    module text); a ``var`` that is None or NaN everywhere (a model without uncertainty) adds nothing.
     """
     t = np.asarray(y_true, dtype=np.float64).reshape(-1)
     p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
@@ -203,7 +220,7 @@ def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, Any]:
             raise BadValueError(f"{name} has a non-finite value at row {int(np.flatnonzero(bad)[0])}")
     res = p - t
     r2 = None if np.ptp(t) == 0 else float(skm.r2_score(t, p))
-    return {
+    out = {
         "rmse": float(math.sqrt(skm.mean_squared_error(t, p))),
         "mae": float(skm.mean_absolute_error(t, p)),
         "r2": r2,
@@ -212,6 +229,77 @@ def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, Any]:
         "nmad": float(NMAD_SCALE * np.median(np.abs(res - np.median(res)))),
         "n": int(len(t)),
     }
+    if var is not None:
+        out.update(uncertainty_metrics(t, p, var))
+    return out
+
+
+def uncertainty_metrics(y_true: Any, mean: Any, var: Any) -> dict[str, float]:
+    """Gaussian NLL, 68 % / 95 % interval coverage and median sigma of predicted ``(mean, var)`` (module
+    text); {} when ``var`` is NaN everywhere (no uncertainty predicted)."""
+    t = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    mu = np.asarray(mean, dtype=np.float64).reshape(-1)
+    v = np.asarray(var, dtype=np.float64).reshape(-1)
+    if len(v) != len(t) or len(mu) != len(t):
+        raise BadValueError(f"y_true has {len(t)} values but the prediction has {len(mu)} means and {len(v)} variances")
+    if len(v) == 0 or np.isnan(v).all():
+        return {}
+    bad = ~(np.isfinite(v) & (v > 0))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise BadValueError(f"predicted variance must be finite and positive, got {v[row]} at row {row}")
+    z = np.abs(t - mu) / np.sqrt(v)
+    return {
+        "nll": float(np.mean(0.5 * np.log(2.0 * np.pi * v) + 0.5 * z**2)),
+        "coverage_68": float(np.mean(z <= Z68)),
+        "coverage_95": float(np.mean(z <= Z95)),
+        "median_sigma": float(np.median(np.sqrt(v))),
+    }
+
+
+BASELINES = {"classification": "majority_class", "regression": "training_mean"}
+
+
+def baseline_prediction(y_train: Any, n: int, task: str) -> np.ndarray:
+    """The trivial prediction for ``n`` test objects: the most frequent training label (ties: the first in
+    sorted order) or the mean training target."""
+    y = np.asarray(y_train).reshape(-1)
+    if len(y) == 0:
+        raise BadValueError("the trivial baseline needs at least one training object")
+    if task == "classification":
+        values, counts = np.unique(y, return_counts=True)
+        return np.full(n, values[np.argmax(counts)], dtype=y.dtype)
+    return np.full(n, float(np.mean(y.astype(np.float64))))
+
+
+def trivial_baseline(y_train: Any, y_test: Any, task: str, class_names: Sequence[str] | None = None,
+                     y_base: Any = None) -> dict[str, Any]:
+    """The baseline's scores on the test objects: ``{"kind", "value", "metrics"}``. ``y_base`` (optional)
+    is a baseline prediction made elsewhere (e.g. pooled over cross-validation folds, one baseline fitted
+    per fold); by default :func:`baseline_prediction` of ``y_train``."""
+    t = np.asarray(y_test).reshape(-1)
+    base = baseline_prediction(y_train, len(t), task) if y_base is None else np.asarray(y_base).reshape(-1)
+    if task == "classification":
+        m = classification_metrics(t, base, None, class_names=class_names)
+        metrics = {k: m[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")}
+        codes = np.unique(base).tolist()  # one class; under cross-validation one per fold
+        names = [str(class_names[int(c)]) if class_names is not None and base.dtype.kind in "iub" else str(c)
+                 for c in codes]
+        value: Any = names[0] if len(names) == 1 else names
+    else:
+        m = regression_metrics(t, base)
+        metrics = {k: m[k] for k in ("rmse", "mae", "r2")}
+        value = float(base[0]) if len(np.unique(base)) == 1 else None
+    return {"kind": BASELINES[task], "value": value, "metrics": metrics}
+
+
+def beats_baseline(task: str, metrics: dict[str, Any], baseline: dict[str, Any]) -> bool:
+    """True when the model scores strictly better than the trivial baseline: higher balanced accuracy
+    (classification) or lower RMSE (regression)."""
+    b = baseline["metrics"]
+    if task == "classification":
+        return bool(metrics["balanced_accuracy"] > b["balanced_accuracy"] + 1e-12)
+    return bool(metrics["rmse"] < b["rmse"] - 1e-12 * max(1.0, abs(b["rmse"])))
 
 
 def bootstrap_confusion(confusion: Any, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict[str, list[float]]:

@@ -117,6 +117,21 @@ def get_model(name: str) -> ModelSpec:
         raise ConfigError(f"unknown model {name!r}; registered models: {known}") from None
 
 
+def suggest_models(name: str, task: str) -> list[str]:
+    """Registered models to use for ``task`` in place of ``name`` (which is not registered for it):
+    ``[name + "_regressor"]`` (or without the suffix for classification) when registered, else up to three
+    models of the same family and modality that do ``task``, most similar name first ([] when none)."""
+    import difflib
+
+    spec = get_model(name)
+    twin = name + "_regressor" if task == "regression" else name.removesuffix("_regressor")
+    if twin != name and twin in _REGISTRY and task in _REGISTRY[twin].tasks:
+        return [twin]
+    pool = [s.name for s in list_models(family=spec.family, modality=spec.modality) if task in s.tasks]
+    pool.sort(key=lambda n: (-difflib.SequenceMatcher(None, name, n).ratio(), n))
+    return pool[:3]
+
+
 def build_model(name: str, **kwargs: Any) -> Any:
     """Instantiate registered model ``name`` (see :meth:`ModelSpec.build`)."""
     return get_model(name).build(**kwargs)

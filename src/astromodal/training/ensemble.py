@@ -10,8 +10,11 @@ Regression with Gaussian members (mean ``mu_i`` and variance ``s2_i`` per object
     sigma_net = sqrt(sum_i w_i (mu_i - mu)^2)                 (equal weights: the standard deviation of the mu_i)
 
 ``s2`` is the variance of the mixture of the member Gaussians: their mean variance plus the spread of
-their means; ``sigma_net`` is the model-to-model spread alone. Members without a variance head count
-with ``s2_i = 0``.
+their means; ``sigma_net`` is the model-to-model spread alone. All are in the target's unit (each
+member undoes its own target standardisation). A member without a variance head (a scikit-learn
+regressor, an MSE-trained network) has an unknown ``s2_i`` (NaN): ``s2`` is then NaN (never the spread
+alone passed off as the whole uncertainty), while ``mu`` and ``sigma_net`` stay defined.
+``predict_mean_var`` gives ``(mu, s2)``, like every regression estimator.
 
 A binary classification ensemble may carry a decision ``threshold`` on the positive-class probability
 (chosen on out-of-fold predictions, see :func:`astromodal.evaluation.metrics.best_threshold`); ``predict``
@@ -127,14 +130,23 @@ class EnsembleEstimator:
         for m in self.members:
             if hasattr(m, "predict_mean_var"):
                 mu_i, s2_i = m.predict_mean_var(X)
-            else:
+            else:  # a member that predicts no uncertainty
                 mu_i = np.asarray(m.predict(X), dtype=np.float64).reshape(-1)
-                s2_i = np.zeros_like(mu_i)
+                s2_i = np.full_like(mu_i, np.nan)
+            if s2_i is None:
+                s2_i = np.full_like(np.asarray(mu_i, dtype=np.float64), np.nan)
             mus.append(np.asarray(mu_i, dtype=np.float64).reshape(-1))
             s2s.append(np.asarray(s2_i, dtype=np.float64).reshape(-1))
         return combine_gaussians(np.stack(mus), np.stack(s2s), self.weights)
 
+    @property
+    def gives_variance(self) -> bool:
+        """True when every member predicts a variance (so the mixture variance is defined)."""
+        return self.task == "regression" and all(bool(getattr(m, "gives_variance", False)) for m in self.members)
+
     def predict_mean_var(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Mixture mean and total variance (mean member variance + variance of the member means), in the
+        target's unit; the variance is NaN when a member predicts none."""
         mu, s2, _ = self.predict_dist(X)
         return mu, s2
 
@@ -195,6 +207,8 @@ def combine_gaussians(mu: np.ndarray, s2: np.ndarray,
     w = np.full(m, 1.0 / m) if weights is None else np.asarray(weights, dtype=np.float64) / np.sum(weights)
     w = w.reshape((m,) + (1,) * (mu.ndim - 1))
     mean = np.sum(w * mu, axis=0)
-    var = np.sum(w * (s2 + mu**2), axis=0) - mean**2
-    spread = np.sqrt(np.maximum(np.sum(w * (mu - mean) ** 2, axis=0), 0.0))
-    return mean, np.maximum(var, 0.0), spread
+    spread2 = np.maximum(np.sum(w * (mu - mean) ** 2, axis=0), 0.0)
+    # sum_i w_i (s2_i + mu_i^2) - mu^2, written as mean variance + spread (no cancellation of large mu^2);
+    # a NaN member variance (unknown) makes the total NaN
+    var = np.sum(w * s2, axis=0) + spread2
+    return mean, np.maximum(var, 0.0), np.sqrt(spread2)

@@ -16,6 +16,16 @@ the order of the probability columns). ``X`` is an array or a dict of arrays key
   objects), trains it with :class:`~astromodal.training.trainer.Trainer`, and turns logits into
   probabilities (sigmoid for one output, softmax otherwise). It is saved as ``model.pt`` (a plain
   ``state_dict``, read with ``weights_only=True``: nothing is unpickled) + ``model.json``.
+  A regression target is standardised too: the network learns ``y' = (y - mean) / std`` with the mean
+  and standard deviation of the TRAINING targets, and every prediction is turned back into the
+  target's unit (mean ``mu = mu' std + mean``, Gaussian-head variance ``var = var' std^2``). The two
+  numbers are saved in ``model.json`` (``target_normalisation``); folders saved before it existed load
+  as mean 0, std 1. The training history's losses are in the standardised units.
+
+Regression estimators all have ``predict_mean_var(X) -> (mean, var)`` in the target's unit and
+``gives_variance``: ``var`` is the predicted variance of a Gaussian head (``loss: gaussian_nll``), or
+NaN for every object when the model predicts no uncertainty (scikit-learn regressors, a network
+trained with the MSE loss): an unknown uncertainty is never reported as zero.
 
 :func:`make_estimator` picks the kind from the registry family; :func:`load_estimator` reads any saved
 estimator folder (single model or fold ensemble).
@@ -116,6 +126,18 @@ def _encode_classes(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return codes.astype(np.int64)
 
 
+def _target_statistics(y: np.ndarray) -> dict[str, float]:
+    """Mean and standard deviation of a regression target (std 1 for a constant target)."""
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if len(y) == 0:
+        raise BadValueError("regression needs at least one training target value")
+    if not np.isfinite(y).all():
+        row = int(np.flatnonzero(~np.isfinite(y))[0])
+        raise BadValueError(f"the regression target has a non-finite value ({y[row]}) at training row {row}")
+    mean, std = float(y.mean()), float(y.std())
+    return {"mean": mean, "std": std if std > 0 else 1.0}
+
+
 def _jsonable(v: Any) -> Any:
     if isinstance(v, np.ndarray):
         return v.tolist()
@@ -183,6 +205,16 @@ class SklearnEstimator:
             return np.zeros((0, len(self.classes_)))
         return np.asarray(pipe.predict_proba(features))
 
+    #: scikit-learn regressors predict no uncertainty
+    gives_variance = False
+
+    def predict_mean_var(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Regression prediction and its variance: NaN for every object (the model gives no uncertainty)."""
+        if self.task != "regression":
+            raise NotImplementedError("predict_mean_var is for regression")
+        mean = np.asarray(self.predict(X), dtype=np.float64).reshape(-1)
+        return mean, np.full_like(mean, np.nan)
+
     def save(self, folder: str | Path) -> Path:
         """``model.json`` + ``model.joblib`` (a pickle: a trusted local artefact, see the module text)."""
         import joblib
@@ -246,6 +278,8 @@ class TorchEstimator:
         self.input_shapes: dict[str, list[int]] = {}
         self.n_outputs: int = 0
         self.norm: dict[str, dict[str, list[float]]] = {}
+        #: regression: mean and standard deviation of the training targets (the network learns (y - mean) / std)
+        self.target_norm: dict[str, float] = {"mean": 0.0, "std": 1.0}
         self.result: TrainResult | None = None
 
     # ---- building
@@ -301,7 +335,8 @@ class TorchEstimator:
         y = np.asarray(y)
         if self.task == "classification":
             return torch.from_numpy(_encode_classes(y, self.classes_))
-        return torch.from_numpy(y.astype(np.float32).reshape(len(y)))
+        scaled = (y.astype(np.float64).reshape(len(y)) - self.target_norm["mean"]) / self.target_norm["std"]
+        return torch.from_numpy(scaled.astype(np.float32))
 
     # ---- fit / predict
     def fit(self, X: Any, y: np.ndarray, X_val: Any = None, y_val: np.ndarray | None = None) -> TorchEstimator:
@@ -321,6 +356,7 @@ class TorchEstimator:
             self.n_outputs = 1 if binary_logit else k
         else:
             self.n_outputs = 2 if self.trainer.loss == "gaussian_nll" else 1
+            self.target_norm = _target_statistics(y)
         self.norm = {}
         for k in self.normalise:
             if k in X and k in keys:
@@ -345,7 +381,8 @@ class TorchEstimator:
         return self.model
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Raw outputs (N, n_outputs): logits, or (mean, raw variance) for a Gaussian head."""
+        """Raw outputs (N, n_outputs): logits, or for regression the network's own outputs in standardised
+        target units (mean, and a Gaussian head's raw variance); use predict_mean_var for the target's unit."""
         model = self._fitted()
         return Trainer(self.trainer).predict(model, self._tensors(X)).numpy()
 
@@ -358,15 +395,22 @@ class TorchEstimator:
             return torch.stack([torch.sigmoid(-out[:, 0]), torch.sigmoid(out[:, 0])], dim=1).numpy()
         return torch.softmax(out, dim=1).numpy()
 
+    @property
+    def gives_variance(self) -> bool:
+        """True for a regression network with a Gaussian head (mean and variance outputs)."""
+        return self.task == "regression" and self.n_outputs >= 2
+
     def predict_mean_var(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Regression mean and variance per object (variance 0 for a model without a variance head)."""
+        """Regression mean and variance per object in the target's unit (the training standardisation
+        undone); the variance is NaN for a network without a variance head (MSE loss)."""
         if self.task != "regression":
             raise NotImplementedError("predict_mean_var is for regression")
         out = torch.from_numpy(self.decision_function(X))
-        mean = out[:, 0].numpy().astype(np.float64)
+        shift, scale = float(self.target_norm["mean"]), float(self.target_norm["std"])
+        mean = out[:, 0].numpy().astype(np.float64) * scale + shift
         if out.shape[1] >= 2:
-            return mean, gaussian_variance(out[:, 1]).numpy().astype(np.float64)
-        return mean, np.zeros_like(mean)
+            return mean, gaussian_variance(out[:, 1]).numpy().astype(np.float64) * scale**2
+        return mean, np.full_like(mean, np.nan)
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels (classes_ of the most probable class), or the regression mean."""
@@ -392,6 +436,7 @@ class TorchEstimator:
             "classes": None if self.classes_ is None else _jsonable(self.classes_),
             "normalise": list(self.normalise),
             "normalisation": self.norm,
+            "target_normalisation": self.target_norm if self.task == "regression" else None,
             "trainer": self.trainer.model_dump(mode="json"),
             "loss": None if self.result is None else self.result.loss,
             "weights": "model.pt",
@@ -412,6 +457,9 @@ class TorchEstimator:
         est.n_outputs = int(meta["n_outputs"])
         est.classes_ = None if meta.get("classes") is None else np.asarray(meta["classes"])
         est.norm = meta.get("normalisation") or {}
+        # folders saved before targets were standardised: the network predicts the target itself
+        tn = meta.get("target_normalisation") or {}
+        est.target_norm = {"mean": float(tn.get("mean", 0.0)), "std": float(tn.get("std", 1.0))}
         model = est._build()
         try:
             state = torch.load(folder / meta.get("weights", "model.pt"), map_location="cpu", weights_only=True)
@@ -436,11 +484,70 @@ def make_estimator(model_name: str, options: dict[str, Any] | None = None,
     columns and context); classical models always standardise every feature.
     """
     spec = get_model(model_name)
+    check_model_task(model_name, _check_task(task))
     if spec.family == "classical":
         return SklearnEstimator(model_name, options, task=task)
     if standardise is None:
         return TorchEstimator(model_name, options, trainer=trainer, task=task)
     return TorchEstimator(model_name, options, trainer=trainer, task=task, normalise=tuple(standardise))
+
+
+def check_model_task(model_name: str, task: str, target: str | None = None) -> None:
+    """A model registered for other tasks than ``task`` is a :class:`ConfigError` naming the registered
+    model to use instead (``random_forest`` on a regression target: use ``random_forest_regressor``)."""
+    from astromodal.models.registry import suggest_models
+
+    spec = get_model(model_name)
+    if task in spec.tasks:
+        return
+    what = f"target {target!r} is a {task} target" if target else f"the task is {task}"
+    alt = suggest_models(model_name, task)
+    hint = ("; use " + " or ".join(repr(a) for a in alt)) if alt else \
+        f"; no registered {spec.family} {spec.modality} model does {task}"
+    raise ConfigError(f"model {model_name!r} does {'/'.join(spec.tasks)} only, but {what}{hint}")
+
+
+#: constructor arguments of neural models that the estimator sets itself (from the data)
+_SET_BY_ESTIMATOR = ("input_shape", "n_outputs", "input_shapes")
+
+
+def check_model_options(model_name: str, options: dict[str, Any] | None, where: str | None = None) -> None:
+    """Options that model ``model_name``'s constructor does not accept are a one-line :class:`ConfigError`
+    naming the option, the model and the allowed options (checked without data: a classical model is
+    built, a neural one's signature is read)."""
+    spec = get_model(model_name)
+    options = dict(options or {})
+    where = where or f"model {model_name!r}"
+    try:
+        params = inspect.signature(spec.factory).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin factory: nothing to check
+        return
+    named = [p for p, v in params.items() if v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL) and p != "self"]
+    if spec.family == "neural":
+        allowed = sorted(p for p in named if p not in _SET_BY_ESTIMATOR)
+        fixed = sorted(set(options) & set(_SET_BY_ESTIMATOR))
+        if fixed:
+            raise ConfigError(f"{where}: option(s) {fixed} of {model_name!r} are set from the data; allowed options: "
+                              f"{', '.join(allowed) or '(none)'}")
+        if any(v.kind == v.VAR_KEYWORD for v in params.values()):
+            return
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ConfigError(f"{where}: unknown option(s) {', '.join(repr(u) for u in unknown)}; "
+                              f"allowed options: {', '.join(allowed) or '(none)'}")
+        return
+    if not any(v.kind == v.VAR_KEYWORD for v in params.values()):
+        unknown = sorted(set(options) - set(named))
+        if unknown:
+            raise ConfigError(f"{where}: unknown option(s) {', '.join(repr(u) for u in unknown)}; "
+                              f"allowed options: {', '.join(sorted(named)) or '(none)'}")
+    try:  # scikit-learn constructors are cheap and check their own arguments (see models.classical)
+        spec.build(**options)
+    except ConfigError as exc:
+        text = str(exc)
+        raise ConfigError(text if text.startswith(f"model {model_name!r}") else f"{where}: {text}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: invalid options for model {model_name!r}: {exc}") from None
 
 
 def load_estimator(folder: str | Path, trust: bool = False) -> Any:

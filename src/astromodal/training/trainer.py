@@ -95,15 +95,22 @@ class TrainerConfig(BaseModel):
 
     @classmethod
     def from_options(cls, options: dict[str, Any] | None = None, where: str = "trainer") -> TrainerConfig:
-        """Validate a dict of settings; errors become one :class:`ConfigError` naming each bad key."""
+        """Validate a dict of settings; errors become ONE line (:class:`ConfigError`) naming each bad key,
+        with the allowed keys when a key is unknown."""
         try:
             return cls(**(options or {}))
         except ValidationError as exc:
             parts = []
+            unknown = False
             for err in exc.errors():
                 key = ".".join(str(p) for p in err["loc"])
-                msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-                parts.append(f"{msg} {key!r}" if err["type"] == "extra_forbidden" else f"{key!r}: {msg}")
+                if err["type"] == "extra_forbidden":
+                    unknown = True
+                    parts.append(f"unknown key {key!r}")
+                else:
+                    parts.append(f"{key!r}: " + " ".join(str(err["msg"]).split()))
+            if unknown:
+                parts.append("allowed keys: " + ", ".join(sorted(cls.model_fields)))
             raise ConfigError(f"{where} settings: " + "; ".join(parts)) from None
 
 
