@@ -17,21 +17,46 @@ def predict_command(
     catalog: Path = typer.Argument(..., help="The catalogue: an astromodal HDF5 file, or any file a reader knows "
                                              "(Gaia XP sampled CSV/ECSV/VOTable/Parquet, spectrum FITS folder, tables)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output Parquet file: id, ra, dec (and l, b, parallax when present), "
-                                                      "prob_<class> per class and the predicted label."),
+                                                      "prob_<class> per class and the predicted label (regression: "
+                                                      "<target>, and <target>_sigma for a Gaussian head). An existing "
+                                                      "file is replaced only with --overwrite, and only when astromodal "
+                                                      "wrote it."),
     chunk_size: int = typer.Option(50_000, help="Objects per chunk (memory use grows with it)."),
-    reader: str = typer.Option(None, help="Force a reader by name (see the readers list in the README)."),
+    reader: str = typer.Option(None, help="Force a reader by name (see the readers list in the README); an unknown "
+                                          "name is an error listing the known ones."),
     trust: bool = typer.Option(False, help="Allow loading scikit-learn models, which are pickles: only for model folders you made."),
     keep: list[str] = typer.Option(None, "--keep", help="Also copy this catalogue column or target to the output "
                                                         "(repeatable), e.g. --keep association_id; the predicted target "
-                                                        "itself is written as true_<name>."),
+                                                        "itself is written as true_<name>. Each column keeps "
+                                                        "its own type (64-bit ids, text)."),
+    id_column: str = typer.Option(None, "--id-column", help="The column holding object ids (written as int64 or text, "
+                                                            "never floats). Default: the first of source_id, objid, "
+                                                            "specobjid, obsid, id present (any case), else the "
+                                                            "dataset's ids (row numbers for a table)."),
+    ra_column: str = typer.Option(None, "--ra-column", help="Right ascension column in degrees (with --dec-column). "
+                                                            "Default: the first pair found of ra/dec, ra_gaia/dec_gaia, "
+                                                            "RA_ICRS/DE_ICRS, RAJ2000/DEJ2000, ... (any case); with no "
+                                                            "positions at all the output has no ra/dec (a warning says so)."),
+    dec_column: str = typer.Option(None, "--dec-column", help="Declination column in degrees (with --ra-column)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT when it is a file astromodal wrote (a file "
+                                                              "astromodal did not write is never replaced)."),
+    restart: bool = typer.Option(False, "--restart", help="Discard the finished chunks of an earlier run in OUT.parts/ "
+                                                          "and start afresh (needed when the model, catalogue, chunk "
+                                                          "size or options changed)."),
 ) -> None:
     """Predict class probabilities and labels for every object of CATALOG, in chunks with a progress bar.
 
-    Finished chunks are kept beside OUT (OUT.parts/) until the end, so an interrupted run resumes where it stopped.
+    Finished chunks are kept beside OUT (OUT.parts/) until the end, with a fingerprint of the run (model,
+    catalogue, chunk size, options): rerunning the same command after an interruption resumes where it
+    stopped; a changed run is refused unless --restart is given.
     """
     from astromodal.inference.catalogue import predict_catalogue
 
     with progress() as bar:
         path = predict_catalogue(model_dir, catalog, out, chunk_size=chunk_size, reader=reader, trust=trust, progress=bar,
-                                 keep=tuple(keep or ()))
-    console.print(f"[green]predictions:[/green] {path}")
+                                 keep=tuple(keep or ()), id_column=id_column, ra_column=ra_column,
+                                 dec_column=dec_column, overwrite=overwrite, restart=restart,
+                                 log=lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True))
+    import pyarrow.parquet as pq
+
+    typer.echo(f"predictions: {path}, {pq.read_metadata(path).num_rows} rows")  # the result: standard output

@@ -6,31 +6,52 @@ A *model folder* is what ``astromodal benchmark`` writes for each cell when ``sa
 its class names. Nothing is unpickled for neural models (weights load with ``weights_only=True``).
 
 The catalogue is read lazily where the format allows (astromodal HDF5) and processed ``chunk_size``
-objects at a time. Each finished chunk is written to ``OUT.parts/part-NNNNN.parquet``; a re-run skips
-the chunks already there, and the final Parquet file is assembled and renamed into place at the end,
-so an interrupted job resumes where it stopped and never leaves a half-written output.
+objects at a time. Each finished chunk is written to ``OUT.parts/part-NNNNN.parquet``; the final
+Parquet file is assembled and renamed into place at the end, so an interrupted job never leaves a
+half-written output. ``OUT.parts/fingerprint.json`` records what the chunks were made from (the model
+folder's digest, the catalogue's path, size, modification time and row count, the chunk size and every
+option that changes the output): a re-run with the same fingerprint resumes where it stopped, any other
+re-run is refused (``restart=True`` / ``--restart`` discards the old chunks), so a finished file never
+mixes two runs and has exactly one row per input object, in input order.
+
+Object ids are written as int64 or text, never floats: from ``id_column`` when given, else the
+dataset's ids (for a table catalogue the table reader takes the first of
+:data:`~astromodal.data.readers.tables.ID_COLUMNS` present, else the row number). Columns asked for
+with ``keep`` keep their own dtype (text and 64-bit integers included: for a table catalogue they are
+read from the raw table). Sky positions come from ``ra_column``/``dec_column``, else the dataset's
+(for a table, the first of the reader's ``RA_COLUMNS``/``DEC_COLUMNS`` present: ``ra``, ``ra_gaia``,
+``RA_ICRS``, ``RAJ2000``, ...); when a catalogue has no positions at all, ``ra``/``dec`` are left out
+of the output (with a warning), never written as NaN.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import shutil
+import sys
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from astromodal.atomic import atomic_path, write_json
+from astromodal.atomic import atomic_path, check_output_file, write_json
 from astromodal.data.dataset import Dataset
-from astromodal.errors import BadValueError, ConfigError, DataFormatError
+from astromodal.errors import AstromodalError, BadValueError, ConfigError, DataFormatError
 from astromodal.experiments import RepresentationConfig
 from astromodal.transforms.representations import build_inputs, flatten_inputs
 
 #: catalogue columns copied to the output when present
 PASS_THROUGH = ("l", "b", "parallax", "parallax_error", "parallax_over_error", "distance", "pmra", "pmdec")
+
+#: the fingerprint file of a parts folder, and its layout version
+FINGERPRINT = "fingerprint.json"
+_FINGERPRINT_VERSION = 1
 
 
 @dataclass
@@ -44,6 +65,9 @@ class Predictor:
     class_names: list[str]
     family: str
     input_shapes: dict[str, list[int]]
+    #: the table preparation recorded at training time (renames, derived columns, class mapping), replayed
+    #: on a raw table catalogue; None for models trained on other data
+    preparation: dict[str, Any] | None = None
 
     def inputs(self, ds: Dataset) -> Any:
         X = build_inputs(ds, self.representation)
@@ -61,10 +85,43 @@ class Predictor:
     def predict(self, ds: Dataset) -> np.ndarray:
         return np.asarray(self.estimator.predict(self.inputs(ds)))
 
+    @property
+    def gives_sigma(self) -> bool:
+        """True for a regression model with a Gaussian head (or an ensemble of them): ``predict`` writes
+        ``<target>_sigma``."""
+        return self.task == "regression" and _gives_variance(self.estimator)
+
+    def predict_mean_sigma(self, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """Regression mean and 1-sigma uncertainty (square root of the predicted variance), float64."""
+        mean, var = self.estimator.predict_mean_var(self.inputs(ds))
+        if var is None:
+            raise BadValueError(f"model {type(self.estimator).__name__} gives no variance for a sigma column")
+        mean = np.asarray(mean, dtype=np.float64).reshape(len(ds), -1)[:, 0]
+        var = np.asarray(var, dtype=np.float64).reshape(len(ds), -1)[:, 0]
+        return mean, np.sqrt(np.clip(var, 0.0, None))
+
+
+def _gives_variance(estimator: Any) -> bool:
+    """A Gaussian head (``gaussian_nll`` loss) in the estimator or in any member of an ensemble."""
+    if not hasattr(estimator, "predict_mean_var"):
+        return False
+    flag = getattr(estimator, "gives_variance", None)
+    if isinstance(flag, bool):
+        return flag
+    members = getattr(estimator, "members", None)
+    if members:
+        return any(_gives_variance(m) for m in members)
+    return getattr(getattr(estimator, "trainer", None), "loss", None) == "gaussian_nll"
+
 
 def save_predictor(model_dir: Path, estimator: Any, representation: RepresentationConfig, target: str, task: str,
-                   class_names: list[str], family: str, input_shapes: dict[str, Any]) -> Path:
-    """Save an estimator with what :func:`load_predictor` needs to apply it to new catalogues."""
+                   class_names: list[str], family: str, input_shapes: dict[str, Any],
+                   preparation: dict[str, Any] | None = None) -> Path:
+    """Save an estimator with what :func:`load_predictor` needs to apply it to new catalogues.
+
+    ``preparation``: the table preparation recipe of the training data (``Dataset.meta["preparation"]``),
+    stored under ``"preparation"`` in ``predictor.json`` and replayed on raw table catalogues.
+    """
     model_dir = Path(model_dir)
     estimator.save(model_dir)
     meta = {
@@ -75,6 +132,8 @@ def save_predictor(model_dir: Path, estimator: Any, representation: Representati
         "family": family,
         "input_shapes": {k: list(v) for k, v in input_shapes.items()},
     }
+    if preparation is not None:
+        meta["preparation"] = preparation
     write_json(model_dir / "predictor.json", meta)
     return model_dir
 
@@ -87,23 +146,107 @@ def load_predictor(model_dir: str | Path, trust: bool = False) -> Predictor:
         raise DataFormatError(f"{model_dir}: not an astromodal model folder (no predictor.json)")
     try:
         meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(f"{meta_path}: not valid JSON ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataFormatError(f"{meta_path}: not valid JSON ({_first_line(exc)})") from None
+    try:
+        if not isinstance(meta, dict):
+            raise TypeError("not a JSON object")
+        representation = RepresentationConfig(**meta["representation"])
+        preparation = meta.get("preparation")
+        if preparation is not None and not isinstance(preparation, dict):
+            raise TypeError("'preparation' is not a JSON object")
+        fields = (str(meta["target"]), str(meta["task"]), [str(c) for c in meta["class_names"]], str(meta["family"]),
+                  {str(k): list(v) for k, v in (meta.get("input_shapes") or {}).items()})
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # pydantic's ValidationError is a ValueError
+        what = f"missing key {exc}" if isinstance(exc, KeyError) else _first_line(exc)
+        raise DataFormatError(f"{meta_path}: damaged predictor description ({what})") from None
     from astromodal.training.estimator import load_estimator
 
-    estimator = load_estimator(model_dir, trust=trust)
-    return Predictor(estimator, RepresentationConfig(**meta["representation"]), meta["target"], meta["task"],
-                     meta["class_names"], meta["family"], meta.get("input_shapes", {}))
+    try:
+        with warnings.catch_warnings():  # torch warns before refusing a pickle it will not load
+            warnings.filterwarnings("ignore", message=".*pickle protocol.*")
+            estimator = load_estimator(model_dir, trust=trust)
+    except AstromodalError:
+        raise
+    except OSError as exc:
+        if exc.filename is None:
+            raise DataFormatError(f"{_damaged_file(model_dir)}: damaged model file ({_first_line(exc)})") from None
+        raise DataFormatError(f"{exc.filename}: cannot be read ({exc.strerror or _first_line(exc)})") from None
+    except Exception as exc:  # a tampered model file: torch/joblib/zip/JSON errors of every kind, never a traceback
+        import pickle
+
+        why = ("not a plain file of weights: loading it would run pickled code, which astromodal refuses"
+               if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc)
+               else f"{type(exc).__name__}: {_first_line(exc)}")
+        raise DataFormatError(f"{_damaged_file(model_dir)}: damaged model file ({why})") from None
+    return Predictor(estimator, representation, *fields, preparation=preparation)
 
 
-def open_catalogue(path: str | Path, reader: str | None = None, **options: Any) -> Dataset:
-    """A catalogue as a Dataset: astromodal HDF5 (lazy) or any format a registered reader knows."""
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _damaged_file(model_dir: Path) -> Path:
+    """The first file of a model folder that does not load on its own (JSON or weights), else the folder."""
+    files = sorted(p for p in model_dir.rglob("*") if p.is_file())
+    for f in files:
+        if f.suffix == ".json":
+            try:
+                meta = json.loads(f.read_text())
+                if not isinstance(meta, dict):
+                    return f
+            except (ValueError, UnicodeDecodeError, OSError):
+                return f
+    for f in files:
+        if f.suffix == ".pt":
+            try:
+                import torch
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    state = torch.load(f, map_location="cpu", weights_only=True)
+                if not isinstance(state, dict):
+                    return f
+            except Exception:
+                return f
+    for f in files:
+        if f.name == "model.json":
+            return f
+    return model_dir
+
+
+def open_catalogue(path: str | Path, reader: str | None = None, preparation: dict[str, Any] | None = None,
+                   table_options: dict[str, Any] | None = None, **options: Any) -> Dataset:
+    """A catalogue as a Dataset: astromodal HDF5 (lazy) or any format a registered reader knows.
+
+    ``reader`` forces a reader by name; an unknown name is an error listing the known ones, whatever the
+    file type. ``preparation``: a model's recorded table preparation, replayed on a table file (renames,
+    derived columns such as colours, class mapping), so a raw catalogue gets the columns the model needs.
+    ``table_options`` go to the table reader only (``id_column``, ``ra``, ``dec``); ``options`` to any reader.
+    """
     path = Path(path)
-    if path.suffix in (".h5", ".hdf5"):
+    if _is_hdf5(path, reader):
         return Dataset.load(path)
-    from astromodal.data.readers import read
+    from astromodal.data.readers import choose_reader, read
 
+    if choose_reader(path, reader).name == "table":
+        options = {**options, **(table_options or {})}
+        if preparation and path.is_file():
+            from astromodal.data.preparation import replay_preparation
+
+            # never drop a row, whatever training did: the output has one row per input object
+            return replay_preparation(preparation, path, **{**options, "dropna": False})
     return read(path, reader=reader, **options)
+
+
+def _is_hdf5(path: Path, reader: str | None) -> bool:
+    if reader is not None:
+        from astromodal.data.readers import get_reader
+
+        get_reader(reader)  # an unknown name is an error for every input
+        return False
+    return path.suffix.lower() in (".h5", ".hdf5")
 
 
 def predict_catalogue(
@@ -115,60 +258,253 @@ def predict_catalogue(
     trust: bool = False,
     progress: Any = None,
     keep: tuple[str, ...] | list[str] = (),
+    id_column: str | None = None,
+    ra_column: str | None = None,
+    dec_column: str | None = None,
+    overwrite: bool = False,
+    restart: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
-    """Predict every object of ``catalogue`` and write ``out`` (Parquet): ids, positions, probabilities, label.
+    """Predict every object of ``catalogue`` and write ``out`` (Parquet): ids, positions, predictions.
 
-    ``keep``: more catalogue columns or targets to copy to the output (e.g. a simulated survey's true
-    ``massive`` class and ``association_id``); an unknown name is an error listing the known ones.
+    Classification: ``prob_<class>`` per class and ``label``; regression: ``<target>`` and, for a Gaussian
+    head, ``<target>_sigma``. ``keep``: more catalogue columns or targets to copy, each with its own dtype
+    (e.g. a simulated survey's true ``massive`` class and ``association_id``); an unknown name is an error
+    listing the known ones. ``id_column``, ``ra_column``/``dec_column``: where ids and positions come from
+    (see the module text). ``out`` is checked before any work: an existing file is replaced only when
+    astromodal wrote it and ``overwrite`` is given. ``restart`` discards the finished chunks of an earlier
+    run in ``OUT.parts/``; without it they are reused only when their fingerprint matches this run.
+    ``log``: where messages go (default: standard error).
     """
     if chunk_size < 1:
         raise ConfigError(f"--chunk-size must be positive (got {chunk_size})")
-    predictor = load_predictor(model_dir, trust=trust)
-    ds = catalogue if isinstance(catalogue, Dataset) else open_catalogue(catalogue, reader=reader)
-    known = [*ds.columns, *ds.targets]
-    unknown = [k for k in keep if k not in known]
-    if unknown:
-        raise BadValueError(f"--keep {unknown}: not a column or target of {catalogue}; known: {known}")
+    if (ra_column is None) != (dec_column is None):
+        raise ConfigError("--ra-column and --dec-column go together: give both (or neither, to detect them)")
+    say = log if log is not None else (lambda text: print(text, file=sys.stderr))
+    if reader is not None:
+        from astromodal.data.readers import get_reader
+
+        get_reader(reader)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    inputs = (model_dir,) if isinstance(catalogue, Dataset) else (catalogue, model_dir)
+    check_output_file(out, inputs=inputs, overwrite=overwrite)
     parts = out.with_name(out.name + ".parts")
-    parts.mkdir(exist_ok=True)
+    if parts.exists() and not parts.is_dir():
+        raise ConfigError(f"{parts} is a file, not astromodal's folder of finished chunks: move it away "
+                          "or choose another --out")
+    predictor = load_predictor(model_dir, trust=trust)
+    is_table = False
+    if isinstance(catalogue, Dataset):
+        ds = catalogue
+    else:
+        from astromodal.data.readers import choose_reader
+
+        is_table = not _is_hdf5(Path(catalogue), reader) and choose_reader(catalogue, reader).name == "table"
+        given = {"id_column": id_column, "ra": ra_column, "dec": dec_column}
+        ds = open_catalogue(catalogue, reader=reader, preparation=predictor.preparation,
+                            table_options={k: v for k, v in given.items() if v is not None})
+    side = _side_columns(predictor, ds, catalogue, tuple(keep), None if is_table else id_column,
+                         None if is_table else ra_column, None if is_table else dec_column, is_table)
+    if side.warning:
+        say(f"warning: {side.warning}")
     n = len(ds)
     starts = list(range(0, n, chunk_size))
+    options = {"keep": list(keep), "id_column": id_column, "positions": [ra_column, dec_column]}
+    fingerprint = _fingerprint(model_dir, catalogue, n, chunk_size, reader, options)
+    created = _open_parts(parts, fingerprint, restart)
+    files = [parts / f"part-{i:05d}.parquet" for i in range(len(starts))]
+    done = [f.exists() for f in files]
+    for i, f in enumerate(files):
+        if done[i]:
+            _check_part(f, min(n, starts[i] + chunk_size) - starts[i])
+    if any(done):
+        say(f"resuming: {sum(done)} of {len(starts)} chunks done ({parts})")
     task = progress.add_task(f"predict {out.name}", total=n) if progress is not None else None
     try:
         for i, start in enumerate(starts):
             stop = min(n, start + chunk_size)
-            part = parts / f"part-{i:05d}.parquet"
-            if not part.exists():
-                chunk = ds.subset(np.arange(start, stop))
-                table = _chunk_table(predictor, chunk, tuple(keep))
-                with atomic_path(part) as tmp:
+            if not done[i]:
+                table = _chunk_table(predictor, ds.subset(np.arange(start, stop)), side, start)
+                with atomic_path(files[i]) as tmp:
                     pq.write_table(table, tmp)
             if progress is not None:
                 progress.update(task, advance=stop - start)
     except BaseException:
-        if not any(parts.iterdir()):  # nothing finished: leave nothing behind (finished chunks stay for resume)
-            parts.rmdir()
+        if created and not any(f.exists() for f in files):  # nothing finished: leave nothing behind
+            _remove_parts(parts)
         raise
-    files = [parts / f"part-{i:05d}.parquet" for i in range(len(starts))]
+    info = {"tool": "astromodal", "verb": "predict", "version": _version(), "model": str(model_dir),
+            "catalogue": "(in-memory dataset)" if isinstance(catalogue, Dataset) else str(catalogue),
+            "rows": n, "fingerprint": fingerprint}
     with atomic_path(out) as tmp_out:
         if files:
-            with pq.ParquetWriter(tmp_out, pq.read_schema(files[0])) as writer:
-                for f in files:
-                    writer.write_table(pq.read_table(f))
+            schema = pq.read_schema(files[0]).with_metadata({b"astromodal": json.dumps(info).encode()})
+            with pq.ParquetWriter(tmp_out, schema) as writer:
+                for i, f in enumerate(files):
+                    table = pq.read_table(f)
+                    _check_rows(f, table.num_rows, min(n, starts[i] + chunk_size) - starts[i])
+                    if not table.schema.equals(schema, check_metadata=False):
+                        raise DataFormatError(f"{f}: its columns differ from those of {files[0]}; rerun with "
+                                              "--restart to predict every chunk afresh")
+                    writer.write_table(table)
         else:
-            pq.write_table(pa.table({"id": pa.array([], pa.string())}), tmp_out)
-    shutil.rmtree(parts, ignore_errors=True)
+            try:
+                table = _chunk_table(predictor, ds.subset(np.arange(0)), side, 0)
+            except Exception:  # a model that refuses an empty input: the id column alone
+                table = pa.table({"id": side.ids.slice(0, 0)})
+            pq.write_table(table.replace_schema_metadata({b"astromodal": json.dumps(info).encode()}), tmp_out)
+    _remove_parts(parts)
     return out
 
 
-def _chunk_table(predictor: Predictor, chunk: Dataset, keep: tuple[str, ...] = ()) -> pa.Table:
-    cols: dict[str, Any] = {
-        "id": np.asarray(chunk.ids.read()).astype(str),
-        "ra": chunk.ra.read().astype(np.float64),
-        "dec": chunk.dec.read().astype(np.float64),
-    }
+def _version() -> str:
+    from astromodal import __version__
+
+    return __version__
+
+
+# ---------------------------------------------------------------------- ids, positions, kept columns
+@dataclass
+class _Side:
+    """What is copied beside the predictions, for the whole catalogue (sliced per chunk)."""
+
+    ids: pa.Array
+    ra: np.ndarray | None
+    dec: np.ndarray | None
+    kept: dict[str, pa.Array]  # output name -> values
+    warning: str | None = None
+
+
+def _prediction_names(predictor: Predictor) -> list[str]:
+    if predictor.task == "classification":
+        return [*(f"prob_{c}" for c in predictor.class_names), "label"]
+    return [predictor.target, *([f"{predictor.target}_sigma"] if predictor.gives_sigma else [])]
+
+
+def _as_ids(values: Any, what: str) -> pa.Array:
+    """Ids as int64 (integers, or floats holding exact integers) or text; never floats."""
+    if isinstance(values, pd.Series):
+        if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_float_dtype(values.dtype):
+            missing = values.isna().to_numpy()
+            if missing.any():
+                raise BadValueError(f"{what}: missing id at row {int(np.flatnonzero(missing)[0])}; ids must be "
+                                    "integers or text without gaps: name another column with --id-column")
+        values = values.to_numpy()
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iub":
+        if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+            return pa.array(arr, pa.uint64())
+        return pa.array(arr.astype(np.int64), pa.int64())
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (np.abs(arr) > 2**53)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise BadValueError(f"{what}: id {arr[row]!r} at row {row} is not an exact integer (ids stored as "
+                                "floating point lose digits): ids must be integers or text; name another column "
+                                "with --id-column")
+        return pa.array(arr.astype(np.int64), pa.int64())
+    return pa.array([None if _missing(v) else (v.decode() if isinstance(v, bytes) else str(v)) for v in arr],
+                    pa.string())
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT
+
+
+def _as_column(values: Any) -> pa.Array:
+    """Any column with its own dtype: numbers stay numbers (int64 stays int64), text stays text."""
+    if isinstance(values, pd.Series):
+        try:
+            arr = pa.Array.from_pandas(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types in one column: as text
+            return _as_ids(values.astype(object).to_numpy(), "column")
+        return arr.cast(pa.string()) if pa.types.is_large_string(arr.type) else arr
+    arr = np.asarray(values)
+    if arr.dtype.kind in "OUS":
+        return _as_ids(arr, "column")
+    return pa.array(arr)
+
+
+def _lookup(frame: pd.DataFrame, name: str) -> str | None:
+    lower = {str(c).lower(): c for c in frame.columns}
+    return name if name in frame.columns else lower.get(name.lower())
+
+
+def _side_columns(predictor: Predictor, ds: Dataset, catalogue: Any, keep: tuple[str, ...], id_column: str | None,
+                  ra_column: str | None, dec_column: str | None, table: bool) -> _Side:
+    """Ids, positions and kept columns for the whole catalogue.
+
+    ``id_column``/``ra_column``/``dec_column`` name dataset columns (a table reader has used them already);
+    ``table``: kept columns are read from the raw table file with their own dtypes.
+    """
+    where = "the dataset" if isinstance(catalogue, Dataset) else str(catalogue)
+    # ---- ids
+    if id_column is not None:
+        if id_column in ds.columns:
+            values = ds.columns[id_column].values.read()
+        elif id_column in ds.targets and ds.targets[id_column].kind == "regression":
+            values = ds.targets[id_column].values.read()
+        else:
+            raise BadValueError(f"--id-column {id_column!r}: not a column of {where}; known: {list(ds.columns)}")
+        ids = _as_ids(values, f"{where}: id column {id_column!r}")
+    else:
+        ids = _as_ids(ds.ids.read(), f"{where}: ids")
+    # ---- positions
+    warning = None
+    if ra_column is not None and dec_column is not None:
+        for name in (ra_column, dec_column):
+            if name not in ds.columns:
+                raise BadValueError(f"--ra-column/--dec-column {name!r}: not a column of {where}; "
+                                    f"known: {list(ds.columns)}")
+        ra, dec = (_degrees(ds.columns[c].values.read(), c, where) for c in (ra_column, dec_column))
+    else:
+        ra, dec = ds.ra.read().astype(np.float64), ds.dec.read().astype(np.float64)
+        if len(ra) and np.isnan(ra).all() and np.isnan(dec).all():
+            ra = dec = None
+            warning = (f"{where} has no sky positions (no ra/dec, ra_gaia/dec_gaia, RA_ICRS/DE_ICRS, RAJ2000/DEJ2000, "
+                       "... column): the output has no ra/dec columns; name them with --ra-column/--dec-column")
+    # ---- kept columns
+    frame = None
+    if table and keep:
+        from astromodal.data.readers.tables import load_frame
+
+        frame = load_frame(catalogue)
+        if len(frame) != len(ds):
+            raise DataFormatError(f"{where}: the reader kept {len(ds)} of the table's {len(frame)} rows, so the "
+                                  "--keep columns cannot be matched to rows")
+    taken = {"id", "ra", "dec", *PASS_THROUGH, *_prediction_names(predictor)}
+    kept: dict[str, pa.Array] = {}
+    for name in keep:
+        values: Any = None
+        if name in ds.targets:
+            t = ds.targets[name]
+            values = t.labels() if t.kind == "class" else t.values.read()
+        elif frame is not None and _lookup(frame, name) is not None:
+            values = frame[_lookup(frame, name)]
+        elif name in ds.columns:
+            values = ds.columns[name].values.read()
+        else:
+            known = list(dict.fromkeys([*(map(str, frame.columns) if frame is not None else ()), *ds.columns,
+                                        *ds.targets]))
+            raise BadValueError(f"--keep {name!r}: not a column or target of {where}; known: {known}")
+        out_name = f"true_{name}" if name == predictor.target or name in taken or name in kept else name
+        kept[out_name] = _as_column(values)
+    return _Side(ids, ra, dec, kept, warning)
+
+
+def _degrees(values: Any, name: Any, where: str) -> np.ndarray:
+    try:
+        return pd.to_numeric(pd.Series(np.asarray(values)), errors="raise").to_numpy(dtype=np.float64)
+    except (ValueError, TypeError):
+        raise BadValueError(f"{where}: position column {name!r} holds non-numbers (degrees expected)") from None
+
+
+def _chunk_table(predictor: Predictor, chunk: Dataset, side: _Side, start: int) -> pa.Table:
+    n = len(chunk)
+    cols: dict[str, Any] = {"id": side.ids.slice(start, n)}
+    if side.ra is not None and side.dec is not None:
+        cols["ra"] = side.ra[start:start + n]
+        cols["dec"] = side.dec[start:start + n]
     for name in PASS_THROUGH:
         if name in chunk.columns:
             cols[name] = chunk.columns[name].values.read()
@@ -179,13 +515,162 @@ def _chunk_table(predictor: Predictor, chunk: Dataset, keep: tuple[str, ...] = (
         from astromodal.evaluation.metrics import decide
 
         cols["label"] = np.asarray(predictor.class_names)[decide(proba, getattr(predictor.estimator, "threshold", None))]
+    elif predictor.gives_sigma:
+        cols[predictor.target], cols[f"{predictor.target}_sigma"] = predictor.predict_mean_sigma(chunk)
     else:
-        cols[predictor.target] = predictor.predict(chunk).reshape(len(chunk), -1)[:, 0]
-    for name in keep:
-        if name in chunk.columns:
-            values = chunk.columns[name].values.read()
-        else:
-            t = chunk.target(name)
-            values = t.labels() if t.kind == "class" else t.values.read()
-        cols[f"true_{name}" if name == predictor.target or name in cols else name] = np.asarray(values)
+        cols[predictor.target] = np.asarray(predictor.predict(chunk), dtype=np.float64).reshape(n, -1)[:, 0]
+    for name, values in side.kept.items():
+        cols[name] = values.slice(start, n)
     return pa.table(cols)
+
+
+# ---------------------------------------------------------------------- the parts folder and its fingerprint
+def _file_state(path: Path) -> dict[str, Any]:
+    """Path, size and modification time of a catalogue file (totals for a folder or a glob's files)."""
+    if path.is_dir() or not path.exists():
+        import glob
+
+        files = (sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir()
+                 else sorted(Path(f) for f in glob.glob(str(path), recursive=True) if Path(f).is_file()))
+        stats = [f.stat() for f in files]
+        return {"path": str(path.resolve() if path.exists() else path.absolute()), "files": len(files),
+                "size": sum(s.st_size for s in stats),
+                "mtime_ns": max((s.st_mtime_ns for s in stats), default=0)}
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+#: the files that make a saved model: descriptions and weights (other files in a model folder, such as
+#: predictions written there, do not change its identity)
+_MODEL_FILES = ("model.json", "ensemble.json", "predictor.json")
+_WEIGHT_SUFFIXES = (".pt", ".joblib", ".pkl", ".safetensors", ".npz")
+
+
+def model_digest(model_dir: str | Path) -> str:
+    """SHA-256 over a model folder's descriptions and weight files, members included (names and contents;
+    size and modification time for files over 256 MiB)."""
+    model_dir = Path(model_dir)
+    h = hashlib.sha256()
+    files = [p for p in model_dir.rglob("*")
+             if p.is_file() and (p.name in _MODEL_FILES or p.suffix in _WEIGHT_SUFFIXES)
+             and not any(q.name.endswith(".parts") for q in p.relative_to(model_dir).parents)]
+    for f in sorted(files):
+        h.update(str(f.relative_to(model_dir)).encode() + b"\0")
+        st = f.stat()
+        if st.st_size > 256 << 20:
+            h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+        else:
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _fingerprint(model_dir: str | Path, catalogue: Any, n: int, chunk_size: int, reader: str | None,
+                 options: dict[str, Any]) -> dict[str, Any]:
+    """What the finished chunks are made from: equal fingerprints make the same output, row for row."""
+    if isinstance(catalogue, Dataset):
+        ids = np.asarray(catalogue.ids.read())
+        raw = "\0".join(ids.astype(str).tolist()).encode() if ids.dtype.kind in "OUS" else ids.tobytes()
+        cat: dict[str, Any] = {"dataset": "in memory", "ids_sha256": hashlib.sha256(raw).hexdigest()}
+    else:
+        cat = _file_state(Path(catalogue))
+    cat["rows"] = n
+    return {"version": _FINGERPRINT_VERSION, "model": {"path": str(Path(model_dir).resolve()),
+                                                        "sha256": model_digest(model_dir)},
+            "catalogue": cat, "chunk_size": chunk_size, "reader": reader, **options}
+
+
+_WHAT = {"version": "astromodal's chunk layout", "model": "the model", "catalogue": "the catalogue",
+         "chunk_size": "--chunk-size", "reader": "--reader", "keep": "--keep", "id_column": "--id-column",
+         "positions": "--ra-column/--dec-column"}
+
+
+def _describe(key: str, value: Any) -> str:
+    if key == "model" and isinstance(value, dict):
+        return f"{value.get('path')} ({str(value.get('sha256'))[:12]})"
+    if key == "catalogue" and isinstance(value, dict):
+        return f"{value.get('path', 'a dataset')}, {value.get('rows')} rows"
+    return json.dumps(value)
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    out = []
+    for key in dict.fromkeys([*new, *old]):
+        a, b = old.get(key), new.get(key)
+        if key == "model" and isinstance(a, dict) and isinstance(b, dict):
+            a, b = a.get("sha256"), b.get("sha256")  # a moved model folder is the same model
+            if a == b:
+                continue
+            a, b = old.get(key), new.get(key)
+        elif a == b:
+            continue
+        out.append(f"{_WHAT.get(key, key)}: {_describe(key, a)} there, {_describe(key, b)} now")
+    return out
+
+
+_PART_NAME = "part-"
+
+
+def _ours(p: Path) -> bool:
+    """A file this tool writes in a parts folder: a chunk, the fingerprint, or a temporary of either."""
+    name = p.name
+    return p.is_file() and (name == FINGERPRINT or (name.startswith(_PART_NAME) and name.endswith(".parquet"))
+                            or (name.startswith((f".{_PART_NAME}", f".{FINGERPRINT}.")) and name.endswith(".tmp")))
+
+
+def _remove_parts(parts: Path) -> None:
+    """Delete a parts folder's own files and the folder; anything else in it is left (and the folder too)."""
+    if not parts.is_dir():
+        return
+    for p in parts.iterdir():
+        if _ours(p):
+            p.unlink(missing_ok=True)
+    try:
+        parts.rmdir()
+    except OSError:
+        pass
+
+
+def _open_parts(parts: Path, fingerprint: dict[str, Any], restart: bool) -> bool:
+    """Create ``parts`` with ``fingerprint``, or check the one there; True when created by this call."""
+    if parts.is_dir():
+        entries = list(parts.iterdir())
+        foreign = [p.name for p in entries if not _ours(p)]
+        if foreign:
+            raise ConfigError(f"{parts} holds files astromodal did not write ({', '.join(sorted(foreign)[:3])}); "
+                              "it is never emptied: move them away or choose another --out")
+        if restart:
+            _remove_parts(parts)
+        elif entries:
+            fp_path = parts / FINGERPRINT
+            try:
+                old = json.loads(fp_path.read_text())
+                if not isinstance(old, dict):
+                    raise ValueError
+            except (OSError, ValueError, UnicodeDecodeError):
+                raise ConfigError(f"{parts} holds finished chunks without a readable fingerprint (an older astromodal "
+                                  "or another run): rerun with --restart to discard them and start afresh") from None
+            diff = _differences(old, fingerprint)
+            if diff:
+                raise ConfigError(f"{parts} holds finished chunks of another run ({'; '.join(diff)}): rerun with "
+                                  "--restart to discard them and start afresh, or choose another --out")
+            return False
+    parts.mkdir(parents=True, exist_ok=True)
+    write_json(parts / FINGERPRINT, fingerprint)
+    return True
+
+
+def _check_rows(f: Path, got: int, expected: int) -> None:
+    if got != expected:
+        raise DataFormatError(f"{f}: {got} rows where this run's chunk plan has {expected}; rerun with --restart "
+                              "to predict every chunk afresh")
+
+
+def _check_part(f: Path, expected: int) -> None:
+    try:
+        rows = pq.read_metadata(f).num_rows
+    except (OSError, pa.ArrowException) as exc:
+        raise DataFormatError(f"{f}: not a readable chunk ({_first_line(exc)}); rerun with --restart") from None
+    _check_rows(f, rows, expected)

@@ -156,6 +156,17 @@ def _choose(folder: Path | None, files: list[Path]) -> tuple[ReaderSpec, list[Pa
     raise DataFormatError(f"{where}: no file of a known type (readers know {known}); name a reader with reader=...")
 
 
+def choose_reader(path_or_glob: str | Path, reader: str | None = None) -> ReaderSpec:
+    """The reader :func:`read` uses for ``path_or_glob``: the one named ``reader`` (an unknown name is an
+    error listing the known ones), else the one chosen from the file names and contents."""
+    if reader is not None:
+        return get_reader(reader)
+    folder, files = _expand(path_or_glob)
+    if not files:
+        raise DataFormatError(f"{path_or_glob}: the folder holds no file")
+    return _choose(folder, files)[0]
+
+
 def read(path_or_glob: str | Path, reader: str | None = None, **options: Any) -> Dataset:
     """Read a file, a folder (searched recursively) or a glob into one Dataset.
 
@@ -189,4 +200,4 @@ def read(path_or_glob: str | Path, reader: str | None = None, **options: Any) ->
     return spec.function(files[0], **options)
 
 
-__all__ = ["ReaderSpec", "get_reader", "list_readers", "read", "register_reader"]
+__all__ = ["ReaderSpec", "choose_reader", "get_reader", "list_readers", "read", "register_reader"]

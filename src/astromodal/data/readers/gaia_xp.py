@@ -269,6 +269,29 @@ class _Columns:
 
 
 # ---------------------------------------------------------------------------------------------- datasets
+def _source_ids(values: Any, where: Any) -> np.ndarray:
+    """Gaia source_ids as exact int64: integers (or text of integers) as they are; floats only when they
+    hold exact integers below 2**53 (a float64 cannot hold a 19-digit id exactly), else an error."""
+    arr = np.ma.getdata(values) if np.ma.isMaskedArray(values) else np.asarray(values)
+    if np.ma.isMaskedArray(values) and np.ma.getmaskarray(values).any():
+        row = int(np.flatnonzero(np.ma.getmaskarray(values))[0])
+        raise DataFormatError(f"{where}: source_id is empty at row {row}")
+    if arr.dtype.kind in "iub":
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (np.abs(arr) >= 2.0**53)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataFormatError(f"{where}: source_id {float(arr[row])!r} at row {row} is not an exact integer (empty, or "
+                                  "stored as floating point, which loses the digits of a 19-digit Gaia id)")
+        return arr.astype(np.int64)
+    try:
+        return np.asarray([int(str(v).strip()) for v in arr.tolist()], dtype=np.int64)
+    except (ValueError, OverflowError):
+        row = next((i for i, v in enumerate(arr.tolist()) if not str(v).strip().lstrip("-").isdigit()), 0)
+        raise DataFormatError(f"{where}: source_id {arr[row]!r} at row {row} is not an integer") from None
+
+
 def _spectra_from_flux(flux_w: np.ndarray, error_w: np.ndarray | None, wavelength_a: np.ndarray) -> Spectra:
     """A Spectra block from fluxes (and errors) in W m^-2 nm^-1; NaN samples masked."""
     flux = flux_w * W_M2_NM_TO_FLUX_UNIT
@@ -326,7 +349,7 @@ def read_xp_sampled(
     err = table.matrix("flux_error", ids, len(XP_SAMPLING_NM)) if table.find("flux_error") else None
     ra, dec, targets = _positions_and_target(table, len(ids), target, target_name, class_names, task)
     spectra = {SPECTRA_NAME: _spectra_from_flux(flux, err, XP_WAVELENGTH_A)}
-    return Dataset(np.asarray(ids).astype(np.int64), ra, dec, spectra=spectra, targets=targets,
+    return Dataset(_source_ids(ids, path), ra, dec, spectra=spectra, targets=targets,
                    meta={"source": str(path), "reader": "gaia_xp_sampled"})
 
 
@@ -363,7 +386,7 @@ def read_xp_continuous(
     )
     ra, dec, targets = _positions_and_target(table, len(ids), target, target_name, class_names, task)
     spectra = {SPECTRA_NAME: _spectra_from_flux(flux, err, XP_WAVELENGTH_A)}
-    return Dataset(np.asarray(ids).astype(np.int64), ra, dec, spectra=spectra, targets=targets,
+    return Dataset(_source_ids(ids, path), ra, dec, spectra=spectra, targets=targets,
                    meta={"source": str(path), "reader": "gaia_xp_continuous"})
 
 
@@ -392,7 +415,7 @@ def read_xp_continuous_npz(
                 raise DataFormatError(f"{path}: missing arrays {missing}; the file has {data.files}")
             X = np.asarray(data["X"], dtype=np.float64)
             y = np.asarray(data["y"])
-            ids = np.asarray(data["source_id"]).astype(np.int64)
+            ids = _source_ids(data["source_id"], path)
     except (OSError, ValueError) as exc:
         raise DataFormatError(f"{path}: not a readable npz file ({exc})") from exc
     if X.ndim != 2 or X.shape[1] != 2 * N_XP_COEFFICIENTS:
