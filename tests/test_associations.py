@@ -133,8 +133,8 @@ def test_cli_end_to_end(tmp_path):
     result = CliRunner().invoke(app, ["associations", str(tmp_path / "pred.parquet"), "--out", str(out),
                                       "--mode", "xyz", "--eps", "0.1", "--min-samples", "8"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["groups.csv", "members.parquet", "sky_map.png",
-                                                      "summary.json", "xy_map.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".astromodal-output.json", "groups.csv", "members.parquet",
+                                                      "sky_map.png", "summary.json", "xy_map.png"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["selection"]["filtered"] and summary["selection"]["n_selected"] == len(frame) - 18
     assert summary["n_groups"] == 3
@@ -242,3 +242,35 @@ def test_cli_scan_writes_scan_csv_and_rejects_bad_values(tmp_path):
     bad = CliRunner().invoke(app, ["associations", str(tmp_path / "stars.csv"), "--out", str(tmp_path / "b"),
                                    "--scan-eps", "0.1,big"])
     assert bad.exit_code != 0 and "--scan-eps '0.1,big'" in str(bad.exception) and not (tmp_path / "b").exists()
+
+
+def test_bad_values_name_the_input_row_and_say_infinite(tmp_path):
+    import subprocess
+    import sys
+
+    frame, _ = _synthetic()
+    frame["prob_massive"] = np.where(np.arange(len(frame)) < 5, 0.1, 0.9)  # rows 0-4 are not selected
+    frame.loc[6, "parallax"] = np.inf
+    frame.loc[9, "b"] = np.nan
+    frame.to_csv(tmp_path / "pred.csv", index=False)
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-c", "from astromodal.cli import main; main()", "associations",
+                               str(tmp_path / "pred.csv"), "--out", str(tmp_path / "out"), *extra],
+                              capture_output=True, text=True)
+
+    proc = run("--mode", "sky")  # b is missing in input row 9 (row 4 among the selected stars)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "'b' is missing (NaN)" in proc.stderr and "rows [9]" in proc.stderr, proc.stderr
+    proc = run("--drop-missing", "--mode", "xyz", "--min-samples", "3")
+    assert proc.returncode == 0, proc.stderr  # inf parallax of a dropped star: left out, no error
+    frame.loc[9, "b"] = 0.5
+    frame.to_csv(tmp_path / "pred.csv", index=False)
+    proc = run("--mode", "xyz", "--query", "l >= 0", "--overwrite")
+    assert proc.returncode == 1
+    assert "'parallax' is infinite" in proc.stderr and "rows [6]" in proc.stderr, proc.stderr
+    frame["ra"] = frame["l"].astype(object)
+    frame.loc[7, "ra"] = "n/a?"
+    frame.drop(columns=["l", "b"]).assign(dec=0.0).to_csv(tmp_path / "pred.csv", index=False)
+    proc = run("--mode", "sky", "--overwrite")
+    assert proc.returncode == 1 and "'n/a?' in row 7" in proc.stderr, proc.stderr

@@ -157,3 +157,27 @@ def test_report_markdown_and_html(tmp_path):
     rep.write(out)
     assert "second version" in (out / "report.md").read_text()
     assert sorted(p.name for p in out.iterdir()) == ["figures", "report.html", "report.md"]
+
+
+def test_report_html_is_one_self_contained_file(tmp_path):
+    import base64
+    import re
+    from pathlib import Path
+
+    out = tmp_path / "run"
+    (out / "figures").mkdir(parents=True)
+    png = plots.plot_sky(np.array([10.0, 20.0]), np.array([0.0, 5.0]), out / "figures" / "sky.png")
+    rep = Report("Embedded figures")
+    rep.image("figures/sky.png", "relative path")
+    rep.image(out / "figures" / "sky.png", "absolute path")
+    md_path, html_path = rep.write(out)
+    page = html_path.read_text()
+    sources = re.findall(r'<img src="([^"]*)"', page)
+    assert len(sources) == 2 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert base64.b64decode(sources[0].split(",", 1)[1]) == Path(png).read_bytes()  # the figure's own bytes
+    assert "(figures/sky.png)" in md_path.read_text()  # the Markdown keeps relative links
+    # the page alone, moved away from its figures, still shows them
+    alone = tmp_path / "mail" / "report.html"
+    alone.parent.mkdir()
+    alone.write_text(page)
+    assert not re.search(r'<img src="(?!data:)', alone.read_text())

@@ -14,7 +14,8 @@ x points from the Sun to the Galactic centre (l = 0, b = 0), y in the direction 
 
 Positions come from columns ``l``, ``b`` (degrees) or are computed from ``ra``, ``dec`` (ICRS degrees).
 Stars without usable values (NaN position; in xyz mode NaN parallax or parallax error or distance)
-raise :class:`BadValueError` naming the column and rows, unless ``drop_missing=True``, which leaves
+raise :class:`BadValueError` naming the column and the input rows (the index labels of a DataFrame, so a
+selection still names the rows of the file as given; an infinite value is called infinite), unless ``drop_missing=True``, which leaves
 them out of the clustering and counts them in ``result.summary["n_missing"]``.
 
 Labels: -1 = noise or not clustered (cut or missing); groups are numbered 0, 1, ... by decreasing size.
@@ -112,13 +113,22 @@ def as_frame(data: Any) -> pd.DataFrame:
     raise BadValueError(f"associations need a Dataset or a pandas DataFrame, not {type(data).__name__}")
 
 
-def _missing(values: np.ndarray, column: str, drop: bool) -> np.ndarray:
+def _missing(values: np.ndarray, column: str, drop: bool, input_rows: np.ndarray | None = None) -> np.ndarray:
+    """Stars whose ``values`` are not finite; an error naming their input rows unless ``drop``.
+
+    ``input_rows`` maps each star to its row in the input as given (before any selection); an infinite
+    value is called infinite, a NaN missing.
+    """
     bad = ~np.isfinite(values)
     if bad.any() and not drop:
-        rows = np.flatnonzero(bad)
+        pos = np.flatnonzero(bad)
+        rows = (np.arange(len(values)) if input_rows is None else np.asarray(input_rows))[pos]
+        inf = np.isinf(values[pos])
+        what = ("infinite" if inf.all() else "missing (NaN) or infinite" if inf.any() else "missing (NaN)")
         raise BadValueError(
-            f"column {column!r} is missing (NaN) for {len(rows)} star(s), rows {rows[:5].tolist()}"
-            f"{' ...' if len(rows) > 5 else ''}; pass drop_missing=True (--drop-missing) to leave them out"
+            f"column {column!r} is {what} for {len(pos)} star(s), rows {rows[:5].tolist()}"
+            f"{' ...' if len(pos) > 5 else ''} of the input (data rows counted from 0); pass drop_missing=True "
+            "(--drop-missing) to leave them out"
         )
     return bad
 
@@ -129,7 +139,13 @@ def _column(frame: pd.DataFrame, name: str, why: str) -> np.ndarray:
     try:
         return pd.to_numeric(frame[name], errors="raise").to_numpy(dtype=np.float64)
     except (ValueError, TypeError):
-        raise BadValueError(f"column {name!r} holds values that are not numbers") from None
+        raw = frame[name]
+        bad = pd.to_numeric(raw, errors="coerce").isna().to_numpy() & raw.notna().to_numpy()
+        pos = np.flatnonzero(bad)
+        rows = frame.attrs.get("input_rows")
+        row = rows[pos[0]] if rows is not None and len(pos) else (pos[0] if len(pos) else None)
+        where = f": {raw.iloc[pos[0]]!r} in row {row} of the input (data rows counted from 0)" if len(pos) else ""
+        raise BadValueError(f"column {name!r} holds values that are not numbers{where}") from None
 
 
 def _distance_kpc(frame: pd.DataFrame, column: str, unit: str | None) -> np.ndarray:
@@ -232,16 +248,21 @@ def find_associations(
         raise ConfigError(f"eps must be positive (got {eps})")
     if min_samples < 1:
         raise ConfigError(f"min_samples must be at least 1 (got {min_samples})")
+    # messages name the rows of the input as given: the index labels of a (selected) DataFrame
+    input_rows = data.index.to_numpy() if isinstance(data, pd.DataFrame) else None
     frame = as_frame(data)
+    if input_rows is not None:
+        frame.attrs["input_rows"] = input_rows.tolist()  # a list: pandas compares attrs when combining frames
     n = len(frame)
     if "l" in frame.columns and "b" in frame.columns:
         l_deg, b_deg = _column(frame, "l", "positions"), _column(frame, "b", "positions")
+        missing = _missing(l_deg, "l", drop_missing, input_rows) | _missing(b_deg, "b", drop_missing, input_rows)
     elif "ra" in frame.columns and "dec" in frame.columns:
-        l_deg, b_deg = galactic_lb(_column(frame, "ra", "positions"), _column(frame, "dec", "positions"))
+        ra, dec = _column(frame, "ra", "positions"), _column(frame, "dec", "positions")
+        missing = _missing(ra, "ra", drop_missing, input_rows) | _missing(dec, "dec", drop_missing, input_rows)
+        l_deg, b_deg = galactic_lb(ra, dec)
     else:
         raise BadValueError(f"positions need columns 'l', 'b' or 'ra', 'dec'; the table has {list(frame.columns)}")
-    missing = _missing(l_deg, "l" if "l" in frame.columns else "ra/dec", drop_missing)
-    missing |= _missing(b_deg, "b" if "b" in frame.columns else "ra/dec", drop_missing)
 
     has_plx = parallax_column in frame.columns and parallax_error_column in frame.columns
     if mode == "xyz" and distance_column is None and not has_plx:
@@ -256,8 +277,8 @@ def find_associations(
         plx = _column(frame, parallax_column, "the parallax cut")
         plx_err = _column(frame, parallax_error_column, "the parallax cut")
         if mode == "xyz" and distance_column is None:
-            missing |= _missing(plx, parallax_column, drop_missing) | _missing(plx_err, parallax_error_column,
-                                                                                drop_missing)
+            missing |= (_missing(plx, parallax_column, drop_missing, input_rows)
+                        | _missing(plx_err, parallax_error_column, drop_missing, input_rows))
         with np.errstate(divide="ignore", invalid="ignore"):
             poe = plx / plx_err
             cut = ~(poe >= parallax_over_error_min) | ~(plx > 0)
@@ -268,7 +289,7 @@ def find_associations(
     if distance_column is not None:
         dist_kpc = _distance_kpc(frame, distance_column, distance_unit)
         if mode == "xyz":
-            missing |= _missing(dist_kpc, distance_column, drop_missing)
+            missing |= _missing(dist_kpc, distance_column, drop_missing, input_rows)
             cut |= ~(dist_kpc > 0) & np.isfinite(dist_kpc)
     cut &= ~missing
     used = ~missing & ~cut

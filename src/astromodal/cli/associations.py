@@ -10,7 +10,7 @@ import typer
 
 from astromodal.atomic import atomic_dir
 from astromodal.cli import app
-from astromodal.cli.common import console
+from astromodal.cli.common import out_console
 from astromodal.errors import BadValueError, ConfigError, DataFormatError
 
 
@@ -45,7 +45,7 @@ def apply_query(frame: Any, query: str, source: Path) -> Any:
         raise ConfigError(f"--query {query!r} on {source}: {exc}; columns: {list(frame.columns)}") from None
     if len(kept) == 0:
         raise BadValueError(f"{source}: no row matches --query {query!r}")
-    return kept.reset_index(drop=True)
+    return kept  # the index keeps the input row numbers (messages name the rows of the file as given)
 
 
 def select_predicted(frame: Any, only_predicted: bool | None, column: str, threshold: float) -> tuple[Any, dict]:
@@ -62,7 +62,7 @@ def select_predicted(frame: Any, only_predicted: bool | None, column: str, thres
         raise ConfigError(f"--threshold must be within 0..1 (got {threshold})")
     keep = frame[column].to_numpy(dtype=float) >= threshold
     info.update(filtered=True, n_before=int(len(frame)), n_selected=int(keep.sum()))
-    return frame[keep].reset_index(drop=True), info
+    return frame[keep], info  # the index keeps the input row numbers
 
 
 @app.command("associations")
@@ -71,7 +71,12 @@ def associations_command(
                                              "parallax_error, prob_massive) or a catalogue: astromodal HDF5, "
                                              "table, or the ALS II .dat file."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: groups.csv, members.parquet, sky_map.png, "
-                                                      "xy_map.png (xyz mode), summary.json."),
+                                                      "xy_map.png (xyz mode), summary.json. A new or empty folder, "
+                                                      "or one astromodal wrote (replaced only with --overwrite); "
+                                                      "never the folder holding the input."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace an --out folder that astromodal wrote (never a folder it did not "
+                                        "write, one holding the input, '.', '~' or '/')."),
     mode: str = typer.Option("xyz", help="xyz: DBSCAN on Galactic x, y, z (kpc) from l, b and 1/parallax; "
                                          "sky: DBSCAN on (l, b) with the haversine metric."),
     eps: float = typer.Option(0.5, help="DBSCAN radius: kpc in xyz mode, degrees in sky mode."),
@@ -106,7 +111,9 @@ def associations_command(
 ) -> None:
     """Find stellar associations among (predicted) massive stars with DBSCAN and map them."""
     from astromodal.analysis.associations import find_associations, plot_sky_map, plot_xy_map
+    from astromodal.atomic import check_output_dir
 
+    check_output_dir(out, inputs=[catalog], overwrite=overwrite, verb="associations")  # before any work
     frame = load_catalogue_frame(catalog)
     if query:
         frame = apply_query(frame, query, catalog)
@@ -131,7 +138,7 @@ def associations_command(
                                  else [min_samples], truth_column=truth_column, mode=mode,
                                  parallax_over_error_min=min_parallax_over_error, distance_column=distance_column,
                                  distance_unit=distance_unit, drop_missing=drop_missing)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite=overwrite, inputs=[catalog], verb="associations") as tmp:
         if scan is not None:
             scan.to_csv(tmp / "scan.csv", index=False)
         result.groups.to_csv(tmp / "groups.csv", index=False)
@@ -144,10 +151,11 @@ def associations_command(
         if mode == "xyz":
             plot_xy_map(result, tmp / "xy_map.png")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
-    console.print(f"[green]{result.summary['n_groups']} groups[/green] among {result.summary['n_clustered_input']} "
-                  f"stars ({mode} mode, eps {eps}) -> {out}")
+    # results: stdout
+    out_console.print(f"{result.summary['n_groups']} groups among {result.summary['n_clustered_input']} "
+                      f"stars ({mode} mode, eps {eps}) -> {out}", highlight=False)
     if "truth" in summary:
-        console.print(f"adjusted Rand index against {truth_column!r}: {summary['truth']['adjusted_rand_index']:.3f} "
+        out_console.print(f"adjusted Rand index against {truth_column!r}: {summary['truth']['adjusted_rand_index']:.3f} "
                       f"({summary['truth']['n_true_groups']} true groups)")
     if scan is not None:
         from rich.table import Table
@@ -157,7 +165,7 @@ def associations_command(
             table.add_column({"adjusted_rand_index": "ARI"}.get(col, col), justify="right")
         for row in scan.itertuples(index=False):
             table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
-        console.print(table)
+        out_console.print(table)
 
 
 def _numbers(text: str, kind: type, option: str) -> list:

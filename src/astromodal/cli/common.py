@@ -1,4 +1,8 @@
-"""Helpers shared by the CLI verbs: the console and progress bars (atomic outputs: :mod:`astromodal.atomic`)."""
+"""Helpers shared by the CLI verbs: the consoles and progress bars (atomic outputs: :mod:`astromodal.atomic`).
+
+Results and tables go to stdout (:data:`out_console`), so ``astromodal models | grep cnn`` works;
+progress, status and log lines go to stderr (:data:`console`).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+#: progress, status and logs (stderr)
 console = Console(stderr=True)
+#: results and tables (stdout); plain text, no colour codes, when stdout is not a terminal
+out_console = Console(soft_wrap=True)
 
 
 def progress() -> Progress:

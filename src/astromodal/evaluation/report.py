@@ -1,10 +1,11 @@
 """A run report written twice from the same blocks: ``report.md`` (Markdown) and ``report.html``.
 
 Collect headings, paragraphs, tables, figures, code (for example the exact command that reproduces
-the run) and metric dictionaries, then :meth:`Report.write` a folder. The HTML page is self-contained
-(inline CSS, no JavaScript, no extra dependency); figures are linked by paths relative to the folder, so
-the folder can be moved or archived as a whole. All text is HTML-escaped; inside paragraphs and table
-cells ``**bold**`` and ```code``` are the only Markdown rendered in HTML.
+the run) and metric dictionaries, then :meth:`Report.write` a folder. The HTML page is one
+self-contained file (inline CSS, no JavaScript, no extra dependency, every figure embedded as a base64
+``data:`` URI), so ``report.html`` can be mailed alone; the Markdown links figures by paths relative to
+the folder, so the folder can be moved or archived as a whole. All text is HTML-escaped; inside
+paragraphs and table cells ``**bold**`` and ```code``` are the only Markdown rendered in HTML.
 
     rep = Report("Star/galaxy/QSO classification")
     rep.code("astromodal benchmark experiments/astrospectra_mnist.yaml")
@@ -40,6 +41,9 @@ figure { margin: 1em 0; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .9em; }
 """
+
+_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+         ".svg": "image/svg+xml", ".webp": "image/webp"}
 
 
 def _inline_html(text: str) -> str:
@@ -134,7 +138,23 @@ class Report:
                 parts.append(f"{fence}\n{value}\n{fence}\n")
         return "\n".join(parts)
 
-    def to_html(self, folder: Path | None = None) -> str:
+    def _data_uri(self, path: Path, folder: Path | None) -> str | None:
+        """The figure file as a base64 ``data:`` URI, or None when it cannot be read."""
+        import base64
+
+        file = path if path.is_absolute() or folder is None else Path(folder) / path
+        mime = _MIME.get(file.suffix.lower())
+        if mime is None:
+            return None
+        try:
+            data = file.read_bytes()
+        except OSError:
+            return None
+        return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+    def to_html(self, folder: Path | None = None, embed: bool = True) -> str:
+        """The HTML page; with ``embed`` every figure that can be read is embedded as a ``data:`` URI
+        (a figure file that is missing keeps its relative link)."""
         esc = html.escape
         body = [f"<h1>{esc(self.title)}</h1>"]
         for kind, value in self.blocks:
@@ -155,7 +175,8 @@ class Report:
                             + "\n</tbody>\n</table>")
             elif kind == "image":
                 path, caption = value
-                src = esc(self._link(path, folder), quote=True)
+                uri = self._data_uri(path, folder) if embed else None
+                src = uri if uri is not None else esc(self._link(path, folder), quote=True)
                 cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
                 body.append(f'<figure><img src="{src}" alt="{esc(caption, quote=True)}">{cap}</figure>')
             elif kind == "code":
