@@ -26,7 +26,8 @@ import numpy as np
 
 from astromodal.atomic import write_json
 from astromodal.data.dataset import Dataset
-from astromodal.data.sources import keep_classes, load_source, paths_missing
+from astromodal.data.preparation import with_class_names
+from astromodal.data.sources import align_test_classes, keep_classes, load_source, paths_missing
 from astromodal.errors import ConfigError, DataFormatError
 from astromodal.experiments import ExperimentConfig, ModelConfig
 from astromodal.models.registry import get_model
@@ -73,9 +74,15 @@ class BenchmarkRunner:
         channels_last: bool | None = None,
         resume: bool = True,
         command: str | None = None,
+        overwrite: bool = False,
+        inputs: tuple[Any, ...] | list[Any] = (),
     ):
         self.config = config
         self.out = Path(out)
+        #: write into a folder another astromodal run wrote (other verb, or ``resume=False``); never a foreign one
+        self.overwrite = overwrite
+        #: paths the run reads (the config file is added): ``out`` may never be or contain one
+        self.inputs = [*inputs, *([config_path] if config_path else [])]
         self.base = config_path.parent if config_path else Path.cwd()
         self.resume = resume
         self.trainer_overrides = {k: v for k, v in (("device", device), ("precision", precision),
@@ -88,6 +95,7 @@ class BenchmarkRunner:
 
     # ------------------------------------------------------------------ cells
     def cells(self) -> list[Cell]:
+        self.validate()  # every config problem, before any data is loaded or any cell trained
         cfg = self.config
         out = []
         for seed in cfg.protocol.seeds:
@@ -110,6 +118,26 @@ class BenchmarkRunner:
                         out.append(Cell(ds_name, rep_name, m, seed))
         return out
 
+    def check_tasks(self, cells: list[Cell]) -> None:
+        """Load each dataset (cached for the run) and check that every cell's model does its target's task:
+        ``random_forest`` on a regression target is one line naming ``random_forest_regressor``."""
+        from astromodal.training.estimator import check_model_task
+
+        seen: set[tuple[str, str]] = set()
+        for cell in cells:
+            if (cell.dataset, cell.model.name) in seen:
+                continue
+            seen.add((cell.dataset, cell.model.name))
+            loaded = self._load(cell.dataset)
+            if loaded is None:  # an optional dataset whose files are missing: skipped with a note
+                continue
+            target = self.config.datasets[cell.dataset].target
+            kind = loaded[0].target(target).kind
+            try:
+                check_model_task(cell.model.name, "classification" if kind == "class" else "regression", target)
+            except ConfigError as exc:
+                raise ConfigError(f"dataset {cell.dataset!r}: {exc}") from None
+
     # ------------------------------------------------------------------ data
     def _load(self, name: str) -> tuple[Dataset, Dataset | None] | None:
         if name in self._datasets:
@@ -123,9 +151,21 @@ class BenchmarkRunner:
         train, test = load_source(dcfg.source, dcfg.options, self.base)
         if dcfg.keep_classes:
             train = keep_classes(train, dcfg.target, dcfg.keep_classes)
-            test = keep_classes(test, dcfg.target, dcfg.keep_classes) if test is not None else None
+        if test is not None:  # the source's own test split: its labels coded BY NAME with the training classes
+            files = test.meta.get("source") or ", ".join(test.meta.get("source_files", [])) or "(the source's test split)"
+            where = f"dataset {name!r}: test file {files}"
+            test = align_test_classes(train, test, dcfg.target, dcfg.unseen_test_classes, dcfg.keep_classes, where)
+            unseen = test.target(dcfg.target).unseen_classes(train.target(dcfg.target).class_names) \
+                if train.target(dcfg.target).kind == "class" else {}
+            if unseen:
+                self.notes.append(f"{where}: class(es) " + ", ".join(f"{c} ({n:,} objects)" for c, n in unseen.items())
+                                  + " never seen in training, scored as misclassified (unseen_test_classes: count_wrong)")
         if dcfg.max_objects and len(train) > dcfg.max_objects:
             train = _stratified_subsample(train, dcfg.target, dcfg.max_objects, seed=0)
+        if isinstance(train.meta.get("preparation"), dict) and train.target(dcfg.target).kind == "class":
+            # the class mapping a saved model predicts with (after keep_classes)
+            train.meta = {**train.meta, "preparation": with_class_names(train.meta["preparation"],
+                                                                       train.target(dcfg.target).class_names)}
         self._datasets[name] = (train, test)
         return train, test
 
@@ -157,10 +197,30 @@ class BenchmarkRunner:
 
         opts = {**self.config.trainer, **m.trainer, **self.trainer_overrides, "seed": seed}
         opts.setdefault("progress", False)
-        try:
-            return TrainerConfig(**opts)
-        except Exception as exc:  # pydantic ValidationError: name the bad key
-            raise ConfigError(f"trainer settings for model {m.name!r}: {exc}") from None
+        return TrainerConfig.from_options(opts, where=f"model {m.label or m.name!r}: trainer")
+
+    def validate(self) -> None:
+        """Check every setting that can be checked without data, each error ONE line naming the key (and
+        the model) and the allowed keys: the global trainer settings, each model's trainer overrides (with
+        the command-line ones) and the options each model's constructor accepts (the inputs named in
+        ``standardise`` are checked when the config is read). Called by :meth:`cells`, so ``run()`` and
+        ``astromodal benchmark`` stop here before any data is loaded or anything is written."""
+        from astromodal.training.estimator import check_model_options
+        from astromodal.training.trainer import TrainerConfig
+
+        cfg = self.config
+        # the config's trainer section with the command-line settings (--device, --precision, ...)
+        TrainerConfig.from_options({**cfg.trainer, **self.trainer_overrides}, where="trainer")
+        for i, m in enumerate(cfg.models):
+            where = f"model {m.label or m.name!r} (models[{i}])"
+            spec = get_model(m.name)
+            if m.trainer:
+                TrainerConfig.from_options({**cfg.trainer, **m.trainer, **self.trainer_overrides},
+                                           where=f"{where}: trainer")
+            check_model_options(m.name, m.options, where=where)
+            if spec.family == "classical" and m.trainer:
+                raise ConfigError(f"{where}: 'trainer' settings are for neural models; {m.name!r} is a classical "
+                                  "(scikit-learn) model: set its options under 'options'")
 
     def _make_estimator(self, cell: Cell, task: str) -> Any:
         from astromodal.training.estimator import make_estimator
@@ -227,7 +287,8 @@ class BenchmarkRunner:
 
             model_dir = self.out / "models" / cell.id
             save_predictor(model_dir, estimator, self.config.representations[cell.representation], data.target, task,
-                           list(t.class_names), spec.family, input_shapes(data.inputs_train[cell.representation]))
+                           list(t.class_names), spec.family, input_shapes(data.inputs_train[cell.representation]),
+                           preparation=data.train.meta.get("preparation"))
             record["model_dir"] = str(model_dir.relative_to(self.out))
         history = getattr(estimator, "history", None)
         if history:
@@ -240,16 +301,35 @@ class BenchmarkRunner:
                 pred = np.asarray(estimator.classes_)[decide(proba, getattr(estimator, "threshold", None))]
             else:
                 pred = np.asarray(estimator.predict(X_te))
-            record["metrics"] = classification_metrics(y_te, pred, proba, class_names=list(t.class_names))
-            record["class_names"] = list(t.class_names)
-            if proba is not None and proba.shape[1] == 2:
+            # the training classes, then any test class never trained on (unseen_test_classes: count_wrong): those
+            # objects are scored as misclassified, and without a probability for their class there is no ROC
+            names = list(data.test.target(data.target).class_names) if data.test is not None else list(t.class_names)
+            scored = proba if len(names) == len(t.class_names) else None
+            record["metrics"] = classification_metrics(y_te, pred, scored, class_names=names)
+            record["class_names"] = names
+            if scored is not None and proba.shape[1] == 2:
                 record["_proba"] = proba[:, 1].tolist()
                 record["_y_true"] = y_te.tolist()
         else:
-            pred = np.asarray(estimator.predict(X_te)).reshape(len(y_te), -1)[:, 0]
-            record["metrics"] = regression_metrics(y_te, pred)
+            pred, var = _mean_var(estimator, X_te, len(y_te))
+            record["metrics"] = regression_metrics(y_te, pred, var)  # + NLL and coverage for a Gaussian head
             record["unit"] = t.unit
+        self._add_baseline(record, y_tr, y_te)
         return record
+
+    def _add_baseline(self, record: dict[str, Any], y_train: np.ndarray, y_test: np.ndarray,
+                      y_base: np.ndarray | None = None) -> None:
+        """The trivial baseline (training majority class / training mean) on the same test objects, in
+        ``record["baseline"]``, and ``record["beats_baseline"]``; a cell that does not beat it is a warning."""
+        from astromodal.evaluation.metrics import beats_baseline, trivial_baseline
+
+        task = record["task"]
+        record["baseline"] = trivial_baseline(y_train, y_test, task, record.get("class_names"), y_base=y_base)
+        record["beats_baseline"] = beats_baseline(task, record["metrics"], record["baseline"])
+        if not record["beats_baseline"]:
+            from astromodal.cli.common import console
+
+            console.print(f"warning: {baseline_text(record)}", markup=False, highlight=False, soft_wrap=True)
 
     def _run_cv(self, cell: Cell, record: dict[str, Any], X: Any, y: np.ndarray, t: Any, task: str,
                 start: float) -> dict[str, Any]:
@@ -260,13 +340,21 @@ class BenchmarkRunner:
         def rows(X: Any, idx: np.ndarray) -> Any:
             return {k: v[idx] for k, v in X.items()} if isinstance(X, dict) else X[idx]
 
+        from astromodal.evaluation.metrics import baseline_prediction
+
         labels = y if task == "classification" else None
         pooled = np.zeros(len(y), dtype=np.float64 if task == "regression" else np.int64)
+        pooled_var = np.full(len(y), np.nan)
+        base = np.zeros_like(pooled)  # the trivial baseline of each fold's training part, on its held-out part
         fold_scores = []
         for train_idx, val_idx in kfold_indices(len(y), self.config.protocol.k, labels, cell.seed):
             est = self._make_estimator(cell, task).fit(rows(X, train_idx), y[train_idx])
-            pred = np.asarray(est.predict(rows(X, val_idx))).reshape(len(val_idx), -1)[:, 0]
+            if task == "regression":
+                pred, pooled_var[val_idx] = _mean_var(est, rows(X, val_idx), len(val_idx))
+            else:
+                pred = np.asarray(est.predict(rows(X, val_idx))).reshape(len(val_idx), -1)[:, 0]
             pooled[val_idx] = pred
+            base[val_idx] = baseline_prediction(y[train_idx], len(val_idx), task)
             if task == "classification":
                 fold_scores.append(float(np.mean(pred == y[val_idx])))
             else:
@@ -281,26 +369,59 @@ class BenchmarkRunner:
             record["metrics"] = classification_metrics(y, pooled, None, class_names=list(t.class_names))
             record["class_names"] = list(t.class_names)
         else:
-            record["metrics"] = regression_metrics(y, pooled)
+            record["metrics"] = regression_metrics(y, pooled, pooled_var)
             record["unit"] = t.unit
+        self._add_baseline(record, y, y, y_base=base)
         return record
 
     # ------------------------------------------------------------------ the run
     def run(self) -> dict[str, Any]:
+        from astromodal.atomic import MARKER, check_output_dir, read_marker, write_marker
         from astromodal.cli.common import progress
 
         cells = self.cells()  # validates every model and representation before anything is written
+        # the output rule (astromodal.atomic): a foreign folder, an input, ".", "~" or "/" are refused;
+        # a benchmark folder is resumed in place; another tool-written one only with overwrite
+        check_output_dir(self.out, inputs=[*self.inputs, *self._data_paths()], overwrite=self.overwrite,
+                         verb="benchmark", resume=self.resume)
         cells_dir = self.out / "cells"
         created = not self.out.exists()
+        was_empty = created or not any(self.out.iterdir())
+        self.out.mkdir(parents=True, exist_ok=True)
+        before = {p.name for p in self.out.iterdir()} - {MARKER}
+        marker = read_marker(self.out) or {}
+        recorded = marker.get("entries") if marker.get("verb") == "benchmark" else None
+        if marker.get("verb") != "benchmark":
+            write_marker(self.out, "benchmark")
         try:
-            return self._run(cells, cells_dir, progress)
+            results = self._run(cells, cells_dir, progress)
+            # the marker records what the runs wrote, so a file a user adds later is never replaced
+            now = {p.name for p in self.out.iterdir()} - {MARKER}
+            ours = (set(recorded) if isinstance(recorded, list) else before) | (now - before)
+            write_marker(self.out, "benchmark", sorted(ours & now))
+            return results
         except BaseException:
-            # a run that failed before finishing any cell leaves no folder behind
-            if created and self.out.exists() and not any(cells_dir.glob("*.json")):
+            # a run that failed before finishing any cell leaves no folder behind (an empty folder it was
+            # given stays, emptied again: everything in it was written by this run)
+            if was_empty and self.out.exists() and not any(cells_dir.glob("*.json")):
                 import shutil
 
-                shutil.rmtree(self.out, ignore_errors=True)
+                if created:
+                    shutil.rmtree(self.out, ignore_errors=True)
+                else:
+                    for child in self.out.iterdir():
+                        if child.is_dir():
+                            shutil.rmtree(child, ignore_errors=True)
+                        else:
+                            child.unlink(missing_ok=True)
             raise
+
+    def _data_paths(self) -> list[Path]:
+        """The dataset files and folders the config reads (the output folder may never be or hold one)."""
+        from astromodal.data.sources import _PATH_KEYS, resolve_path
+
+        return [resolve_path(d.options[k], self.base) for d in self.config.datasets.values() for k in _PATH_KEYS
+                if isinstance(d.options.get(k), (str, Path))]
 
     def fingerprint(self, cell: Cell) -> str:
         """A digest of every setting that decides a cell's result (data, representation, model, protocol,
@@ -324,6 +445,7 @@ class BenchmarkRunner:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def _run(self, cells: list[Cell], cells_dir: Path, progress: Any) -> dict[str, Any]:
+        self.check_tasks(cells)  # a classifier on a regression target (or the reverse): before any cell trains
         cells_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "config.json", self.config.model_dump())
         records: list[dict[str, Any]] = []
@@ -391,6 +513,28 @@ def _with_intervals(record: dict[str, Any]) -> dict[str, Any]:
 
         record["metrics"]["ci95"] = bootstrap_confusion(record["metrics"]["confusion_matrix"], seed=0)
     return record
+
+
+def _mean_var(estimator: Any, X: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Regression prediction and its variance (NaN where the model predicts no uncertainty)."""
+    if hasattr(estimator, "predict_mean_var"):
+        mean, var = estimator.predict_mean_var(X)
+        mean = np.asarray(mean, dtype=np.float64).reshape(n)
+        return mean, np.full(n, np.nan) if var is None else np.asarray(var, dtype=np.float64).reshape(n)
+    return np.asarray(estimator.predict(X), dtype=np.float64).reshape(n, -1)[:, 0], np.full(n, np.nan)
+
+
+def baseline_text(record: dict[str, Any]) -> str:
+    """One line: the cell, its headline score and the trivial baseline's, e.g. for the run's warning."""
+    b, m = record["baseline"], record["metrics"]
+    verb = "beats" if record.get("beats_baseline") else "does not beat"
+    if record["task"] == "classification":
+        return (f"cell {record['cell']} {verb} the trivial baseline (always {b['value']!r}, the training split's "
+                f"majority class): balanced accuracy {m['balanced_accuracy']:.3f} vs {b['metrics']['balanced_accuracy']:.3f}, "
+                f"accuracy {m['accuracy']:.3f} vs {b['metrics']['accuracy']:.3f}")
+    r2 = "" if m.get("r2") is None else f", R^2 {m['r2']:.3f}"
+    return (f"cell {record['cell']} {verb} the trivial baseline (the training mean): RMSE {m['rmse']:.4g} vs "
+            f"{b['metrics']['rmse']:.4g}{r2}")
 
 
 def _n_parameters(estimator: Any) -> int | None:

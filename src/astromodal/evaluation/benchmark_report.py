@@ -64,10 +64,46 @@ def flat_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                        balanced_accuracy_hi=ci["balanced_accuracy"][1], macro_f1=m["macro_f1"], roc_auc=m.get("roc_auc"))
         else:
             row.update(rmse=m["rmse"], mae=m["mae"], r2=m["r2"], sigma=m.get("sigma"))
+            if "nll" in m:  # a model that predicts its uncertainty: how honest it is
+                row.update(nll=m["nll"], coverage_68=m["coverage_68"], coverage_95=m["coverage_95"])
+        # the trivial baseline on the same test objects (training majority class / training mean); cells
+        # written before baselines existed have none (empty)
+        base = r.get("baseline")
+        key = "balanced_accuracy" if r["task"] == "classification" else "rmse"
+        row.update(baseline=None if base is None else base["metrics"][key], beats_baseline=r.get("beats_baseline"))
         row.update(fit_seconds=r.get("fit_seconds"), n_parameters=r.get("n_parameters"),
                    n_members=r.get("n_members", 1))
         rows.append(row)
     return rows
+
+
+def baseline_section(rep: Any, records: list[dict[str, Any]], where: str) -> None:
+    """The trivial baseline of every cell (training majority class / training mean, scored on the same
+    test objects) beside the cell's own score, and a warning listing the cells that do not beat it."""
+    from astromodal.evaluation.benchmark import baseline_text
+
+    recs = [r for r in records if r.get("baseline")]
+    if not recs:
+        return
+    rep.heading("Trivial baseline", 2)
+    rep.paragraph(f"Each cell against the trivial baseline fitted on its own training objects and scored {where}: "
+                  "classification always predicts the training split's majority class (scored by balanced "
+                  "accuracy, where it is at chance level), regression the training mean (scored by RMSE). "
+                  "`beats_baseline` is False for a cell that is not strictly better.")
+    rows = []
+    for r in recs:
+        b, m = r["baseline"], r["metrics"]
+        cls = r["task"] == "classification"
+        key = "balanced_accuracy" if cls else "rmse"
+        rows.append({"cell": r["cell"], "task": r["task"],
+                     "baseline": f"{b['value']}" if cls else "training mean",
+                     "metric": key, "model": m[key], "baseline score": b["metrics"][key],
+                     "beats_baseline": "yes" if r.get("beats_baseline") else "**NO**"})
+    rep.table(rows, ["cell", "task", "baseline", "metric", "model", "baseline score", "beats_baseline"])
+    losers = [r for r in recs if not r.get("beats_baseline")]
+    if losers:
+        rep.paragraph(f"**Warning: {len(losers)} cell(s) do not beat the trivial baseline:** "
+                      + "; ".join(baseline_text(r) for r in losers) + ".")
 
 
 def grid_table(records: list[dict[str, Any]], family: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
@@ -171,13 +207,28 @@ def write_benchmark_report(runner: Any, records: list[dict[str, Any]], prepared:
         if not loaded:
             continue
         train, test = loaded
-        t = train.target(cfg.datasets[name].target)
-        counts = train.summary()["targets"][cfg.datasets[name].target].get("counts", {})
-        ds_rows.append({"dataset": name, "source": cfg.datasets[name].source, "objects": len(train) + (len(test) if test else 0),
-                        "target": cfg.datasets[name].target, "kind": t.kind,
-                        "classes": ", ".join(f"{k} {v}" for k, v in counts.items())})
+        target = cfg.datasets[name].target
+        t = train.target(target)
+
+        def counts(ds: Any, target: str = target) -> str:
+            c = ds.summary()["targets"][target].get("counts", {})
+            return ", ".join(f"{k} {v:,}" for k, v in c.items()) if c else "n/a"
+
+        # the training file and the source's own test file apart (a test class unseen in training shows here);
+        # without a test file the test objects are a split of the training ones (counted before the split)
+        if test is not None:
+            n_train, n_test = f"{len(train):,}", f"{len(test):,}" + (" (not used under cv)" if cfg.protocol.kind == "cv"
+                                                                     else "")
+        else:
+            n_train = f"{len(train):,} (before the split)"
+            n_test = ("each one, out of fold" if cfg.protocol.kind == "cv"
+                      else f"a stratified {cfg.protocol.test_fraction:g} of them")
+        ds_rows.append({"dataset": name, "source": cfg.datasets[name].source, "target": target, "kind": t.kind,
+                        "train objects": n_train, "train classes": counts(train),
+                        "test objects": n_test, "test classes": counts(test) if test is not None else ""})
     if ds_rows:
-        rep.table(ds_rows, ["dataset", "source", "objects", "target", "kind", "classes"])
+        rep.table(ds_rows, ["dataset", "source", "target", "kind", "train objects", "train classes", "test objects",
+                            "test classes"])
     rep.paragraph(protocol_sentence(cfg.protocol))
 
     # main tables
@@ -206,7 +257,7 @@ def write_benchmark_report(runner: Any, records: list[dict[str, Any]], prepared:
         if any("accuracy_lo" in row for row in flat):
             rep.paragraph("`_lo` / `_hi`: the 95 % bootstrap interval (2,000 resamples of the "
                           + ("pooled out-of-fold predictions" if cv else "test objects") + ").")
-        rep.table(flat, list(flat[0].keys()))
+        rep.table(flat, list(dict.fromkeys(k for row in flat for k in row)))
         frame = pd.DataFrame(flat)
         frame.to_csv(out / "results.csv", index=False)
         frame.to_parquet(out / "results.parquet", index=False)
@@ -215,6 +266,7 @@ def write_benchmark_report(runner: Any, records: list[dict[str, Any]], prepared:
             if rows:
                 rep.heading(f"Per-class F1: {name}", 3)
                 rep.table(rows, cols)
+    baseline_section(rep, records, "on the same pooled out-of-fold predictions" if cv else "on the same test split")
 
     # figures
     if cfg.report.confusion_matrices:
