@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from astromodal.data.dataset import Column, Dataset, Spectra, Target
+from astromodal.data.dataset import Dataset, Spectra, Target
 from astromodal.transforms.spectra import SpectrumPreprocessing
+from test_outputs import benchmark_config
 
 USAGE, FAIL = 2, 1
 
@@ -66,14 +67,7 @@ def sandbox(tmp_path_factory):
     Dataset(np.array([f"o{i}" for i in range(12)]), spectra={"lamost": Spectra(flux.astype(np.float32), grid)},
             targets={"class": Target.from_labels(np.array(["star", "galaxy", "qso"])[np.arange(12) % 3])}
             ).save(root / "spectra.h5")
-    y = np.arange(90) % 3
-    X = rng.normal(size=(90, 3)) + 3.0 * np.eye(3)[y]
-    Dataset(np.arange(90), columns={f"c{k}": Column(X[:, k]) for k in range(3)},
-            targets={"class": Target(y, "class", ("a", "b", "c"))}).save(root / "t.h5")
-    cfg = {"name": "tiny", "datasets": {"t": {"source": "hdf5", "options": {"path": str(root / "t.h5")}}},
-           "representations": {"cols": {"kind": "columns", "columns": ["c0", "c1", "c2"]}},
-           "models": [{"name": "logistic_regression"}], "report": {"embeddings": []}}
-    (root / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    cfg = yaml.safe_load(benchmark_config(root).read_text())  # t.h5 and tiny.yaml
     (root / "unknown_key.yaml").write_text(yaml.safe_dump({**cfg, "colour_scheme": "blue"}))
     (root / "garbage_data.yaml").write_text(yaml.safe_dump(
         {**cfg, "datasets": {"t": {"source": "hdf5", "options": {"path": str(root / "garbage.h5")}}}}))
