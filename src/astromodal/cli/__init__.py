@@ -50,6 +50,7 @@ _VERB_MODULES = (
     "astromodal.cli.benchmark",
     "astromodal.cli.predict",
     "astromodal.cli.associations",
+    "astromodal.cli.realism",
 )
 
 for _module in _VERB_MODULES:
