@@ -341,3 +341,22 @@ def test_preparation_survives_views_and_replays_on_a_raw_file(tmp_path):
         replay_preparation(recipe, tmp_path / "raw.csv", colour=True)
     with pytest.raises(BadValueError, match=r"unknown feature column 'u'"):
         replay_preparation(recipe, tmp_path / "raw.csv", rename={"ultraviolet_filter": "uv"})
+
+
+def test_missing_values_become_nan_and_are_replayed(tmp_path):
+    from astromodal.data.preparation import replay_preparation
+    from astromodal.data.readers.tables import read_table
+
+    path = tmp_path / "cat.csv"
+    pd.DataFrame({"obsid": [11, 12, 13, 14], "mag1": [15.0, 99.0, 16.0, 17.0], "mag2": [14.0, 14.5, 0.0, 15.5],
+                  "teff": [5000.0, 5100.0, 5200.0, 5300.0]}).to_csv(path, index=False)
+    with pytest.raises(BadValueError, match="first at row 1"):
+        read_table(path, features=["mag1", "mag2"], label="teff", task="regression", missing_values=[99, 0])
+    ds = read_table(path, features=["mag1", "mag2"], label="teff", task="regression", missing_values=[99, 0],
+                    dropna=True)
+    assert ds.ids.read().tolist() == [11, 14] and ds.meta["n_dropped"] == 2
+    assert ds.meta["preparation"]["missing_values"] == [99.0, 0.0]
+    with pytest.raises(BadValueError, match="first at row 1"):  # replayed without dropping (predict's way)
+        replay_preparation(ds.meta["preparation"], path, dropna=False)
+    with pytest.raises(BadValueError, match="missing_values"):
+        read_table(path, features=["mag1"], missing_values=["n/a"])

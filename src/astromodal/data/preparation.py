@@ -19,6 +19,7 @@ Recipe keys (``kind: "table"``, ``version: 1``):
 ``dropna``         whether rows with NaN/inf features were dropped
 ``units``          units given for columns
 ``hdu``            the FITS HDU read
+``missing_values`` feature values taken as "not measured" (NaN), or ``None``
 ``derived``        the derived-column steps in order, each ``{step: colours | absolute_magnitudes, ...arguments}``
 ``feature_columns`` every catalogue column of the prepared dataset, in order
 """
@@ -58,6 +59,7 @@ def table_recipe(
     dropna: bool,
     units: Mapping[str, str] | None,
     hdu: int | str,
+    missing_values: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """The recipe of one :func:`~astromodal.data.readers.tables.read_table` call (see the module doc)."""
     return {
@@ -81,6 +83,7 @@ def table_recipe(
         "dropna": bool(dropna),
         "units": {str(k): str(v) for k, v in (units or {}).items()},
         "hdu": hdu,
+        "missing_values": None if not missing_values else [float(v) for v in missing_values],
         "derived": [],
         "feature_columns": list(columns),
     }
@@ -167,7 +170,7 @@ def replay_preparation(recipe: dict[str, Any], path: str | Path | Any, **overrid
     ds = read_table(frame, features=list(recipe["columns"]), label=label, id_column=id_column, ra=ra, dec=dec,
                     task=task, target_name=lab.get("target"), dropna=overrides.get("dropna", recipe.get("dropna", False)),
                     units=recipe.get("units") or None, label_prefix=lab.get("label_prefix") if label else None,
-                    source_name=where)
+                    source_name=where, missing_values=recipe.get("missing_values"))
     if label is not None and task == "class" and lab.get("class_names") is not None:
         tname = lab["target"]
         recoded = ds.targets[tname].recode(lab["class_names"], unseen=overrides.get("unseen", "error"),

@@ -86,8 +86,8 @@ def _spectra_fits(options: dict[str, Any]) -> Loaded:
 
 #: the options of the ``table`` source (documented in experiments/README.md)
 TABLE_OPTIONS = ("path", "test_path", "features", "label", "task", "target_name", "class_names", "label_prefix",
-                 "id_column", "test_id_column", "ra", "dec", "rename", "test_rename", "dropna", "units", "hdu",
-                 "colours", "absolute_magnitudes")
+                 "id_column", "test_id_column", "ra", "dec", "rename", "test_rename", "dropna", "missing_values",
+                 "units", "hdu", "colours", "absolute_magnitudes")
 
 
 @source("table")

@@ -205,6 +205,7 @@ def read_table(
     rename: Mapping[str, str] | None = None,
     label_prefix: int | None = None,
     source_name: str | None = None,
+    missing_values: Sequence[float] | None = None,
 ) -> Dataset:
     """A Dataset from a CSV/Parquet/FITS/ECSV table (or a DataFrame).
 
@@ -220,6 +221,8 @@ def read_table(
     :data:`RA_COLUMNS` / :data:`DEC_COLUMNS` present (``None`` to ignore); a name given explicitly must
     exist. ``rename``: ``{old: new}`` column renames applied first (every other name refers to the new
     names). ``source_name``: how messages name a DataFrame given as ``path`` (default ``table``).
+    ``missing_values``: feature values that mean "not measured" in this catalogue (e.g. ``[99, 0]`` for
+    LAMOST DR1 magnitudes); they become NaN, so ``dropna`` drops those rows (or an error names the first).
 
     ``meta["preparation"]`` records what was done (see :mod:`astromodal.data.preparation`), so that
     :func:`~astromodal.data.preparation.replay_preparation` can do the same to another raw file.
@@ -278,6 +281,12 @@ def read_table(
             raise BadValueError(
                 f"{where}: feature column {c!r} holds a non-number {frame[c].iloc[row]!r} at row {row}"
             ) from None
+    if missing_values:
+        try:
+            sentinels = np.asarray(list(missing_values), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise BadValueError(f"{where}: missing_values must be a list of numbers, not {missing_values!r}") from None
+        X[np.isin(X, sentinels)] = np.nan
     ids = _ids(frame, id_col, where)
     bad_rows = ~np.isfinite(X).all(axis=1)
     if label_col is not None:
@@ -323,7 +332,7 @@ def read_table(
         task=task, class_names=list(targets[tname].class_names) if label_col is not None and task == "class" else None,
         label_prefix=label_prefix, id_column=None if id_col is None else str(id_col),
         ra=None if ra_col is None else str(ra_col), dec=None if dec_col is None else str(dec_col),
-        dropna=dropna, units=units, hdu=hdu,
+        dropna=dropna, units=units, hdu=hdu, missing_values=missing_values,
     )
     meta: dict[str, Any] = {"source": where, "reader": "table", "n_dropped": n_dropped,
                             "feature_columns": names, "preparation": recipe}
