@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -42,13 +43,23 @@ def shipped(config: str, *labels: str) -> list[dict]:
     return models
 
 
-def assert_same(fresh: pd.DataFrame, run: str, tol: float = 0.002) -> None:
+def assert_same(fresh: pd.DataFrame, run: str, tol: float = 0.002, objects: int = 0) -> None:
+    """Every rerun cell's accuracy and balanced accuracy within ``tol`` of the published table, or within
+    ``objects`` test objects of it (the networks: see :data:`NETWORK_OBJECTS`)."""
     keys = ["dataset", "representation", "model", "seed"]
     merged = fresh.merge(published(run), on=keys, suffixes=("", "_published"), validate="one_to_one")
     assert len(merged) == len(fresh), "a rerun cell is missing from the published table"
+    allowed = np.maximum(tol, (objects + 0.5) / merged["n_test"].to_numpy(dtype=float))
     for metric in ("accuracy", "balanced_accuracy"):
         diff = (merged[metric] - merged[f"{metric}_published"]).abs()
-        assert (diff <= tol).all(), merged[[*keys, metric, f"{metric}_published"]].to_string()
+        assert (diff <= allowed).all(), merged[[*keys, "n_test", metric, f"{metric}_published"]].to_string()
+
+
+#: Networks are trained with oneDNN kernels chosen for the CPU's instruction set, so a rerun on another
+#: processor ends a few objects apart (measured: the code that made the tables, rerun on an AVX512-FP16
+#: Xeon, scores the Gaia XP 2D-CNN 0.9378 against the published 0.9343, two of 563 test objects, and
+#: LAMOST SimpleCNN1 two of 176 spectra apart; LeNet and the Wide ANN exactly). Classical models are exact.
+NETWORK_OBJECTS = 3
 
 
 @pytest.mark.realdata
@@ -83,7 +94,7 @@ def test_gaia_massive_stars_real_networks(tmp_path, shared_data):
     nets = shipped("gaia_massive_stars_real.yaml", "Wide-ANN", "2D-CNN")
     fresh = rerun("gaia_massive_stars_real.yaml", tmp_path, {"models": nets})
     assert len(fresh) == 2
-    assert_same(fresh, "gaia_massive_stars_real")
+    assert_same(fresh, "gaia_massive_stars_real", objects=NETWORK_OBJECTS)
 
 
 @pytest.mark.realdata_slow
@@ -91,7 +102,7 @@ def test_lamost_real_networks(tmp_path, shared_data):
     models = [{"name": m, "representations": ["Image"]} for m in ("simple_cnn1", "lenet")]
     fresh = rerun("lamost_real.yaml", tmp_path, {"models": models})
     assert len(fresh) == 4
-    assert_same(fresh, "lamost_real")
+    assert_same(fresh, "lamost_real", objects=NETWORK_OBJECTS)
 
 
 @pytest.mark.realdata_slow
