@@ -89,3 +89,17 @@ def test_lamost_real(tmp_path, shared_data):
     assert by[("AFGKM", "Line", "logistic_regression")]["n_test"] == 176  # every spectrum scored out of fold
     assert by[("FGK", "Line", "logistic_regression")]["class_names"] == ["F", "G", "K"]
     assert by[("FGK", "Line", "logistic_regression")]["n_test"] == 118
+
+
+@pytest.mark.realdata
+def test_lamost_teff(tmp_path, shared_data):
+    # the real Teff table: sentinel magnitudes dropped, every cell against the training mean, the Gaussian
+    # head's sigma scored (the full run is benchmarks/results/lamost_teff)
+    res = run("lamost_teff.yaml", tmp_path, {"trainer.max_epochs": 3})
+    cells = {c["model"]: c for c in res["cells"]}
+    assert set(cells) == {"random_forest_regressor", "hist_gradient_boosting_regressor", "MLP", "MLP-gaussian"}
+    for c in cells.values():
+        assert c["n_train"] + c["n_test"] == 1765  # 3,165 stars less the 1,400 with an unmeasured magnitude
+        assert c["baseline"]["metrics"]["rmse"] > 500
+    assert cells["random_forest_regressor"]["beats_baseline"]
+    assert {"nll", "coverage_68", "coverage_95"} <= set(cells["MLP-gaussian"]["metrics"])
