@@ -464,6 +464,11 @@ class Dataset:
             out["target"] = self.target(target).values.read()
         return out
 
+    def inputs(self, views: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Model inputs ``{name: array}``, one per view (:mod:`astromodal.data.views`): each computed per
+        object and never fitted, so building them on any split leaks nothing."""
+        return {name: view.build(self) for name, view in views.items()}
+
     def to_tensors(self, dtype: Any = None, device: Any = None, **selection: Any) -> dict[str, Any]:
         """:meth:`arrays` as batched torch tensors (float32 features; int64 class / float32 regression target)."""
         import torch

@@ -4,8 +4,12 @@ Neural models are ``torch.nn.Module`` subclasses decorated with :func:`register_
 constructor takes ``input_shape`` (the per-object shape of their main input, without the batch axis:
 ``(L,)`` for a spectrum, ``(C, H, W)`` for an image, ``(F,)`` for catalogue columns) and ``n_outputs``
 (number of classes, or 1 for a binary logit or a single regression output) plus model options.
-``forward`` takes keyword tensors named after the modalities listed in the class attribute
+``forward`` takes keyword tensors named after the inputs listed in the class attribute
 ``inputs`` (for example ``("spectrum", "context")``); the trainer calls ``model(**batch_inputs)``.
+A fusion model whose constructor takes ``inputs`` gets its input names from the model option
+``inputs`` instead (per instance: ``options: {inputs: [gri, urz, astrometry]}``);
+:meth:`ModelSpec.declared_inputs` reports them, and the benchmark runner checks them against each
+representation's input names from the config alone.
 
 Classical (scikit-learn) models register a factory returning an unfitted estimator.
 
@@ -48,6 +52,19 @@ class ModelSpec:
     study: str | None = None
     description: str = ""
     default_options: dict[str, Any] = field(default_factory=dict)
+
+    def declared_inputs(self, options: dict[str, Any] | None = None) -> tuple[str, ...] | None:
+        """The input names a neural model with ``options`` reads: the option ``inputs`` (a list, for fusion
+        models whose constructor takes it) or else the class attribute ``inputs`` (default ``("columns",)``).
+        None for classical models, which read every input flattened side by side."""
+        if self.family != "neural":
+            return None
+        chosen = (options or {}).get("inputs")
+        if chosen is not None:
+            if isinstance(chosen, str) or not all(isinstance(c, str) for c in chosen) or not chosen:
+                raise ConfigError(f"model {self.name!r}: option 'inputs' must be a list of input names, not {chosen!r}")
+            return tuple(chosen)
+        return tuple(getattr(self.factory, "inputs", ("columns",)))
 
     def build(self, **kwargs: Any) -> Any:
         """Instantiate the model (neural: ``input_shape=..., n_outputs=...``; classical: options)."""

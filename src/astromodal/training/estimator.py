@@ -292,8 +292,8 @@ class TorchEstimator:
         return None if self.model is None else count_parameters(self.model)
 
     def _model_inputs(self) -> tuple[str, ...]:
-        cls = get_model(self.model_name).factory
-        return tuple(getattr(cls, "inputs", ("columns",)))
+        """The input names the model reads (its option ``inputs``, else its class attribute)."""
+        return get_model(self.model_name).declared_inputs(self.model_options) or ("columns",)
 
     def _as_dict(self, X: Any) -> dict[str, np.ndarray]:
         if isinstance(X, dict):
