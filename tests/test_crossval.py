@@ -80,12 +80,17 @@ def test_mescr_eq1_with_hand_numbers():
     np.testing.assert_allclose(EnsembleEstimator([a, b]).predict(None), [2.0, 2.0])
 
 
-def test_weighted_gaussian_combination_hand_numbers():
-    # weights 1, 1, 2 -> 0.25, 0.25, 0.5; mu = 0.25*0 + 0.25*2 + 0.5*4 = 2.5
-    # s2 = 0.25*(1+0) + 0.25*(1+4) + 0.5*(2+16) - 6.25 = 0.25 + 1.25 + 9 - 6.25 = 4.25
-    # sigma_net^2 = 0.25*6.25 + 0.25*0.25 + 0.5*2.25 = 2.75
-    mu, s2, spread = combine_gaussians(np.array([[0.0], [2.0], [4.0]]), np.array([[1.0], [1.0], [2.0]]), [1, 1, 2])
-    assert mu[0] == pytest.approx(2.5) and s2[0] == pytest.approx(4.25) and spread[0] == pytest.approx(np.sqrt(2.75))
+def test_gaussian_combination_is_unweighted_hand_numbers():
+    # MESCR Eq. 1 over three members, each counted once: mu = (0 + 2 + 4)/3 = 2
+    # s2 = ((1+0) + (1+4) + (2+16))/3 - 4 = 8 - 4 = 4 ; sigma_net^2 = (4 + 0 + 4)/3 = 8/3
+    mu, s2, spread = combine_gaussians(np.array([[0.0], [2.0], [4.0]]), np.array([[1.0], [1.0], [2.0]]))
+    assert mu[0] == pytest.approx(2.0) and s2[0] == pytest.approx(4.0) and spread[0] == pytest.approx(np.sqrt(8 / 3))
+    # class weights never reach the Gaussian combination: a regression ensemble refuses unequal weights
+    a = Fixed("regression", mu=[1.0], s2=[0.5])
+    b = Fixed("regression", mu=[3.0], s2=[1.5])
+    with pytest.raises(ConfigError, match="unweighted"):
+        EnsembleEstimator([a, b], weights=[0.1, 0.2])
+    np.testing.assert_allclose(EnsembleEstimator([a, b], weights=[2, 2]).predict_dist(None)[1], [2.0])
 
 
 def test_weighted_probabilities_and_class_alignment():

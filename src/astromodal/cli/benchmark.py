@@ -27,6 +27,11 @@ def benchmark_command(
                                         "with --no-resume). A folder astromodal did not write, one holding the config or "
                                         "its data, '.', '~' and '/' are always refused."),
     set_: list[str] = typer.Option(None, "--set", help="Override a config value, e.g. --set trainer.max_epochs=5 (YAML value)."),
+    quick: bool = typer.Option(False, "--quick",
+                               help="Smoke run: every cell through the same code path on a tiny budget (at most "
+                                    "300 objects per dataset, 1 epoch, no early stopping, k = 2 folds, 2 resample "
+                                    "members), written to <output>-quick (default runs/<name>-quick); the report "
+                                    "says it is a quick run."),
 ) -> None:
     """Train and evaluate every dataset x representation x model x seed cell of CONFIG.
 
@@ -36,7 +41,7 @@ def benchmark_command(
     import yaml
 
     from astromodal.errors import ConfigError
-    from astromodal.evaluation.benchmark import BenchmarkRunner
+    from astromodal.evaluation.benchmark import QUICK_NOTE, BenchmarkRunner, quick_overrides
     from astromodal.experiments import load_config
 
     overrides = {}
@@ -46,9 +51,13 @@ def benchmark_command(
         key, value = item.split("=", 1)
         overrides[key] = yaml.safe_load(value)
     cfg = load_config(config, overrides)
+    if quick:
+        cfg = quick_overrides(cfg)
     out = out or Path(cfg.output or Path("runs") / cfg.name)
     runner = BenchmarkRunner(cfg, out, config_path=config, device=device, precision=precision,
                              channels_last=channels_last, resume=resume, overwrite=overwrite)
+    if quick:
+        runner.notes.append(QUICK_NOTE)
     results = runner.run()
     _print_summary(results)
     out_console.print(f"report: {out / 'report.md'}  (and report.html, results.json)")

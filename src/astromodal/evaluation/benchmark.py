@@ -31,7 +31,7 @@ from astromodal.data.sources import align_test_classes, keep_classes, load_sourc
 from astromodal.errors import ConfigError, DataFormatError
 from astromodal.experiments import ExperimentConfig, ModelConfig
 from astromodal.models.registry import get_model
-from astromodal.transforms.representations import MODALITY, build_inputs, flatten_inputs
+from astromodal.transforms.representations import build_inputs, flatten_inputs
 
 
 @dataclass(frozen=True)
@@ -97,25 +97,40 @@ class BenchmarkRunner:
     def cells(self) -> list[Cell]:
         self.validate()  # every config problem, before any data is loaded or any cell trained
         cfg = self.config
+        reps = self._model_representations()
         out = []
         for seed in cfg.protocol.seeds:
             for ds_name in cfg.datasets:
-                for m in cfg.models:
+                for i, m in enumerate(cfg.models):
                     if m.datasets and ds_name not in m.datasets:
                         continue
-                    spec = get_model(m.name)
-                    for rep_name, rep in cfg.representations.items():
-                        if m.representations is not None:
-                            if rep_name not in m.representations:
-                                continue
-                        elif spec.family == "neural" and MODALITY[rep.kind] != spec.modality:
-                            continue
-                        if spec.family == "neural" and MODALITY[rep.kind] != spec.modality:
-                            raise ConfigError(
-                                f"model {m.name!r} reads {spec.modality} input but representation {rep_name!r} "
-                                f"({rep.kind}) gives {MODALITY[rep.kind]}"
-                            )
-                        out.append(Cell(ds_name, rep_name, m, seed))
+                    out += [Cell(ds_name, rep_name, m, seed) for rep_name in reps[i]]
+        return out
+
+    def _model_representations(self) -> list[list[str]]:
+        """Per model, the representations it runs on, checked from the config alone: its declared inputs
+        must be among a representation's input names. A model listing ``representations:`` where one lacks
+        an input is an error naming the missing inputs; without the list a neural model runs on every
+        representation that has its inputs (an error when none has them), a classical one on every one."""
+        cfg = self.config
+        keys = {r: list(rc.views()) for r, rc in cfg.representations.items()}  # bad view options stop here
+        out = []
+        for m in cfg.models:
+            need = get_model(m.name).declared_inputs(m.options)
+            where = f"model {m.label or m.name!r}"
+            if m.representations is not None:
+                for r in m.representations:
+                    missing = [k for k in need or () if k not in keys[r]]
+                    if missing:
+                        raise ConfigError(f"{where} reads input(s) {missing} that representation {r!r} lacks "
+                                          f"(its inputs: {keys[r]})")
+                out.append([r for r in cfg.representations if r in m.representations])
+                continue
+            fits = [r for r in cfg.representations if need is None or set(need) <= set(keys[r])]
+            if not fits:
+                raise ConfigError(f"{where} reads input(s) {list(need or ())} but no representation gives them all: "
+                                  + "; ".join(f"{r!r} gives {k}" for r, k in keys.items()))
+            out.append(fits)
         return out
 
     def check_tasks(self, cells: list[Cell]) -> None:
@@ -234,8 +249,7 @@ class BenchmarkRunner:
                               standardise=cell.model.standardise)
 
     def run_cell(self, cell: Cell, data: PreparedData) -> dict[str, Any]:
-        from astromodal.evaluation.metrics import classification_metrics, regression_metrics
-
+        """One cell's record: the shared keys, then what its protocol (``protocol.kind``) adds."""
         t = data.train.target(data.target)
         task = "classification" if t.kind == "class" else "regression"
         X_tr = data.inputs_train[cell.representation]
@@ -258,64 +272,11 @@ class BenchmarkRunner:
             "n_test": int(len(y_te)),
             "task": task,
         }
-        start = time.perf_counter()
-        if self.config.protocol.kind == "cv":
-            return self._run_cv(cell, record, X_tr, y_tr, t, task, start)
-        if self.config.protocol.kind == "kfold_ensemble":
-            from astromodal.training.crossval import kfold_ensemble
+        from astromodal.evaluation.protocols import CellContext, get_protocol
 
-            cv = kfold_ensemble(lambda: self._make_estimator(cell, task), X_tr, y_tr, k=self.config.protocol.k,
-                                seed=cell.seed, stratified=task == "classification")
-            estimator = cv.ensemble
-            record["folds"] = cv.folds if hasattr(cv, "folds") else None
-            rule = self.config.protocol.threshold
-            if rule != "argmax" and task == "classification" and len(t.class_names) == 2 and cv.oof_proba is not None:
-                from astromodal.evaluation.metrics import best_threshold
-
-                # chosen on the out-of-fold predictions of the training split, never on the test split
-                estimator.set_threshold(best_threshold(y_tr == estimator.classes_[1], cv.oof_proba[:, 1], rule))
-                record["threshold"] = {"rule": rule, "value": estimator.threshold}
-        else:
-            estimator = self._make_estimator(cell, task).fit(X_tr, y_tr)
-        record["fit_seconds"] = round(time.perf_counter() - start, 3)
-        # the size of one model (as the study tables quote it), and how many were averaged
-        record["n_parameters"] = _n_parameters(estimator)
-        record["n_members"] = len(getattr(estimator, "members", [estimator]))
-        if self.config.save_models:
-            from astromodal.inference.catalogue import save_predictor
-            from astromodal.transforms.representations import input_shapes
-
-            model_dir = self.out / "models" / cell.id
-            save_predictor(model_dir, estimator, self.config.representations[cell.representation], data.target, task,
-                           list(t.class_names), spec.family, input_shapes(data.inputs_train[cell.representation]),
-                           preparation=data.train.meta.get("preparation"))
-            record["model_dir"] = str(model_dir.relative_to(self.out))
-        history = getattr(estimator, "history", None)
-        if history:
-            record["history"] = history
-        if task == "classification":
-            proba = _safe_proba(estimator, X_te)
-            if proba is not None:
-                from astromodal.evaluation.metrics import decide
-
-                pred = np.asarray(estimator.classes_)[decide(proba, getattr(estimator, "threshold", None))]
-            else:
-                pred = np.asarray(estimator.predict(X_te))
-            # the training classes, then any test class never trained on (unseen_test_classes: count_wrong): those
-            # objects are scored as misclassified, and without a probability for their class there is no ROC
-            names = list(data.test.target(data.target).class_names) if data.test is not None else list(t.class_names)
-            scored = proba if len(names) == len(t.class_names) else None
-            record["metrics"] = classification_metrics(y_te, pred, scored, class_names=names)
-            record["class_names"] = names
-            if scored is not None and proba.shape[1] == 2:
-                record["_proba"] = proba[:, 1].tolist()
-                record["_y_true"] = y_te.tolist()
-        else:
-            pred, var = _mean_var(estimator, X_te, len(y_te))
-            record["metrics"] = regression_metrics(y_te, pred, var)  # + NLL and coverage for a Gaussian head
-            record["unit"] = t.unit
-        self._add_baseline(record, y_tr, y_te)
-        return record
+        # the protocol (evaluation/protocols.py) trains and scores the cell
+        ctx = CellContext(self, cell, data, task, t, spec, X_tr, y_tr, X_te, y_te, record, time.perf_counter())
+        return get_protocol(self.config.protocol.kind).run(ctx)
 
     def _add_baseline(self, record: dict[str, Any], y_train: np.ndarray, y_test: np.ndarray,
                       y_base: np.ndarray | None = None) -> None:
@@ -330,49 +291,6 @@ class BenchmarkRunner:
             from astromodal.cli.common import console
 
             console.print(f"warning: {baseline_text(record)}", markup=False, highlight=False, soft_wrap=True)
-
-    def _run_cv(self, cell: Cell, record: dict[str, Any], X: Any, y: np.ndarray, t: Any, task: str,
-                start: float) -> dict[str, Any]:
-        """Stratified k-fold cross-validation: a fresh model per fold; out-of-fold predictions pooled."""
-        from astromodal.data.splits import kfold_indices
-        from astromodal.evaluation.metrics import classification_metrics, regression_metrics, summarise_runs
-
-        def rows(X: Any, idx: np.ndarray) -> Any:
-            return {k: v[idx] for k, v in X.items()} if isinstance(X, dict) else X[idx]
-
-        from astromodal.evaluation.metrics import baseline_prediction
-
-        labels = y if task == "classification" else None
-        pooled = np.zeros(len(y), dtype=np.float64 if task == "regression" else np.int64)
-        pooled_var = np.full(len(y), np.nan)
-        base = np.zeros_like(pooled)  # the trivial baseline of each fold's training part, on its held-out part
-        fold_scores = []
-        for train_idx, val_idx in kfold_indices(len(y), self.config.protocol.k, labels, cell.seed):
-            est = self._make_estimator(cell, task).fit(rows(X, train_idx), y[train_idx])
-            if task == "regression":
-                pred, pooled_var[val_idx] = _mean_var(est, rows(X, val_idx), len(val_idx))
-            else:
-                pred = np.asarray(est.predict(rows(X, val_idx))).reshape(len(val_idx), -1)[:, 0]
-            pooled[val_idx] = pred
-            base[val_idx] = baseline_prediction(y[train_idx], len(val_idx), task)
-            if task == "classification":
-                fold_scores.append(float(np.mean(pred == y[val_idx])))
-            else:
-                fold_scores.append(float(np.sqrt(np.mean((pred - y[val_idx]) ** 2))))
-        record["fit_seconds"] = round(time.perf_counter() - start, 3)
-        record["n_test"] = int(len(y))
-        record["fold_scores"] = fold_scores
-        record["fold_summary"] = summarise_runs(fold_scores)
-        record["n_parameters"] = _n_parameters(est)  # one fold's model (every fold builds the same network)
-        record["n_members"] = 1
-        if task == "classification":
-            record["metrics"] = classification_metrics(y, pooled, None, class_names=list(t.class_names))
-            record["class_names"] = list(t.class_names)
-        else:
-            record["metrics"] = regression_metrics(y, pooled, pooled_var)
-            record["unit"] = t.unit
-        self._add_baseline(record, y, y, y_base=base)
-        return record
 
     # ------------------------------------------------------------------ the run
     def run(self) -> dict[str, Any]:
@@ -544,3 +462,33 @@ def _n_parameters(estimator: Any) -> int | None:
     if callable(n):
         n = n()
     return int(n) if n is not None else None
+
+
+#: the budget of ``astromodal benchmark CONFIG --quick`` (see :func:`quick_overrides`)
+QUICK_OBJECTS = 300
+QUICK_NOTE = (f"quick run (--quick): at most {QUICK_OBJECTS} objects per dataset (seeded, stratified; a source's own "
+              "test split is kept whole), 1 epoch without early stopping, k = 2 folds, 2 resample members. A smoke "
+              "test of the config: its numbers are not results.")
+
+
+def quick_overrides(config: ExperimentConfig) -> ExperimentConfig:
+    """The same config on a tiny budget, for a smoke run of every cell through the same code path: each
+    dataset subsampled to :data:`QUICK_OBJECTS` (``max_objects``), neural models 1 epoch with early stopping
+    off, ``k = 2``, ``n_members = 2`` (the first two ``combine_weights``), output ``<output>-quick`` (default
+    ``runs/<name>-quick``, never the full run's folder)."""
+    data = config.model_dump()
+    for d in data["datasets"].values():
+        d["max_objects"] = min(d.get("max_objects") or QUICK_OBJECTS, QUICK_OBJECTS)
+    budget = {"max_epochs": 1, "patience": None}
+    data["trainer"] = {**data["trainer"], **budget}
+    for m in data["models"]:
+        if m.get("trainer"):  # per-model overrides (neural models only) get the budget too
+            m["trainer"] = {**m["trainer"], **budget}
+    proto = data["protocol"]
+    proto["k"] = 2
+    if proto["kind"] == "resample_ensemble":
+        proto["n_members"] = min(proto.get("n_members", 2), 2)
+        w = proto.get("combine_weights")
+        proto["combine_weights"] = w[: proto["n_members"]] if w and sum(w[: proto["n_members"]]) > 0 else None
+    data["output"] = f"{config.output or Path('runs') / config.name}-quick"
+    return ExperimentConfig.model_validate(data)

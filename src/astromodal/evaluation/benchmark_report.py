@@ -158,6 +158,21 @@ def kfold_table(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
     return rows, cols
 
 
+def resample_table(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per resample_ensemble cell: members, their draw weights, the out-of-bag score and, for a Gaussian
+    regression head, the mean sigma_net (spread of the member means) on the test split."""
+    rows = []
+    for r in records:
+        oob = r.get("oob") or {}
+        score = oob.get("score")
+        net = (r.get("sigma_net") or {}).get("mean")
+        rows.append({"model": r["model"], "dataset": r["dataset"], "representation": r["representation"],
+                     "n_members": r.get("n_members"), "member_weights": r.get("member_weights", ""),
+                     "oob": f"{oob.get('metric', '')} {score:.4f}" if score is not None else "n/a",
+                     "sigma_net": "n/a" if net is None else f"{net:.4g}"})
+    return rows, ["model", "dataset", "representation", "n_members", "member_weights", "oob", "sigma_net"]
+
+
 def _binary_or_macro_f1(r: dict[str, Any]) -> float:
     m = r["metrics"]
     names = r.get("class_names") or []
@@ -239,6 +254,10 @@ def write_benchmark_report(runner: Any, records: list[dict[str, Any]], prepared:
     if cfg.protocol.kind == "kfold_ensemble":
         rows, cols = kfold_table(records)
         rep.heading("Results per model (k-fold training, ensemble on the test split)", 2)
+        rep.table(rows, cols)
+    if cfg.protocol.kind == "resample_ensemble":
+        rows, cols = resample_table(records)
+        rep.heading("Resample ensembles (out-of-bag score on the training split; sigma_net on the test split)", 2)
         rep.table(rows, cols)
     if cfg.report.tables == "astrospectra":
         for title, fam in (("Table 1: classical models", "classical"), ("Table 2: deep models", "neural")):

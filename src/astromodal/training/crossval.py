@@ -8,7 +8,8 @@ the previous one's weights); here a repeated object is an error. The fold models
 
 Two settings of neural estimators are adapted per fold: the trainer seed becomes ``seed + fold`` (so
 that the fold models also start from different initial weights), and a ``checkpoint_dir`` gets a
-``fold-NN`` sub-folder (so that an interrupted k-fold run resumes fold by fold).
+``fold-NN`` sub-folder (so that an interrupted k-fold run resumes fold by fold). The resample
+(bagging) sibling is :func:`astromodal.training.ensemble.fit_resample_ensemble` (``member-NN``).
 """
 
 from __future__ import annotations
@@ -52,14 +53,15 @@ def _rows(X: Any, idx: np.ndarray) -> Any:
     return {k: np.asarray(v)[idx] for k, v in X.items()} if isinstance(X, dict) else np.asarray(X)[idx]
 
 
-def _adapt(est: Any, fold: int) -> None:
-    """Per-fold trainer seed and checkpoint sub-folder for estimators with a TrainerConfig."""
+def _adapt(est: Any, fold: int, prefix: str = "fold") -> None:
+    """Per-fold (or per-member) trainer seed and checkpoint sub-folder ``<prefix>-NN`` for estimators with a
+    TrainerConfig."""
     cfg = getattr(est, "trainer", None)
     if cfg is None or not hasattr(cfg, "model_copy"):
         return
     update: dict[str, Any] = {"seed": cfg.seed + fold}
     if cfg.checkpoint_dir:
-        update["checkpoint_dir"] = str(Path(cfg.checkpoint_dir) / f"fold-{fold:02d}")
+        update["checkpoint_dir"] = str(Path(cfg.checkpoint_dir) / f"{prefix}-{fold:02d}")
     est.trainer = cfg.model_copy(update=update)
 
 

@@ -1,13 +1,17 @@
-"""Ensembles of fitted estimators (k-fold models, or MESCR's six weighted sub-models).
+"""Ensembles of fitted estimators (k-fold models, or MESCR's six weighted sub-models), and the resample
+(bagging) builder :func:`fit_resample_ensemble`; the k-fold builder is
+:func:`astromodal.training.crossval.kfold_ensemble`.
 
 Classification: the class probabilities of the members are averaged with weights ``w_i`` (normalised
 to sum to one); members that saw different classes are aligned on the union of their classes.
 
-Regression with Gaussian members (mean ``mu_i`` and variance ``s2_i`` per object), as in MESCR Eq. 1::
+Regression with Gaussian members (mean ``mu_i`` and variance ``s2_i`` per object), as in MESCR Eq. 1,
+always UNWEIGHTED over the M members (the study's radius is the plain mean of its six sub-models; its
+weights are for the class probabilities only, so a regression ensemble refuses unequal weights)::
 
-    mu        = sum_i w_i mu_i                                (equal weights: the mean of the mu_i)
-    s2        = sum_i w_i (s2_i + mu_i^2) - mu^2              (equal weights: (1/M) sum (s2_i + mu_i^2) - mu^2)
-    sigma_net = sqrt(sum_i w_i (mu_i - mu)^2)                 (equal weights: the standard deviation of the mu_i)
+    mu        = (1/M) sum_i mu_i
+    s2        = (1/M) sum_i (s2_i + mu_i^2) - mu^2            (MESCR Eq. 1)
+    sigma_net = sqrt((1/M) sum_i (mu_i - mu)^2)               (the standard deviation of the mu_i, ddof 0)
 
 ``s2`` is the variance of the mixture of the member Gaussians: their mean variance plus the spread of
 their means; ``sigma_net`` is the model-to-model spread alone. All are in the target's unit (each
@@ -24,6 +28,9 @@ ensemble.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +63,9 @@ class EnsembleEstimator:
         if len(tasks) != 1:
             raise ConfigError(f"ensemble members mix tasks {sorted(tasks)}")
         self.task = tasks.pop()
+        if self.task == "regression" and not np.allclose(w, w[0]):
+            raise ConfigError(f"ensemble weights {w.round(4).tolist()} apply to class probabilities only: the "
+                              "Gaussian combination of regression members is unweighted (MESCR Eq. 1)")
         self.classes_: np.ndarray | None = None
         if self.task == "classification":
             self.classes_ = np.unique(np.concatenate([np.asarray(m.classes_) for m in members]))
@@ -137,7 +147,7 @@ class EnsembleEstimator:
                 s2_i = np.full_like(np.asarray(mu_i, dtype=np.float64), np.nan)
             mus.append(np.asarray(mu_i, dtype=np.float64).reshape(-1))
             s2s.append(np.asarray(s2_i, dtype=np.float64).reshape(-1))
-        return combine_gaussians(np.stack(mus), np.stack(s2s), self.weights)
+        return combine_gaussians(np.stack(mus), np.stack(s2s))  # unweighted: class weights never reach it
 
     @property
     def gives_variance(self) -> bool:
@@ -196,19 +206,189 @@ class EnsembleEstimator:
         return cls(members, meta.get("weights"), threshold=meta.get("threshold"))
 
 
-def combine_gaussians(mu: np.ndarray, s2: np.ndarray,
-                      weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mixture mean, mixture variance and spread of the means for member arrays ``mu``, ``s2`` (M, N)."""
+def combine_gaussians(mu: np.ndarray, s2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mixture mean, mixture variance (MESCR Eq. 1) and spread of the means (sigma_net) for member arrays
+    ``mu``, ``s2`` (M, N), each member counted once (no weights, see the module text)."""
     mu = np.asarray(mu, dtype=np.float64)
     s2 = np.asarray(s2, dtype=np.float64)
     if mu.shape != s2.shape:
         raise BadValueError(f"member means {mu.shape} and variances {s2.shape} differ in shape")
     m = mu.shape[0]
-    w = np.full(m, 1.0 / m) if weights is None else np.asarray(weights, dtype=np.float64) / np.sum(weights)
-    w = w.reshape((m,) + (1,) * (mu.ndim - 1))
+    w = np.full((m,) + (1,) * (mu.ndim - 1), 1.0 / m)
     mean = np.sum(w * mu, axis=0)
     spread2 = np.maximum(np.sum(w * (mu - mean) ** 2, axis=0), 0.0)
     # sum_i w_i (s2_i + mu_i^2) - mu^2, written as mean variance + spread (no cancellation of large mu^2);
     # a NaN member variance (unknown) makes the total NaN
     var = np.sum(w * s2, axis=0) + spread2
     return mean, np.maximum(var, 0.0), np.sqrt(spread2)
+
+
+# ---------------------------------------------------------------------- resample (bagging) ensembles
+@dataclass
+class ResampleResult:
+    """Members trained on weighted draws with replacement, their out-of-bag (OOB) predictions, and
+    their ensemble (combined with ``combine_weights`` for class probabilities, unweighted for Gaussians).
+
+    ``oob[m]`` are the training rows member ``m`` never drew (sorted); ``oob_members[m]`` its predictions
+    on exactly those rows (``proba`` (n_oob, K) in ``ensemble.classes_`` order and ``prediction``; or
+    ``mean`` and ``var``). The combined OOB prediction of a row uses only the members for which it is out
+    of bag (``oob_covered`` is False for a row every member drew: it has no OOB prediction, NaN, or -1 /
+    None for class labels).
+    """
+
+    members: list[Any]
+    ensemble: EnsembleEstimator
+    draws: list[np.ndarray]
+    oob: list[np.ndarray]
+    oob_members: list[dict[str, np.ndarray]]
+    oob_covered: np.ndarray
+    oob_prediction: np.ndarray
+    oob_proba: np.ndarray | None = None  # (N, K) classification, rows not covered are NaN
+    oob_var: np.ndarray | None = None  # regression: Eq. 1 over the OOB members of each row
+    oob_sigma_net: np.ndarray | None = None
+    member_info: list[dict[str, Any]] = field(default_factory=list)
+    y: np.ndarray | None = None
+
+    @property
+    def oob_score(self) -> float | None:
+        """Accuracy (classification) or RMSE (regression) of the combined OOB prediction over the covered
+        rows; None when no row is out of bag for any member."""
+        if self.y is None or not self.oob_covered.any():
+            return None
+        y, pred = self.y[self.oob_covered], self.oob_prediction[self.oob_covered]
+        if self.ensemble.task == "classification":
+            return float(np.mean(pred == y))
+        return float(np.sqrt(np.mean((pred - y) ** 2)))
+
+
+def draw_probabilities(member_weights: Any, y: np.ndarray, n_members: int) -> np.ndarray:
+    """Per-member sampling probabilities (n_members, N), each row summing to one.
+
+    ``None`` or ``"uniform"``: every object alike; ``"balanced"``: 1 / (count of the object's class), so
+    each class is drawn equally often on average (classification only); an array (N,) for all members or
+    (n_members, N), one row per member (non-negative, finite, not all zero; e.g. MESCR's class-targeted
+    ``1/f^2`` copies).
+    """
+    y = np.asarray(y)
+    n = len(y)
+    if member_weights is None or (isinstance(member_weights, str) and member_weights == "uniform"):
+        w = np.ones((n_members, n))
+    elif isinstance(member_weights, str) and member_weights == "balanced":
+        if y.dtype.kind == "f":
+            raise ConfigError("member_weights 'balanced' weights by inverse class frequency: it needs a class target")
+        _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+        w = np.broadcast_to(1.0 / counts[inverse], (n_members, n)).astype(np.float64)
+    elif isinstance(member_weights, str):
+        raise ConfigError(f"member_weights {member_weights!r}: use 'uniform', 'balanced' or an array of weights")
+    else:
+        w = np.asarray(member_weights, dtype=np.float64)
+        if w.shape == (n,):
+            w = np.broadcast_to(w, (n_members, n)).astype(np.float64)
+        if w.shape != (n_members, n):
+            raise ConfigError(f"member_weights of shape {w.shape}: expected ({n},) or ({n_members}, {n})")
+    if not np.isfinite(w).all() or (w < 0).any() or (w.sum(axis=1) <= 0).any():
+        raise ConfigError("member_weights must be finite, non-negative and not all zero for any member")
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def fit_resample_ensemble(make: Callable[[], Any], X: Any, y: np.ndarray, n_members: int,
+                          member_weights: Any = None, combine_weights: Any = None, seed: int = 0) -> ResampleResult:
+    """Train ``n_members`` fresh estimators, member ``m`` on ``len(y)`` draws WITH replacement with the
+    probabilities of its weights (:func:`draw_probabilities`), and combine them into an
+    :class:`EnsembleEstimator` (``combine_weights``: class-probability weights, default equal).
+
+    Draws are seeded per member from ``numpy.random.SeedSequence(seed).spawn(n_members)``, so a run
+    repeats exactly; a neural member's trainer seed becomes ``seed + m`` and a ``checkpoint_dir`` gets a
+    ``member-NN`` sub-folder. Each member is fitted on its draw alone (a neural trainer holds out its own
+    ``val_fraction`` of the draw for early stopping, as MESCR splits each copy 8:2); the rows it never
+    drew are its out-of-bag rows, predicted after fitting and never seen by it.
+    """
+    from astromodal.training.crossval import _adapt, _rows
+
+    if int(n_members) < 1:
+        raise ConfigError(f"n_members must be at least 1, got {n_members}")
+    y = np.asarray(y)
+    n = len(y)
+    probs = draw_probabilities(member_weights, y, int(n_members))
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(int(n_members))]
+    members: list[Any] = []
+    draws: list[np.ndarray] = []
+    oobs: list[np.ndarray] = []
+    info: list[dict[str, Any]] = []
+    for m, (p, rng) in enumerate(zip(probs, rngs, strict=True)):
+        est = make()
+        if any(est is other for other in members):
+            raise ConfigError("fit_resample_ensemble: make() returned an estimator object already used for another "
+                              "member; it must build a fresh one each call")
+        _adapt(est, m, prefix="member")
+        idx = rng.choice(n, size=n, replace=True, p=p)
+        t0 = time.perf_counter()
+        est.fit(_rows(X, idx), y[idx])
+        oob = np.setdiff1d(np.arange(n), idx)
+        members.append(est)
+        draws.append(idx)
+        oobs.append(oob)
+        info.append({"member": m, "n_drawn": int(n), "n_unique": int(n - len(oob)), "n_oob": int(len(oob)),
+                     "seconds": round(time.perf_counter() - t0, 3)})
+    ensemble = EnsembleEstimator(members, combine_weights)
+    result = _oob_predictions(ensemble, X, y, oobs)
+    return ResampleResult(members, ensemble, draws, oobs, member_info=info, y=y, **result)
+
+
+def _oob_predictions(ensemble: EnsembleEstimator, X: Any, y: np.ndarray, oobs: list[np.ndarray]) -> dict[str, Any]:
+    """Each member's predictions on its own OOB rows, and their combination per row (the ensemble's rules
+    restricted to the members for which the row is out of bag)."""
+    from astromodal.training.crossval import _rows
+
+    n, n_members = len(y), len(oobs)
+    mask = np.zeros((n_members, n), dtype=bool)
+    for m, oob in enumerate(oobs):
+        mask[m, oob] = True
+    covered = mask.any(axis=0)
+    per_member: list[dict[str, np.ndarray]] = []
+    if ensemble.task == "classification":
+        classes = ensemble.classes_
+        total = np.zeros((n, len(classes)))
+        wsum = np.zeros(n)
+        for m, (w, est, oob) in enumerate(zip(ensemble.weights, ensemble.members, oobs, strict=True)):
+            if len(oob) == 0:
+                per_member.append({"proba": np.zeros((0, len(classes))), "prediction": y[:0]})
+                continue
+            Xo = _rows(X, oob)
+            try:
+                p = np.asarray(est.predict_proba(Xo), dtype=np.float64)
+                full = np.zeros((len(oob), len(classes)))
+                full[:, np.searchsorted(classes, np.asarray(est.classes_))] = p
+            except (AttributeError, NotImplementedError):  # no probabilities: the member's vote
+                full = (np.asarray(est.predict(Xo))[:, None] == classes[None, :]).astype(np.float64)
+            per_member.append({"proba": full, "prediction": classes[np.argmax(full, axis=1)]})
+            total[oob] += w * full
+            wsum[oob] += w * mask[m, oob]
+        proba = np.full((n, len(classes)), np.nan)
+        proba[covered] = total[covered] / wsum[covered, None]
+        pred = np.full(n, -1, dtype=np.int64) if classes.dtype.kind in "biu" else np.full(n, None, dtype=object)
+        pred[covered] = classes[np.argmax(proba[covered], axis=1)]
+        return {"oob_members": per_member, "oob_covered": covered, "oob_prediction": pred, "oob_proba": proba}
+    mus = np.zeros((n_members, n))
+    s2s = np.zeros((n_members, n))
+    for m, (est, oob) in enumerate(zip(ensemble.members, oobs, strict=True)):
+        if len(oob) == 0:
+            per_member.append({"mean": np.zeros(0), "var": np.zeros(0)})
+            continue
+        Xo = _rows(X, oob)
+        if hasattr(est, "predict_mean_var"):
+            mu_i, s2_i = est.predict_mean_var(Xo)
+        else:
+            mu_i, s2_i = np.asarray(est.predict(Xo), dtype=np.float64).reshape(len(oob), -1)[:, 0], None
+        mu_i = np.asarray(mu_i, dtype=np.float64).reshape(len(oob))
+        s2_i = np.full(len(oob), np.nan) if s2_i is None else np.asarray(s2_i, dtype=np.float64).reshape(len(oob))
+        per_member.append({"mean": mu_i, "var": s2_i})
+        mus[m, oob], s2s[m, oob] = mu_i, s2_i
+    count = np.maximum(mask.sum(axis=0), 1)
+    mean = np.where(mask, mus, 0.0).sum(axis=0) / count
+    spread2 = np.where(mask, (mus - mean) ** 2, 0.0).sum(axis=0) / count
+    var = np.where(mask, s2s, 0.0).sum(axis=0) / count + spread2  # Eq. 1 over this row's OOB members
+    nan = ~covered
+    mean[nan], var[nan], spread2[nan] = np.nan, np.nan, np.nan
+    return {"oob_members": per_member, "oob_covered": covered, "oob_prediction": mean, "oob_var": var,
+            "oob_sigma_net": np.sqrt(spread2)}
