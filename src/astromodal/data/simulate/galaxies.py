@@ -1,16 +1,29 @@
 """Galaxies: redshift, stellar mass, star-formation rate, a two-population continuum and emission lines.
 
-Model and simplifications:
+Model and simplifications (every relation cited; nothing is tuned on real survey files):
 
-* redshift z in 0.02-0.3 with p(z) ~ z^2 (uniform in volume at low z); luminosity distance d_L from
-  astropy's Planck18 cosmology;
-* log stellar mass ~ N(10.3, 0.5) in 9-11.5; a mass-dependent quenched fraction; star-forming galaxies
-  follow a main sequence log SFR = 0.76 (log M - 10) + N(0, 0.3) [Msun/yr], quenched ones lie 1.5 dex below;
-* continuum = old population (a 4500 K black body with a 4000 A break of strength 1.8-2.4 and Ca II
+* target selection (SDSS-like spectroscopic galaxies): each galaxy belongs to the main sample
+  (r < 17.77, Strauss et al. 2002), LOWZ or CMASS (the BOSS colour-magnitude cuts of Reid et al. 2016,
+  see :func:`selected`), in the shares of the published sample sizes (:data:`TARGET_SAMPLES`). Candidates
+  are drawn with z from the comoving volume dV/dz (Planck18) and log M from the Baldry et al. (2012)
+  double-Schechter stellar mass function, and kept when their model continuum g r i magnitudes pass
+  the cuts, so redshift and magnitude distributions follow from the selection (main sample z ~ 0.1,
+  LOWZ ~ 0.3, CMASS to z ~ 0.8); the cuts use the continuum without lines (lines and absorption shift
+  r by < 0.1 mag for most, up to ~0.4 mag for the strongest emitters);
+* a quenched fraction rising with mass (logistic, 50 % at 10^10.5 Msun, after Baldry et al. 2006);
+  star-forming galaxies follow the Speagle et al. (2014) main sequence
+  log SFR = (0.84 - 0.026 t) log M - (6.51 - 0.11 t) (t: cosmic age in Gyr) with 0.3 dex scatter,
+  quenched ones lie 1.5 +- 0.4 dex below;
+* continuum = old population (a 4500 K black body with a 4000 A break of strength ~N(2.0, 0.1) and Ca II
   H&K absorption) + young population (a 15000 K black body, a weak 1.15 break and Balmer absorption), mixed
-  by specific SFR; its amplitude is set by an absolute magnitude M_r from a mass-to-light ratio
-  (monochromatic at rest 6166 A); observed f_lambda = L_lambda(lambda / (1 + z)) / (4 pi d_L^2 (1 + z));
-* emission lines: L(Halpha) from the SFR by Kennicutt (1998), SFR = 7.9e-42 L(Halpha) [erg/s], no dust;
+  by specific SFR, so the composite D4000 falls with sSFR; the young light is attenuated by the
+  Calzetti et al. (2000) curve with A_V = 0.44 A_V(gas), A_V(gas) = A_Halpha k'(V) / k'(Halpha) and
+  A_Halpha from mass after Garn & Best (2010) (0.28 mag scatter); its amplitude is set by an absolute
+  magnitude M_r from a mass-to-light ratio that falls with z so M_r brightens by Q = 1.62 mag per unit z
+  (Blanton et al. 2003) (monochromatic at rest 6166 A); observed f_lambda = L_lambda(lambda / (1 + z)) /
+  (4 pi d_L^2 (1 + z));
+* emission lines: L(Halpha) from the SFR by Kennicutt (1998), SFR = 7.9e-42 L(Halpha) [erg/s], not attenuated
+  (so the line fluxes give back the SFR exactly);
   Hbeta = Halpha / 2.86 (case B), [OII]3727 = 0.56 Halpha (Kennicutt's [OII] calibration), [NII]6584/Halpha
   and [OIII]5007/Hbeta from the mass, [NII]6548 = [NII]6584 / 3, [OIII]4959 = [OIII]5007 / 3, [SII] 6717+6731;
   fluxes F = L / (4 pi d_L^2); Gaussian profiles with velocity dispersion 50-150 km/s;
@@ -20,16 +33,23 @@ Model and simplifications:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
+from astromodal.data.simulate.photometry import coarse_band_grid
 from astromodal.data.simulate.physics import (
     AB_ZERO_FNU,
     C_ANGSTROM,
     C_KMS,
+    CALZETTI_RV,
     PC_CM,
     add_gaussians,
     add_line_fluxes,
     angular_diameter_distance_pc,
+    calzetti_k,
+    cosmic_age_gyr,
+    differential_comoving_volume,
     logistic,
     luminosity_distance_pc,
     model_grid,
@@ -41,6 +61,7 @@ KENNICUTT_HALPHA = 7.9e-42  # Msun/yr per erg/s of Halpha
 HALPHA_HBETA = 2.86
 R_EFF_LAMBDA = 6166.0  # A: reference wavelength of the absolute magnitude M_r
 M_SUN_R = 4.65  # AB absolute magnitude of the Sun in r
+STELLAR_TO_GAS = 0.44  # E_s(B-V) of the stellar continuum / E(B-V) of the gas (Calzetti et al. 2000)
 
 EMISSION_LINES = {
     "OII_3727": 3727.4, "H_beta": 4861.3, "OIII_4959": 4958.9, "OIII_5007": 5006.8, "NII_6548": 6548.1,
@@ -48,50 +69,210 @@ EMISSION_LINES = {
 }
 
 
-def sample_galaxies(rng: np.random.Generator, n: int, z_range: tuple[float, float] = (0.02, 0.3)
-                    ) -> dict[str, np.ndarray]:
-    """Draw ``n`` galaxies: redshift, log stellar mass, SFR (Msun/yr), population mix, lines and Sersic shape."""
-    a3, b3 = z_range[0] ** 3, z_range[1] ** 3
-    z = np.cbrt(rng.uniform(a3, b3, n))
-    logm = np.clip(rng.normal(10.3, 0.5, n), 9.0, 11.5)
-    quenched = rng.random(n) < 0.7 * logistic((logm - 10.5) / 0.3)
-    log_sfr = 0.76 * (logm - 10.0) + rng.normal(0.0, 0.3, n) - np.where(quenched, 1.5 + rng.normal(0, 0.3, n), 0.0)
+#: Baldry et al. (2012, GAMA) double-Schechter stellar mass function: log M*, alpha_1, phi_1, alpha_2, phi_2
+SMF = (10.66, -0.35, 3.96e-3, -1.47, 0.79e-3)
+#: luminosity evolution: M/L falls so that M_r brightens by Q mag per unit redshift (Blanton et al. 2003)
+EVOLUTION_Q = 1.62
+#: SDSS target samples: (share of the spectroscopic galaxies, proposal redshift range, lowest log mass)
+#: shares after the published sample sizes: ~0.7M main-sample (Strauss et al. 2002), ~0.36M LOWZ and
+#: ~0.86M CMASS galaxies (BOSS DR12, Reid et al. 2016)
+TARGET_SAMPLES = {"main": (0.37, (0.005, 0.4), 8.5), "lowz": (0.19, (0.05, 0.6), 10.5),
+                  "cmass": (0.44, (0.3, 0.95), 10.7)}
+R_LIMIT_MAIN = 17.77
+_SELECTION_BANDS = ("g", "r", "i")
+_MAX_ROUNDS = 400
+
+
+def sample_galaxies(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Draw ``n`` SDSS-like spectroscopic galaxies: each is assigned a target sample (main, LOWZ, CMASS in the
+    shares of :data:`TARGET_SAMPLES`), and candidates from the mass function in the comoving volume are drawn
+    until that many pass the sample's cuts (:func:`selected`) on their model g r i magnitudes."""
+    names = tuple(TARGET_SAMPLES)
+    shares = np.array([TARGET_SAMPLES[k][0] for k in names])
+    sample = rng.choice(len(names), size=n, p=shares / shares.sum())
+    parts, order = [], []
+    for k, name in enumerate(names):
+        want = int(np.sum(sample == k))
+        got, have = [], 0
+        for _ in range(_MAX_ROUNDS):
+            if have >= want:
+                break
+            m = max(64, 4 * (want - have))
+            cand = _population(rng, *_propose(rng, m, name))
+            keep = selected(name, cand["model_mags"])
+            got.append({key: v[keep] for key, v in cand.items()})
+            have += int(keep.sum())
+        else:
+            raise RuntimeError(f"galaxy target sample {name!r}: too few candidates pass the cuts")
+        part = {key: np.concatenate([g[key] for g in got])[:want] for key in got[0]} if got else None
+        if part is not None:
+            part["target_sample"] = np.full(want, k, dtype=np.int64)
+            parts.append(part)
+            order.append(np.flatnonzero(sample == k))
+    if not parts:
+        return _population(rng, np.zeros(0), np.zeros(0)) | {"target_sample": np.zeros(0, dtype=np.int64)}
+    out = {key: np.empty((n, *parts[0][key].shape[1:]), dtype=parts[0][key].dtype) for key in parts[0]}
+    for part, rows in zip(parts, order, strict=True):
+        for key, v in part.items():
+            out[key][rows] = v
+    return out
+
+
+def _inverse_cdf(rng: np.random.Generator, x: np.ndarray, density: np.ndarray, m: int) -> np.ndarray:
+    """``m`` draws from a tabulated density on the grid ``x`` (trapezoid CDF, linear interpolation)."""
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(x))])
+    return np.interp(rng.random(m) * cdf[-1], cdf, x)
+
+
+def stellar_mass_function(logm: np.ndarray) -> np.ndarray:
+    """Baldry et al. (2012) phi(log M) per dex per Mpc^3: ln 10 e^(-M/M*) (M/M*) [phi1 (M/M*)^a1 + phi2 (M/M*)^a2]."""
+    log_mstar, a1, p1, a2, p2 = SMF
+    mu = 10 ** (np.asarray(logm, dtype=np.float64) - log_mstar)
+    return np.log(10.0) * np.exp(-mu) * mu * (p1 * mu**a1 + p2 * mu**a2)
+
+
+def _propose(rng: np.random.Generator, m: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate (z, log M): z from dV/dz in the sample's proposal range, log M from the mass function."""
+    _, (z_lo, z_hi), logm_lo = TARGET_SAMPLES[name]
+    zg = np.linspace(z_lo, z_hi, 200)
+    mg = np.linspace(logm_lo, 12.3, 200)
+    return (_inverse_cdf(rng, zg, differential_comoving_volume(zg), m),
+            _inverse_cdf(rng, mg, stellar_mass_function(mg), m))
+
+
+def _population(rng: np.random.Generator, z: np.ndarray, logm: np.ndarray) -> dict[str, np.ndarray]:
+    """Star formation, stellar populations, dust, lines and shape of galaxies at (z, log M)."""
+    n = len(z)
+    quenched = rng.random(n) < quenched_fraction(logm)
+    log_sfr = main_sequence_log_sfr(logm, z) + rng.normal(0.0, 0.3, n)
+    log_sfr -= np.where(quenched, 1.5 + rng.normal(0.0, 0.4, n), 0.0)
     log_ssfr = log_sfr - logm
-    young = np.clip(0.5 + 0.35 * (log_ssfr + 10.0), 0.02, 0.9)
-    log_ml = 0.5 * (1.0 - young) - 0.1 + rng.normal(0.0, 0.05, n)
+    young = young_fraction(log_ssfr)
+    a_halpha = np.clip(garn_best_a_halpha(logm) + rng.normal(0.0, 0.28, n), 0.0, None)
+    log_ml = 0.5 * (1.0 - young) - 0.1 - 0.4 * EVOLUTION_Q * z + rng.normal(0.0, 0.05, n)
     r_e_kpc = np.exp(rng.uniform(np.log(1.5), np.log(8.0), n)) * (1.0 + 0.3 * (logm - 10.3))
-    return {
+    p = {
         "redshift": z,
         "log_mass": logm,
         "sfr": 10**log_sfr,
         "young_fraction": young,
         "abs_mag_r": M_SUN_R - 2.5 * (logm - log_ml),
-        "break_old": rng.uniform(1.8, 2.4, n),
+        "break_old": np.clip(rng.normal(2.0, 0.1, n), 1.7, 2.4),
+        "av_young": STELLAR_TO_GAS * CALZETTI_RV / calzetti_k(6562.8) * a_halpha,
         "sigma_v": rng.uniform(50.0, 150.0, n),
         "n2_ha": np.clip(0.35 + 0.15 * (logm - 10.0) + rng.normal(0, 0.05, n), 0.05, 1.0),
         "o3_hb": np.clip(10 ** (0.3 - 0.6 * (logm - 9.5) + rng.normal(0, 0.15, n)), 0.1, 5.0),
         "sersic_n": np.where(quenched, rng.uniform(2.5, 5.0, n), rng.uniform(0.7, 1.5, n)),
-        "r_e_arcsec": np.clip(np.maximum(r_e_kpc, 0.5) * 1e3 / angular_diameter_distance_pc(z) * 206264.806, 0.3, 8.0),
+        "r_e_arcsec": np.clip(np.maximum(r_e_kpc, 0.5) * 1e3 / angular_diameter_distance_pc(np.maximum(z, 1e-4))
+                              * 206264.806, 0.3, 8.0),
         "axis_ratio": rng.uniform(0.3, 1.0, n),
         "position_angle": rng.uniform(0.0, 180.0, n),
+        "quenched": quenched,
     }
+    p["model_mags"] = continuum_magnitudes(p)
+    return p
 
 
-def continuum_shape(lam_rest: np.ndarray, young: np.ndarray, break_old: np.ndarray) -> np.ndarray:
+def quenched_fraction(logm: np.ndarray) -> np.ndarray:
+    """Fraction of quenched (red-sequence) galaxies at log M: a logistic rising through 50 % at 10^10.5 Msun
+    (0.35 dex wide), after the red fractions of Baldry et al. (2006), from 0.1 at 10^9.7 to 0.9 at 10^11.3."""
+    return logistic((np.asarray(logm, dtype=np.float64) - 10.5) / 0.35)
+
+
+def main_sequence_log_sfr(logm: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Star-formation main sequence of Speagle et al. (2014): log SFR = (0.84 - 0.026 t) log M - (6.51 - 0.11 t),
+    t the age of the universe in Gyr at z (SFR in Msun/yr)."""
+    t = cosmic_age_gyr(z)
+    return (0.84 - 0.026 * t) * np.asarray(logm) - (6.51 - 0.11 * t)
+
+
+def young_fraction(log_ssfr: np.ndarray) -> np.ndarray:
+    """Share of the r light from the young population: rises with specific SFR (sSFR = 1e-10/yr: 0.5)."""
+    return np.clip(0.5 + 0.35 * (np.asarray(log_ssfr) + 10.0), 0.02, 0.9)
+
+
+def garn_best_a_halpha(logm: np.ndarray) -> np.ndarray:
+    """Halpha attenuation (mag) of star-forming galaxies from mass (Garn & Best 2010):
+    A_Halpha = 0.91 + 0.77 X + 0.11 X^2 - 0.09 X^3, X = log(M / 10^10 Msun)."""
+    x = np.asarray(logm, dtype=np.float64) - 10.0
+    return 0.91 + 0.77 * x + 0.11 * x**2 - 0.09 * x**3
+
+
+def continuum_magnitudes(p: dict[str, np.ndarray]) -> np.ndarray:
+    """Model g r i AB magnitudes (N, 3) of the continuum (no lines) on the coarse selection grid.
+
+    Band-mean f_nu is linear in the mix: (1 - y) [A(z) + B(z) / break] + y Y(z, A_V), with A, B (old light
+    red- and blueward of the break) and Y (attenuated young light) tabulated once (:func:`_selection_tables`)
+    and interpolated linearly, so that candidates cost no spectra.
+    """
+    zt, avt, a, b, y = _selection_tables()
+    z = np.asarray(p["redshift"], dtype=np.float64)
+    fz = np.clip((z - zt[0]) / (zt[1] - zt[0]), 0.0, len(zt) - 1.000001)
+    iz, tz = fz.astype(np.int64), (fz - np.floor(fz))[:, None]
+    fa = np.clip(p["av_young"] / (avt[1] - avt[0]), 0.0, len(avt) - 1.000001)
+    ia, ta = fa.astype(np.int64), (fa - np.floor(fa))[:, None]
+
+    def lin(t):
+        return t[iz] * (1.0 - tz) + t[iz + 1] * tz
+
+    yz = ((y[iz, ia] * (1.0 - ta) + y[iz, ia + 1] * ta) * (1.0 - tz)
+          + (y[iz + 1, ia] * (1.0 - ta) + y[iz + 1, ia + 1] * ta) * tz)
+    young = p["young_fraction"][:, None]
+    mean_fnu = ((1.0 - young) * (lin(a) + lin(b) / p["break_old"][:, None]) + young * yz) * _flux_scale(p)[:, None]
+    return -2.5 * np.log10(np.maximum(mean_fnu, 1e-60)) - 48.60
+
+
+@lru_cache(maxsize=1)
+def _selection_tables() -> tuple[np.ndarray, ...]:
+    """z grid (0-1, dz 0.002), A_V grid (0-4, 0.1) and band-mean f_nu tables A, B (Z, 3), Y (Z, A_V, 3)."""
+    lam, w = coarse_band_grid(_SELECTION_BANDS)
+    zt, avt = np.linspace(0.0, 1.0, 501), np.linspace(0.0, 4.0, 41)
+    rest = lam[None, :] / (1.0 + zt[:, None])
+    step = logistic((rest - 4000.0) / 20.0)
+    to_fnu = (lam**2 / C_ANGSTROM)[None, :]
+    old = planck_lambda(rest, 4500.0) / planck_lambda(R_EFF_LAMBDA, 4500.0) * to_fnu
+    yng = planck_lambda(rest, 15000.0) / planck_lambda(R_EFF_LAMBDA, 15000.0) * (step + (1.0 - step) / 1.15) * to_fnu
+    att = 10 ** (-0.4 * avt[None, :, None] * calzetti_k(rest)[:, None, :] / CALZETTI_RV)
+    return zt, avt, (old * step) @ w, (old * (1.0 - step)) @ w, (yng[:, None, :] * att) @ w
+
+
+def selected(name: str, gri: np.ndarray) -> np.ndarray:
+    """Whether galaxies with model (g, r, i) pass the cuts of target sample ``name``.
+
+    main: r < 17.77 (Strauss et al. 2002). LOWZ (Reid et al. 2016): c_par = 0.7 (g - r) + 1.2 (r - i - 0.18),
+    c_perp = (r - i) - (g - r) / 4 - 0.18, |c_perp| < 0.2, 16 < r < 19.6, r < 13.5 + c_par / 0.3.
+    CMASS (Reid et al. 2016): d_perp = (r - i) - (g - r) / 8 > 0.55, 17.5 < i < 19.9, r - i < 2,
+    i < 19.86 + 1.6 (d_perp - 0.8).
+    """
+    g, r, i = gri[:, 0], gri[:, 1], gri[:, 2]
+    if name == "main":
+        return r < R_LIMIT_MAIN
+    if name == "lowz":
+        c_par = 0.7 * (g - r) + 1.2 * (r - i - 0.18)
+        c_perp = (r - i) - (g - r) / 4.0 - 0.18
+        return (np.abs(c_perp) < 0.2) & (r > 16.0) & (r < 19.6) & (r < 13.5 + c_par / 0.3)
+    d_perp = (r - i) - (g - r) / 8.0
+    return (d_perp > 0.55) & (i > 17.5) & (i < 19.9) & (r - i < 2.0) & (i < 19.86 + 1.6 * (d_perp - 0.8))
+
+
+def continuum_shape(lam_rest: np.ndarray, young: np.ndarray, break_old: np.ndarray, av_young: np.ndarray = 0.0
+                    ) -> np.ndarray:
     """Unnormalised rest-frame continuum (same units as B_lambda) of the old+young mix; broadcasts.
 
     Each population's black body is divided by its break strength blueward of 4000 A (a smooth step
-    of 40 A width), so the flux ratio across 4000 A exceeds 1 in every galaxy.
+    of 40 A width), so the flux ratio across 4000 A exceeds 1 in every galaxy. The young light is
+    attenuated by 10^(-0.4 A_V k'(lambda) / R'_V) (Calzetti et al. 2000), A_V = ``av_young``.
     """
     step = logistic((lam_rest - 4000.0) / 20.0)
     old = planck_lambda(lam_rest, 4500.0) / planck_lambda(R_EFF_LAMBDA, 4500.0)
     yng = planck_lambda(lam_rest, 15000.0) / planck_lambda(R_EFF_LAMBDA, 15000.0)
     old = old * (step + (1.0 - step) / break_old)
-    yng = yng * (step + (1.0 - step) / 1.15)
+    yng = yng * (step + (1.0 - step) / 1.15) * 10 ** (-0.4 * av_young * calzetti_k(lam_rest) / CALZETTI_RV)
     return (1.0 - young) * old + young * yng
 
 
-def continuum_on_grid(z: np.ndarray, young: np.ndarray, break_old: np.ndarray) -> np.ndarray:
+def continuum_on_grid(z: np.ndarray, young: np.ndarray, break_old: np.ndarray, av_young: np.ndarray | None = None
+                      ) -> np.ndarray:
     """:func:`continuum_shape` at lambda_rest = model_grid / (1 + z), (N, L), using the fast black-body path."""
     lam_rest = model_grid()[None, :] / (1.0 + z[:, None])
     step = logistic((lam_rest - 4000.0) / 20.0)
@@ -99,7 +280,23 @@ def continuum_on_grid(z: np.ndarray, young: np.ndarray, break_old: np.ndarray) -
     yng = planck_on_grid(1.0 + z, np.full_like(z, 15000.0)) / planck_lambda(R_EFF_LAMBDA, 15000.0)
     old *= step + (1.0 - step) / break_old[:, None]
     yng *= step + (1.0 - step) / 1.15
+    if av_young is not None:  # k' from a fine table (exact but within 3e-4 um of the 0.63 um branch junction)
+        lam_t, k_t = _calzetti_table()
+        yng *= np.exp((-0.4 * np.log(10.0) / CALZETTI_RV * av_young)[:, None] * np.interp(lam_rest, lam_t, k_t))
     return (1.0 - young[:, None]) * old + young[:, None] * yng
+
+
+@lru_cache(maxsize=1)
+def _calzetti_table() -> tuple[np.ndarray, np.ndarray]:
+    lam = np.geomspace(1000.0, 12000.0, 40001)
+    return lam, calzetti_k(lam)
+
+
+def _flux_scale(p: dict[str, np.ndarray]) -> np.ndarray:
+    """L_lambda(6166 A) / (4 pi d_L^2 (1 + z)): the observed amplitude of the unit-normalised continuum."""
+    z = p["redshift"]
+    d_cm = luminosity_distance_pc(z) * PC_CM
+    return lambda_luminosity_at_ref(p["abs_mag_r"]) / (4.0 * np.pi * d_cm**2 * (1.0 + z))
 
 
 def lambda_luminosity_at_ref(abs_mag: np.ndarray) -> np.ndarray:
@@ -139,11 +336,9 @@ def galaxy_spectra(p: dict[str, np.ndarray], with_lines: bool = True) -> np.ndar
     """Observed flux density (N, L) in erg / (s cm2 Angstrom) on the model grid."""
     grid = model_grid()
     z = p["redshift"]
-    shape = continuum_on_grid(z, p["young_fraction"], p["break_old"])
-    d_cm = luminosity_distance_pc(z) * PC_CM
-    scale = lambda_luminosity_at_ref(p["abs_mag_r"]) / (4.0 * np.pi * d_cm**2 * (1.0 + z))
+    shape = continuum_on_grid(z, p["young_fraction"], p["break_old"], p.get("av_young"))
     out = np.zeros((len(z), len(grid) + 1))
-    out[:, :-1] = shape * scale[:, None]
+    out[:, :-1] = shape * _flux_scale(p)[:, None]
     _add_stellar_absorption(out, p)
     if with_lines:
         add_emission_lines(out, p)

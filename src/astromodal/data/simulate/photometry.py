@@ -50,6 +50,30 @@ def ab_magnitudes(f_lambda: np.ndarray, bands: tuple[str, ...] = BANDS) -> np.nd
     return -2.5 * np.log10(np.maximum(mean_fnu, 1e-60)) - 48.60
 
 
+#: every COARSE_STEP-th model-grid pixel (about 14 A at 6000 A) for the cheap target-selection magnitudes
+COARSE_STEP = 16
+
+
+@lru_cache(maxsize=4)
+def coarse_band_grid(bands: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Wavelengths (Lc,) of every COARSE_STEP-th model-grid pixel inside ``bands`` and their (Lc, B) weights.
+
+    Used to select targets from model continua before whole spectra are built: the same response-weighted
+    mean f_nu as :func:`ab_magnitudes`, on a sub-sampled grid (differences below 0.01 mag for smooth spectra).
+    """
+    grid = model_grid()[::COARSE_STEP]
+    resp = np.stack([bandpass(b, grid) for b in bands], axis=1)
+    keep = resp.max(axis=1) > 1e-4
+    return grid[keep], resp[keep] / resp[keep].sum(axis=0, keepdims=True)
+
+
+def coarse_ab_magnitudes(f_lambda: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
+    """AB magnitudes (N, B) of f_lambda (N, Lc) given on :func:`coarse_band_grid` of ``bands``."""
+    grid, weights = coarse_band_grid(tuple(bands))
+    mean_fnu = (f_lambda * (grid**2 / C_ANGSTROM)[None, :]) @ weights
+    return -2.5 * np.log10(np.maximum(mean_fnu, 1e-60)) - 48.60
+
+
 def nanomaggies(mag: np.ndarray) -> np.ndarray:
     """Flux in nanomaggies of an AB magnitude: 10^(-0.4 (m - 22.5))."""
     return 10 ** (-0.4 * (np.asarray(mag) - 22.5))

@@ -121,6 +121,43 @@ def angular_diameter_distance_pc(z: np.ndarray) -> np.ndarray:
     return luminosity_distance_pc(z) / (1.0 + np.asarray(z)) ** 2
 
 
+@lru_cache(maxsize=1)
+def _volume_age_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from astropy.cosmology import Planck18
+
+    z = np.linspace(0.0, 6.0, 1201)
+    dvdz = Planck18.differential_comoving_volume(z).to("Mpc3 / sr").value
+    return z, dvdz, Planck18.age(z).to("Gyr").value
+
+
+def differential_comoving_volume(z: np.ndarray) -> np.ndarray:
+    """dV_c / dz / dOmega in Mpc^3 per steradian (Planck18, interpolated in a table with dz = 0.005)."""
+    zt, dv, _ = _volume_age_table()
+    return np.interp(np.asarray(z, dtype=np.float64), zt, dv)
+
+
+def cosmic_age_gyr(z: np.ndarray) -> np.ndarray:
+    """Age of the universe in Gyr at redshift ``z`` (Planck18, interpolated in a table with dz = 0.005)."""
+    zt, _, age = _volume_age_table()
+    return np.interp(np.asarray(z, dtype=np.float64), zt, age)
+
+
+CALZETTI_RV = 4.05
+
+
+def calzetti_k(wavelength: np.ndarray) -> np.ndarray:
+    """Calzetti et al. (2000) starburst attenuation curve k'(lambda) = A(lambda) / E_s(B - V), R'_V = 4.05.
+
+    k' = 2.659 (-2.156 + 1.509 / x - 0.198 / x^2 + 0.011 / x^3) + R'_V for 0.12 <= x < 0.63 micron and
+    k' = 2.659 (-1.857 + 1.040 / x) + R'_V for 0.63 <= x <= 2.2 micron (x = lambda in micron; clipped
+    to 0.12-2.2 micron outside). ``wavelength`` in Angstrom.
+    """
+    x = np.clip(np.asarray(wavelength, dtype=np.float64) * 1e-4, 0.12, 2.2)
+    blue = 2.659 * (-2.156 + 1.509 / x - 0.198 / x**2 + 0.011 / x**3) + CALZETTI_RV
+    red = 2.659 * (-1.857 + 1.040 / x) + CALZETTI_RV
+    return np.where(x < 0.63, blue, red)
+
+
 def logistic(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)), a smooth step."""
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
