@@ -191,7 +191,9 @@ class BenchmarkRunner:
         full, given_test = loaded
         target = self.config.datasets[ds_name].target
         stratify = target if full.target(target).kind == "class" else None
-        if self.config.protocol.kind == "cv":
+        from astromodal.evaluation.protocols import get_protocol
+
+        if not get_protocol(self.config.protocol.kind).uses_test_split:  # e.g. cv: every object scored out of fold
             train, test = full, None
         elif given_test is not None:
             train, test = full, given_test
