@@ -164,12 +164,6 @@ def _parse_view(name: str, spec: Any, where: str | None = None) -> Any:
         raise ValueError(str(exc)) from None
 
 
-class TrainerOptions(_Strict):
-    """Budget for neural models (see :class:`astromodal.training.trainer.TrainerConfig` for all keys)."""
-
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
-
-
 class ModelConfig(_Strict):
     name: str
     label: str | None = None  # name shown in tables (defaults to name)

@@ -1,4 +1,5 @@
-"""Helpers shared by the CLI verbs: the consoles and progress bars (atomic outputs: :mod:`astromodal.atomic`).
+"""Helpers shared by the CLI verbs: the consoles and progress bars, defined in :mod:`astromodal.progress`
+(atomic outputs: :mod:`astromodal.atomic`).
 
 Results and tables go to stdout (:data:`out_console`), so ``astromodal models | grep cnn`` works;
 progress, status and log lines go to stderr (:data:`console`).
@@ -6,33 +7,6 @@ progress, status and log lines go to stderr (:data:`console`).
 
 from __future__ import annotations
 
-import os
+from astromodal.progress import console, out_console, progress
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-
-#: progress, status and logs (stderr)
-console = Console(stderr=True)
-#: results and tables (stdout); plain text, no colour codes, when stdout is not a terminal
-out_console = Console(soft_wrap=True)
-
-
-def progress() -> Progress:
-    """A rich progress bar (to stderr) with count, elapsed and remaining time."""
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-        disable=os.environ.get("ASTROMODAL_NO_PROGRESS") == "1",
-    )
+__all__ = ["console", "out_console", "progress"]

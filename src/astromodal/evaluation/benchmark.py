@@ -290,14 +290,14 @@ class BenchmarkRunner:
         record["baseline"] = trivial_baseline(y_train, y_test, task, record.get("class_names"), y_base=y_base)
         record["beats_baseline"] = beats_baseline(task, record["metrics"], record["baseline"])
         if not record["beats_baseline"]:
-            from astromodal.cli.common import console
+            from astromodal.progress import console
 
             console.print(f"warning: {baseline_text(record)}", markup=False, highlight=False, soft_wrap=True)
 
     # ------------------------------------------------------------------ the run
     def run(self) -> dict[str, Any]:
         from astromodal.atomic import MARKER, check_output_dir, read_marker, write_marker
-        from astromodal.cli.common import progress
+        from astromodal.progress import progress
 
         cells = self.cells()  # validates every model and representation before anything is written
         # the output rule (astromodal.atomic): a foreign folder, an input, ".", "~" or "/" are refused;

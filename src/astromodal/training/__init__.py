@@ -5,7 +5,8 @@
 * :mod:`~astromodal.training.estimator`: ``SklearnEstimator``, ``TorchEstimator``, ``make_estimator``,
   ``load_estimator``;
 * :mod:`~astromodal.training.crossval`: ``kfold_ensemble`` (a fresh model per fold);
-* :mod:`~astromodal.training.ensemble`: ``EnsembleEstimator`` (weighted probabilities, MESCR Eq. 1).
+* :mod:`~astromodal.training.ensemble`: ``EnsembleEstimator`` (weighted probabilities, MESCR Eq. 1) and
+  ``fit_resample_ensemble`` (members on weighted draws with replacement, out-of-bag predictions).
 
 Names are imported lazily, so ``import astromodal.training`` does not load torch by itself.
 """
@@ -30,6 +31,8 @@ _EXPORTS = {
     "CVResult": "crossval",
     "EnsembleEstimator": "ensemble",
     "combine_gaussians": "ensemble",
+    "fit_resample_ensemble": "ensemble",
+    "ResampleResult": "ensemble",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -494,7 +494,7 @@ class _EpochBar:
 
     def __enter__(self) -> _EpochBar:
         if self.enabled:
-            from astromodal.cli.common import progress
+            from astromodal.progress import progress
 
             self.bar = progress()
             self.bar.__enter__()
