@@ -8,9 +8,6 @@ afterwards (the user's files unchanged, no half-written output, no temporary fil
 
 from __future__ import annotations
 
-import hashlib
-import sys
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -20,32 +17,9 @@ import yaml
 
 from astromodal.data.dataset import Dataset, Spectra, Target
 from astromodal.transforms.spectra import SpectrumPreprocessing
-from test_outputs import benchmark_config
+from test_outputs import benchmark_config, cli, snapshot
 
 USAGE, FAIL = 2, 1
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): ("dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in sorted(folder.rglob("*"))}
-
-
-def run_main(monkeypatch, capsys, args: list[str], cwd: Path) -> tuple[int, str]:
-    """The entry point in-process; an exception that escapes main() is reported as its traceback."""
-    from astromodal.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["astromodal", *args])
-    monkeypatch.chdir(cwd)
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:  # a bug: show it as the user would see it
-        code = -1
-        print(traceback.format_exc(), file=sys.stderr)
-    out, err = capsys.readouterr()
-    return code, out + err
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +225,8 @@ def test_there_are_at_least_40_cases_for_every_verb():
 @pytest.mark.parametrize(("args", "status"), [pytest.param(a, s, id=i) for i, a, s in CASES])
 def test_bad_input_is_one_clear_line_and_touches_nothing(sandbox, monkeypatch, capsys, args, status):
     before = snapshot(sandbox)
-    code, output = run_main(monkeypatch, capsys, args, sandbox)
+    code, out, err = cli(monkeypatch, capsys, *args, cwd=sandbox)
+    output = out + err
     assert "Traceback" not in output, output
     assert code == status, output
     if status == FAIL:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,9 @@ def cli(monkeypatch, capsys, *args: str, cwd: Path | None = None) -> tuple[int, 
         main()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # a bug: status -1 and its traceback on stderr, as the user would see it
+        code = -1
+        print(traceback.format_exc(), file=sys.stderr)
     out, err = capsys.readouterr()
     return code, out, err
 
