@@ -360,3 +360,13 @@ def test_missing_values_become_nan_and_are_replayed(tmp_path):
         replay_preparation(ds.meta["preparation"], path, dropna=False)
     with pytest.raises(BadValueError, match="missing_values"):
         read_table(path, features=["mag1"], missing_values=["n/a"])
+
+
+def test_float_ids_beyond_2_53_are_refused_not_rounded(tmp_path):
+    from astromodal.data.readers.tables import read_table
+
+    frame = pd.DataFrame({"source_id": np.array([2.0**53 + 2, 4295806720000000001.0]), "g": [1.0, 2.0]})
+    with pytest.raises(BadValueError, match="2\\*\\*53"):
+        read_table(frame, features=["g"], id_column="source_id")
+    ok = read_table(pd.DataFrame({"source_id": [5.0, 7.0], "g": [1.0, 2.0]}), features=["g"], id_column="source_id")
+    assert ok.ids.read().dtype == np.int64 and ok.ids.read().tolist() == [5, 7]

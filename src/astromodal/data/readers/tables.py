@@ -181,11 +181,18 @@ def _ids(frame: pd.DataFrame, col: str | None, where: str) -> np.ndarray:
     if pd.api.types.is_integer_dtype(series):
         return series.to_numpy(dtype=np.int64)
     values = series.to_numpy(dtype=np.float64)
-    whole = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 2.0**63)
+    whole = np.isfinite(values) & (values == np.round(values))
     if not whole.all():
         row = int(np.flatnonzero(~whole)[0])
         raise BadValueError(f"{where}: id column {col!r} holds the non-integer number {float(values[row])!r} at row {row}; "
                             "ids are kept as integers or text")
+    # a float holds every integer exactly only below 2**53: a larger id (a Gaia source_id) has lost digits
+    exact = np.abs(values) < 2.0**53
+    if not exact.all():
+        row = int(np.flatnonzero(~exact)[0])
+        raise BadValueError(f"{where}: id column {col!r} holds {float(values[row])!r} at row {row}, beyond 2**53, "
+                            "where floats no longer hold every integer (digits may be lost): store the ids as "
+                            "integers or text")
     return values.astype(np.int64)
 
 
