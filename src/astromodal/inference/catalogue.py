@@ -468,7 +468,8 @@ def _side_columns(predictor: Predictor, ds: Dataset, catalogue: Any, keep: tuple
     if table and keep:
         from astromodal.data.readers.tables import load_frame
 
-        frame = load_frame(catalogue)
+        # the same table HDU the model's preparation read (a FITS file may hold several tables)
+        frame = load_frame(catalogue, hdu=(predictor.preparation or {}).get("hdu", 1))
         if len(frame) != len(ds):
             raise DataFormatError(f"{where}: the reader kept {len(ds)} of the table's {len(frame)} rows, so the "
                                   "--keep columns cannot be matched to rows")
