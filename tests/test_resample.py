@@ -168,3 +168,16 @@ def test_resample_ensemble_save_load_round_trip(tmp_path):
     assert isinstance(back, EnsembleEstimator) and len(back.members) == 3
     np.testing.assert_allclose(back.weights, [0.25, 0.5, 0.25])
     np.testing.assert_allclose(back.predict_proba(X[:10]), res.ensemble.predict_proba(X[:10]))
+
+
+def test_rows_out_of_bag_only_for_zero_weight_members_are_not_scored():
+    from astromodal.training.ensemble import fit_resample_ensemble
+    from astromodal.training.estimator import make_estimator
+
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 2
+    X = rng.normal(size=(60, 3)) + y[:, None]
+    r = fit_resample_ensemble(lambda: make_estimator("logistic_regression"), X, y, 3, combine_weights=[1, 0, 0],
+                              seed=0)
+    assert not np.isnan(r.oob_proba[r.oob_covered]).any()  # no 0/0 probabilities among the scored rows
+    assert r.oob_covered.sum() <= len(r.oob[0])  # only member 0 votes

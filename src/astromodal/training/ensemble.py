@@ -364,6 +364,8 @@ def _oob_predictions(ensemble: EnsembleEstimator, X: Any, y: np.ndarray, oobs: l
             per_member.append({"proba": full, "prediction": classes[np.argmax(full, axis=1)]})
             total[oob] += w * full
             wsum[oob] += w * mask[m, oob]
+        # a row out of bag only for members of weight 0 has no vote: it is not covered (never 0/0 = NaN)
+        covered = covered & (wsum > 0)
         proba = np.full((n, len(classes)), np.nan)
         proba[covered] = total[covered] / wsum[covered, None]
         pred = np.full(n, -1, dtype=np.int64) if classes.dtype.kind in "biu" else np.full(n, None, dtype=object)
