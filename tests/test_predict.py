@@ -370,3 +370,144 @@ def test_unknown_reader_is_an_error_for_every_input(tmp_path, models):
                         "--trust", "--reader", "nosuch")
         assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
         assert "nosuch" in proc.stderr and "table" in proc.stderr and "lamost" in proc.stderr
+
+
+def _dying(monkeypatch, k: int):
+    """Make the chunk writer raise (a 'kill') on chunk k+1; returns the undo function."""
+    real = cat._chunk_table
+    calls = {"n": 0}
+
+    def dying(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] > k:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(cat, "_chunk_table", dying)
+    return lambda: monkeypatch.setattr(cat, "_chunk_table", real)
+
+
+def test_in_memory_dataset_resumes_only_a_dataset_with_the_same_values(tmp_path, models, monkeypatch):
+    """Two datasets with the same ids and other values: the second never resumes into the first's parts."""
+    def dataset(seed, nudge=0.0):
+        df = frame(400, seed=seed)
+        df.loc[250, "c1"] += nudge
+        return Dataset(np.arange(400), df["ra"].to_numpy(), df["dec"].to_numpy(),
+                       columns={c: Column(df[c].to_numpy()) for c in COLS})
+
+    from astromodal.errors import ConfigError
+
+    refs = {seed: pd.read_parquet(predict_catalogue(models["a"], dataset(seed), tmp_path / f"ref{seed}.parquet",
+                                                    chunk_size=100, trust=True)) for seed in (1, 2)}
+    out = tmp_path / "p.parquet"
+    undo = _dying(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        predict_catalogue(models["a"], dataset(1), out, chunk_size=100, trust=True)
+    undo()
+    with pytest.raises(ConfigError, match="another run .*the catalogue"):
+        predict_catalogue(models["a"], dataset(2), out, chunk_size=100, trust=True)
+    assert not out.exists()
+    # an equal dataset (another object, the same values) resumes, and gives the uninterrupted run's rows
+    said = []
+    predict_catalogue(models["a"], dataset(1), out, chunk_size=100, trust=True, log=said.append)
+    assert said == [f"resuming: 2 of 4 chunks done ({out}.parts)"]
+    pd.testing.assert_frame_equal(pd.read_parquet(out), refs[1])
+    # one changed value is another catalogue, too
+    undo = _dying(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        predict_catalogue(models["a"], dataset(2), out, chunk_size=100, trust=True, overwrite=True)
+    undo()
+    with pytest.raises(ConfigError, match="another run"):
+        predict_catalogue(models["a"], dataset(2, nudge=1.0), out, chunk_size=100, trust=True, overwrite=True)
+    predict_catalogue(models["a"], dataset(2), out, chunk_size=100, trust=True, overwrite=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(out), refs[2])
+
+
+def test_restart_removes_only_the_chunks_of_its_plan(tmp_path, models, monkeypatch):
+    csv = write_csv(tmp_path / "c.csv", frame(200))
+    out = tmp_path / "p.parquet"
+    parts = tmp_path / "p.parquet.parts"
+    args = (models["a"], csv, "--out", out, "--trust", "--chunk-size", 50)
+    interrupted(monkeypatch, 2, *args)
+    mine = {"part-extra.parquet": b"user data", "part-00099.parquet": b"beyond the plan", "part-1.parquet": b"x"}
+    for name, data in mine.items():
+        (parts / name).write_bytes(data)
+    for more in ((), ("--restart",)):
+        proc = run_main("predict", *map(str, args), *more)
+        assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "part-00099.parquet" in proc.stderr and "part-1.parquet" in proc.stderr and not out.exists()
+        assert {name: (parts / name).read_bytes() for name in mine} == mine
+    for name in mine:
+        (parts / name).unlink()
+    # a user file that appears while predicting is left in place (with one line), never deleted
+    real = cat._chunk_table
+
+    def meanwhile(*a, **kw):
+        (parts / "part-extra.parquet").write_bytes(b"user data")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(cat, "_chunk_table", meanwhile)
+    said = []
+    predict_catalogue(models["a"], csv, out, chunk_size=50, trust=True, restart=True, log=said.append)
+    assert (parts / "part-extra.parquet").read_bytes() == b"user data"
+    assert sorted(p.name for p in parts.iterdir()) == ["part-extra.parquet"]
+    assert said[-1].startswith(f"warning: {parts} is left in place") and "part-extra.parquet" in said[-1]
+    assert len(pd.read_parquet(out)) == 200
+
+
+def test_keep_reads_the_table_once(tmp_path, models, monkeypatch):
+    from astromodal.data import readers
+    from astromodal.data.readers import tables
+
+    csv = write_csv(tmp_path / "c.csv", frame(100))
+    counts = {"load_frame": 0, "choose_reader": 0}
+
+    def counting(module, name):
+        real = getattr(module, name)
+
+        def wrapper(*a, **kw):
+            counts[name] += 1
+            return real(*a, **kw)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    counting(tables, "load_frame")
+    counting(readers, "choose_reader")
+    out = predict_catalogue(models["a"], csv, tmp_path / "p.parquet", trust=True, keep=["name", "flag"])
+    assert counts == {"load_frame": 1, "choose_reader": 1}
+    got = pd.read_parquet(out)
+    assert got["name"].tolist() == frame(100)["name"].tolist() and got["flag"].tolist() == frame(100)["flag"].tolist()
+
+
+def test_keep_with_a_two_table_fits_file(tmp_path):
+    """--keep takes the columns from the table HDU the model's preparation read, not the first one."""
+    from astropy.io import fits
+    from astropy.table import Table
+
+    from astromodal.data.readers.tables import read_table
+
+    first, second = frame(60, seed=4), frame(60, seed=5)
+    path = tmp_path / "two.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.table_to_hdu(Table.from_pandas(first)),
+                  fits.table_to_hdu(Table.from_pandas(second))]).writeto(path)
+    ds = read_table(path, features=COLS, label="class", hdu=2)
+    assert ds.meta["preparation"]["hdu"] == 2
+    rep = RepresentationConfig(kind="columns", columns=COLS)
+    X = build_inputs(ds, rep)
+    est = make_estimator("logistic_regression").fit(X["columns"], ds.targets["class"].values.read())
+    folder = tmp_path / "m"
+    save_predictor(folder, est, rep, "class", "classification", list(ds.targets["class"].class_names), "classical",
+                   input_shapes(X), preparation=ds.meta["preparation"])
+    out = tmp_path / "p.parquet"
+    result = invoke(folder, path, "--out", out, "--trust", "--keep", "name", "--keep", "flag", "--keep", "source_id",
+                    "--keep", "c0")
+    assert result.exit_code == 0, result.output
+    got, schema = pd.read_parquet(out), pq.read_schema(out)
+    assert got["id"].tolist() == second["source_id"].tolist() and got["source_id"].tolist() == got["id"].tolist()
+    assert schema.field("source_id").type == pa.int64() and schema.field("flag").type == pa.int64()
+    assert schema.field("name").type == pa.string() and got["name"].tolist() == second["name"].tolist()
+    assert got["flag"].tolist() == second["flag"].tolist()
+    np.testing.assert_array_equal(got["c0"], second["c0"])
+    np.testing.assert_array_equal(got["ra"], second["ra"])
+    expect = est.predict_proba(X["columns"])
+    np.testing.assert_allclose(got["prob_qso"], expect[:, 0], rtol=1e-6)

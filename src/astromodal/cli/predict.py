@@ -42,7 +42,9 @@ def predict_command(
                                                               "astromodal did not write is never replaced)."),
     restart: bool = typer.Option(False, "--restart", help="Discard the finished chunks of an earlier run in OUT.parts/ "
                                                           "and start afresh (needed when the model, catalogue, chunk "
-                                                          "size or options changed)."),
+                                                          "size or options changed). Only the chunk files of "
+                                                          "the run's plan are removed: any other file there is "
+                                                          "refused, never deleted."),
 ) -> None:
     """Predict class probabilities and labels for every object of CATALOG, in chunks with a progress bar.
 

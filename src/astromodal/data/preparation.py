@@ -110,7 +110,8 @@ def with_class_names(recipe: dict[str, Any] | None, class_names: Sequence[str]) 
     return new
 
 
-def replay_preparation(recipe: dict[str, Any], path: str | Path | Any, **overrides: Any) -> Dataset:
+def replay_preparation(recipe: dict[str, Any], path: str | Path | Any, *, source_name: str | None = None,
+                       **overrides: Any) -> Dataset:
     """Read a RAW table file (or a DataFrame) and prepare it exactly as ``recipe`` records.
 
     The result has exactly the recipe's ``feature_columns``, in order. The label is read when the file
@@ -118,7 +119,8 @@ def replay_preparation(recipe: dict[str, Any], path: str | Path | Any, **overrid
     naming it and its count; ``unseen="append"`` keeps it as an extra class), else the dataset has no
     target. ``overrides`` for the new file: ``id_column``, ``ra``, ``dec`` (column names), ``rename``
     (``{old: new}``, replaces the recorded renames), ``label`` (a column name, or ``False`` to ignore
-    the label), ``dropna``, ``hdu``, ``unseen`` (``error`` | ``append``).
+    the label), ``dropna``, ``hdu``, ``unseen`` (``error`` | ``append``). ``source_name``: how messages
+    name a DataFrame given as ``path`` (default ``table``).
     """
     import pandas as pd
 
@@ -141,7 +143,7 @@ def replay_preparation(recipe: dict[str, Any], path: str | Path | Any, **overrid
         raise BadValueError(f"replay_preparation: unknown option(s) {unknown}; allowed: {list(REPLAY_OVERRIDES)}")
     hdu = overrides.get("hdu", recipe.get("hdu", 1))
     if isinstance(path, pd.DataFrame):
-        frame, where = path.reset_index(drop=True), "table"
+        frame, where = path.reset_index(drop=True), source_name or "table"
     else:
         frame, where = load_frame(path, hdu=hdu), str(path)
 

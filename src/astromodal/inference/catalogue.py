@@ -9,10 +9,13 @@ The catalogue is read lazily where the format allows (astromodal HDF5) and proce
 objects at a time. Each finished chunk is written to ``OUT.parts/part-NNNNN.parquet``; the final
 Parquet file is assembled and renamed into place at the end, so an interrupted job never leaves a
 half-written output. ``OUT.parts/fingerprint.json`` records what the chunks were made from (the model
-folder's digest, the catalogue's path, size, modification time and row count, the chunk size and every
-option that changes the output): a re-run with the same fingerprint resumes where it stopped, any other
-re-run is refused (``restart=True`` / ``--restart`` discards the old chunks), so a finished file never
-mixes two runs and has exactly one row per input object, in input order.
+folder's digest, the catalogue's path, size, modification time and row count (an in-memory Dataset: a
+digest of all its values, :func:`dataset_digest`), the chunk size and every option that changes the
+output): a re-run with the same fingerprint resumes where it stopped, any other re-run is refused
+(``restart=True`` / ``--restart`` discards the old chunks), so a finished file never mixes two runs and
+has exactly one row per input object, in input order. Only the fingerprint and the chunk files of the
+recorded and the current chunk plan are astromodal's: any other file in ``OUT.parts/`` (even one named
+``part-extra.parquet``) is refused with one line and never deleted.
 
 Object ids are written as int64 or text, never floats: from ``id_column`` when given, else the
 dataset's ids (for a table catalogue the table reader takes the first of
@@ -42,6 +45,7 @@ import pyarrow.parquet as pq
 
 from astromodal.atomic import atomic_path, check_output_file, write_json
 from astromodal.data.dataset import Dataset
+from astromodal.data.ids import as_int_ids
 from astromodal.errors import AstromodalError, BadValueError, ConfigError, DataFormatError
 from astromodal.experiments import RepresentationConfig
 from astromodal.transforms.representations import build_inputs, flatten_inputs
@@ -225,19 +229,36 @@ def open_catalogue(path: str | Path, reader: str | None = None, preparation: dic
     derived columns such as colours, class mapping), so a raw catalogue gets the columns the model needs.
     ``table_options`` go to the table reader only (``id_column``, ``ra``, ``dec``); ``options`` to any reader.
     """
-    path = Path(path)
+    return _open_catalogue(Path(path), reader, preparation, table_options, options)[0]
+
+
+def _open_catalogue(path: Path, reader: str | None, preparation: dict[str, Any] | None,
+                    table_options: dict[str, Any] | None, options: dict[str, Any]
+                    ) -> tuple[Dataset, pd.DataFrame | None, bool]:
+    """:func:`open_catalogue`, with the raw table it read (a table file, else None) and whether the
+    catalogue is a table: the file is read once and its reader chosen once."""
     if _is_hdf5(path, reader):
-        return Dataset.load(path)
+        return Dataset.load(path), None, False
     from astromodal.data.readers import choose_reader, read
 
-    if choose_reader(path, reader).name == "table":
-        options = {**options, **(table_options or {})}
-        if preparation and path.is_file():
-            from astromodal.data.preparation import replay_preparation
+    if choose_reader(path, reader).name != "table":
+        return read(path, reader=reader, **options), None, False
+    options = {**options, **(table_options or {})}
+    if not path.is_file():  # a glob or folder of tables: the reader finds the file
+        return read(path, reader=reader, **options), None, True
+    from astromodal.data.readers.tables import load_frame, read_table
 
-            # never drop a row, whatever training did: the output has one row per input object
-            return replay_preparation(preparation, path, **{**options, "dropna": False})
-    return read(path, reader=reader, **options)
+    # the table HDU the model's preparation read (a FITS file may hold several tables)
+    hdu = options.pop("hdu", (preparation or {}).get("hdu", 1))
+    frame = load_frame(path, hdu=hdu)
+    if preparation:
+        from astromodal.data.preparation import replay_preparation
+
+        # never drop a row, whatever training did: the output has one row per input object
+        ds = replay_preparation(preparation, frame, source_name=str(path), **{**options, "dropna": False})
+    else:
+        ds = read_table(frame, source_name=str(path), hdu=hdu, **options)
+    return ds, frame, True
 
 
 def _is_hdf5(path: Path, reader: str | None) -> bool:
@@ -293,18 +314,18 @@ def predict_catalogue(
         raise ConfigError(f"{parts} is a file, not astromodal's folder of finished chunks: move it away "
                           "or choose another --out")
     predictor = load_predictor(model_dir, trust=trust)
-    is_table = False
+    frame = None
     if isinstance(catalogue, Dataset):
-        ds = catalogue
+        ds, is_table, where = catalogue, False, "the dataset"
     else:
-        from astromodal.data.readers import choose_reader
-
-        is_table = not _is_hdf5(Path(catalogue), reader) and choose_reader(catalogue, reader).name == "table"
         given = {"id_column": id_column, "ra": ra_column, "dec": dec_column}
-        ds = open_catalogue(catalogue, reader=reader, preparation=predictor.preparation,
-                            table_options={k: v for k, v in given.items() if v is not None})
-    side = _side_columns(predictor, ds, catalogue, tuple(keep), None if is_table else id_column,
-                         None if is_table else ra_column, None if is_table else dec_column, is_table)
+        ds, frame, is_table = _open_catalogue(Path(catalogue), reader, predictor.preparation,
+                                              {k: v for k, v in given.items() if v is not None}, {})
+        where = str(catalogue)
+    # a table reader has used --id-column/--ra-column/--dec-column already
+    side = _side_columns(predictor, ds, where, tuple(keep), frame,
+                         *((None, None, None) if is_table else (id_column, ra_column, dec_column)))
+    del frame  # the kept columns are copied: the raw table is not held while predicting
     if side.warning:
         say(f"warning: {side.warning}")
     n = len(ds)
@@ -312,7 +333,7 @@ def predict_catalogue(
     options = {"keep": list(keep), "id_column": id_column, "positions": [ra_column, dec_column]}
     fingerprint = _fingerprint(model_dir, catalogue, n, chunk_size, reader, options)
     created = _open_parts(parts, fingerprint, restart)
-    files = [parts / f"part-{i:05d}.parquet" for i in range(len(starts))]
+    files = [parts / _part_name(i) for i in range(len(starts))]
     done = [f.exists() for f in files]
     for i, f in enumerate(files):
         if done[i]:
@@ -331,7 +352,7 @@ def predict_catalogue(
                 progress.update(task, advance=stop - start)
     except BaseException:
         if created and not any(f.exists() for f in files):  # nothing finished: leave nothing behind
-            _remove_parts(parts)
+            _remove_parts(parts, (len(starts),))
         raise
     info = {"tool": "astromodal", "verb": "predict", "version": _version(), "model": str(model_dir),
             "catalogue": "(in-memory dataset)" if isinstance(catalogue, Dataset) else str(catalogue),
@@ -353,7 +374,9 @@ def predict_catalogue(
             except Exception:  # a model that refuses an empty input: the id column alone
                 table = pa.table({"id": side.ids.slice(0, 0)})
             pq.write_table(table.replace_schema_metadata({b"astromodal": json.dumps(info).encode()}), tmp_out)
-    _remove_parts(parts)
+    left = _remove_parts(parts, (len(starts),))
+    if left:
+        say(f"warning: {parts} is left in place: it holds files astromodal did not write ({', '.join(left[:3])})")
     return out
 
 
@@ -381,28 +404,19 @@ def _prediction_names(predictor: Predictor) -> list[str]:
     return [predictor.target, *([f"{predictor.target}_sigma"] if predictor.gives_sigma else [])]
 
 
-def _as_ids(values: Any, what: str) -> pa.Array:
-    """Ids as int64 (integers, or floats holding exact integers) or text; never floats."""
+def _as_ids(values: Any, where: str, name: str = "id") -> pa.Array:
+    """Ids as int64 (integers, or floats holding exact integers: :func:`as_int_ids`) or text; never floats."""
     if isinstance(values, pd.Series):
         if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_float_dtype(values.dtype):
             missing = values.isna().to_numpy()
             if missing.any():
-                raise BadValueError(f"{what}: missing id at row {int(np.flatnonzero(missing)[0])}; ids must be "
+                raise BadValueError(f"{where}: {name}: missing id at row {int(np.flatnonzero(missing)[0])}; ids must be "
                                     "integers or text without gaps: name another column with --id-column")
         values = values.to_numpy()
     arr = np.asarray(values)
-    if arr.dtype.kind in "iub":
-        if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
-            return pa.array(arr, pa.uint64())
-        return pa.array(arr.astype(np.int64), pa.int64())
-    if arr.dtype.kind == "f":
-        bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (np.abs(arr) > 2**53)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise BadValueError(f"{what}: id {arr[row]!r} at row {row} is not an exact integer (ids stored as "
-                                "floating point lose digits): ids must be integers or text; name another column "
-                                "with --id-column")
-        return pa.array(arr.astype(np.int64), pa.int64())
+    if arr.dtype.kind in "iubf":  # floats only when each holds an exact integer in its own float type
+        ids = as_int_ids(arr, where, name, hint="; name another column with --id-column")
+        return pa.array(ids, pa.uint64() if ids.dtype == np.uint64 else pa.int64())
     return pa.array([None if _missing(v) else (v.decode() if isinstance(v, bytes) else str(v)) for v in arr],
                     pa.string())
 
@@ -417,11 +431,11 @@ def _as_column(values: Any) -> pa.Array:
         try:
             arr = pa.Array.from_pandas(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types in one column: as text
-            return _as_ids(values.astype(object).to_numpy(), "column")
+            return _as_ids(values.astype(object).to_numpy(), "the catalogue", "column")
         return arr.cast(pa.string()) if pa.types.is_large_string(arr.type) else arr
     arr = np.asarray(values)
     if arr.dtype.kind in "OUS":
-        return _as_ids(arr, "column")
+        return _as_ids(arr, "the catalogue", "column")
     return pa.array(arr)
 
 
@@ -430,14 +444,14 @@ def _lookup(frame: pd.DataFrame, name: str) -> str | None:
     return name if name in frame.columns else lower.get(name.lower())
 
 
-def _side_columns(predictor: Predictor, ds: Dataset, catalogue: Any, keep: tuple[str, ...], id_column: str | None,
-                  ra_column: str | None, dec_column: str | None, table: bool) -> _Side:
-    """Ids, positions and kept columns for the whole catalogue.
+def _side_columns(predictor: Predictor, ds: Dataset, where: str, keep: tuple[str, ...], frame: pd.DataFrame | None,
+                  id_column: str | None, ra_column: str | None, dec_column: str | None) -> _Side:
+    """Ids, positions and kept columns for the whole catalogue (``where`` names it in messages).
 
-    ``id_column``/``ra_column``/``dec_column`` name dataset columns (a table reader has used them already);
-    ``table``: kept columns are read from the raw table file with their own dtypes.
+    ``id_column``/``ra_column``/``dec_column`` name dataset columns (None for a table, whose reader has used
+    them already); ``frame``: the raw table ``ds`` was read from, where kept columns are found first, with
+    their own dtypes.
     """
-    where = "the dataset" if isinstance(catalogue, Dataset) else str(catalogue)
     # ---- ids
     if id_column is not None:
         if id_column in ds.columns:
@@ -446,9 +460,9 @@ def _side_columns(predictor: Predictor, ds: Dataset, catalogue: Any, keep: tuple
             values = ds.targets[id_column].values.read()
         else:
             raise BadValueError(f"--id-column {id_column!r}: not a column of {where}; known: {list(ds.columns)}")
-        ids = _as_ids(values, f"{where}: id column {id_column!r}")
+        ids = _as_ids(values, where, f"id column {id_column!r}")
     else:
-        ids = _as_ids(ds.ids.read(), f"{where}: ids")
+        ids = _as_ids(ds.ids.read(), where, "id")
     # ---- positions
     warning = None
     if ra_column is not None and dec_column is not None:
@@ -464,12 +478,7 @@ def _side_columns(predictor: Predictor, ds: Dataset, catalogue: Any, keep: tuple
             warning = (f"{where} has no sky positions (no ra/dec, ra_gaia/dec_gaia, RA_ICRS/DE_ICRS, RAJ2000/DEJ2000, "
                        "... column): the output has no ra/dec columns; name them with --ra-column/--dec-column")
     # ---- kept columns
-    frame = None
-    if table and keep:
-        from astromodal.data.readers.tables import load_frame
-
-        # the same table HDU the model's preparation read (a FITS file may hold several tables)
-        frame = load_frame(catalogue, hdu=(predictor.preparation or {}).get("hdu", 1))
+    if frame is not None and keep:
         if len(frame) != len(ds):
             raise DataFormatError(f"{where}: the reader kept {len(ds)} of the table's {len(frame)} rows, so the "
                                   "--keep columns cannot be matched to rows")
@@ -572,15 +581,60 @@ def _fingerprint(model_dir: str | Path, catalogue: Any, n: int, chunk_size: int,
                  options: dict[str, Any]) -> dict[str, Any]:
     """What the finished chunks are made from: equal fingerprints make the same output, row for row."""
     if isinstance(catalogue, Dataset):
-        ids = np.asarray(catalogue.ids.read())
-        raw = "\0".join(ids.astype(str).tolist()).encode() if ids.dtype.kind in "OUS" else ids.tobytes()
-        cat: dict[str, Any] = {"dataset": "in memory", "ids_sha256": hashlib.sha256(raw).hexdigest()}
+        cat: dict[str, Any] = {"dataset": "in memory", "sha256": dataset_digest(catalogue)}
     else:
         cat = _file_state(Path(catalogue))
     cat["rows"] = n
     return {"version": _FINGERPRINT_VERSION, "model": {"path": str(Path(model_dir).resolve()),
                                                         "sha256": model_digest(model_dir)},
             "catalogue": cat, "chunk_size": chunk_size, "reader": reader, **options}
+
+
+#: bytes of one block read at a time while digesting a dataset
+_DIGEST_BLOCK = 16 << 20
+
+
+def dataset_digest(ds: Dataset) -> str:
+    """SHA-256 over every value of a dataset (ids, positions, spectra, images, columns, targets: names,
+    dtypes, shapes, units, class names and the values), read ``_DIGEST_BLOCK`` bytes at a time, so two
+    datasets with equal digests give the same predictions row for row."""
+    from astromodal.data.arrays import as_view
+
+    h = hashlib.sha256()
+
+    def feed(name: str, values: Any, *about: Any) -> None:
+        if values is None:
+            h.update(f"{name}:none\0".encode())
+            return
+        view = as_view(values)
+        h.update(json.dumps([name, view.dtype.str, list(view.shape), *map(str, about)]).encode() + b"\0")
+        n = len(view)
+        row_bytes = max(1, int(np.prod(view.shape[1:], dtype=np.int64)) * view.dtype.itemsize)
+        step = max(1, _DIGEST_BLOCK // row_bytes)
+        for start in range(0, n, step):
+            block = np.ascontiguousarray(view.read(slice(start, min(n, start + step))))
+            if block.dtype.kind == "O":  # text (or mixed) objects: their text, one per value
+                h.update("\0".join(f"{type(v).__name__}:{v}" for v in block.ravel().tolist()).encode() + b"\0")
+            else:
+                h.update(block.tobytes())
+        h.update(b"\1")
+
+    feed("ids", ds.ids)
+    feed("ra", ds.ra)
+    feed("dec", ds.dec)
+    for name, sp in ds.spectra.items():
+        about = (sp.instrument, sp.unit)
+        feed(f"spectra[{name}].flux", sp.flux, *about)
+        feed(f"spectra[{name}].wavelength", sp.wavelength)
+        feed(f"spectra[{name}].ivar", sp.ivar)
+        feed(f"spectra[{name}].mask", sp.mask)
+    for name, im in ds.images.items():
+        feed(f"images[{name}]", im.pixels, list(im.bands), im.pixel_scale, im.unit)
+    for name, col in ds.columns.items():
+        feed(f"columns[{name}]", col.values, col.unit)
+    for name, t in ds.targets.items():
+        feed(f"targets[{name}]", t.values, t.kind, list(t.class_names), t.unit)
+    return h.hexdigest()
 
 
 _WHAT = {"version": "astromodal's chunk layout", "model": "the model", "catalogue": "the catalogue",
@@ -592,7 +646,8 @@ def _describe(key: str, value: Any) -> str:
     if key == "model" and isinstance(value, dict):
         return f"{value.get('path')} ({str(value.get('sha256'))[:12]})"
     if key == "catalogue" and isinstance(value, dict):
-        return f"{value.get('path', 'a dataset')}, {value.get('rows')} rows"
+        digest = f" ({str(value['sha256'])[:12]})" if "sha256" in value else ""
+        return f"{value.get('path', 'a dataset')}{digest}, {value.get('rows')} rows"
     return json.dumps(value)
 
 
@@ -611,48 +666,83 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return out
 
 
-_PART_NAME = "part-"
+def _part_name(i: int) -> str:
+    return f"part-{i:05d}.parquet"
 
 
-def _ours(p: Path) -> bool:
-    """A file this tool writes in a parts folder: a chunk, the fingerprint, or a temporary of either."""
+def _plan_size(fingerprint: Any) -> int:
+    """The number of chunks in the plan a fingerprint records (0 when it records none)."""
+    try:
+        rows, size = int(fingerprint["catalogue"]["rows"]), int(fingerprint["chunk_size"])
+    except (KeyError, TypeError, ValueError):
+        return 0
+    return -(-rows // size) if rows > 0 and size > 0 else 0
+
+
+def _in_plan(name: str, plans: tuple[int, ...]) -> bool:
+    """``name`` is the part file of a chunk of one of the chunk plans (given by their numbers of chunks)."""
+    digits = name[len("part-"):-len(".parquet")]
+    if not (name.startswith("part-") and name.endswith(".parquet") and digits.isdigit()):
+        return False
+    return name == _part_name(int(digits)) and any(int(digits) < n for n in plans)
+
+
+def _ours(p: Path, plans: tuple[int, ...]) -> bool:
+    """A file this tool writes in a parts folder: the fingerprint, a chunk of one of the chunk ``plans``
+    (numbers of chunks), or a temporary of either (``.NAME.XXXXXXXX.tmp``, see :func:`atomic_path`)."""
     name = p.name
-    return p.is_file() and (name == FINGERPRINT or (name.startswith(_PART_NAME) and name.endswith(".parquet"))
-                            or (name.startswith((f".{_PART_NAME}", f".{FINGERPRINT}.")) and name.endswith(".tmp")))
+    if name.startswith(".") and name.endswith(".tmp"):
+        name = name[1:-len(".tmp")].rpartition(".")[0]
+    return p.is_file() and (name == FINGERPRINT or _in_plan(name, plans))
 
 
-def _remove_parts(parts: Path) -> None:
-    """Delete a parts folder's own files and the folder; anything else in it is left (and the folder too)."""
+def _remove_parts(parts: Path, plans: tuple[int, ...]) -> list[str]:
+    """Delete a parts folder's own files (:func:`_ours`) and the folder; anything else in it is left (and
+    the folder too). The names left."""
     if not parts.is_dir():
-        return
+        return []
+    left = []
     for p in parts.iterdir():
-        if _ours(p):
+        if _ours(p, plans):
             p.unlink(missing_ok=True)
+        else:
+            left.append(p.name)
     try:
         parts.rmdir()
     except OSError:
         pass
+    return sorted(left)
+
+
+def _read_fingerprint(parts: Path) -> dict[str, Any] | None:
+    try:
+        old = json.loads((parts / FINGERPRINT).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return old if isinstance(old, dict) else None
 
 
 def _open_parts(parts: Path, fingerprint: dict[str, Any], restart: bool) -> bool:
-    """Create ``parts`` with ``fingerprint``, or check the one there; True when created by this call."""
+    """Create ``parts`` with ``fingerprint``, or check the one there; True when created by this call.
+
+    Only the fingerprint, the chunks of this run's plan and of the plan the folder's own fingerprint records
+    (and their temporaries) are astromodal's: any other file (``part-extra.parquet``, a chunk number beyond
+    both plans) is refused, with or without ``restart``, and never deleted.
+    """
     if parts.is_dir():
         entries = list(parts.iterdir())
-        foreign = [p.name for p in entries if not _ours(p)]
+        old = _read_fingerprint(parts)
+        plans = (_plan_size(fingerprint), *((_plan_size(old),) if old is not None else ()))
+        foreign = [p.name for p in entries if not _ours(p, plans)]
         if foreign:
             raise ConfigError(f"{parts} holds files astromodal did not write ({', '.join(sorted(foreign)[:3])}); "
                               "it is never emptied: move them away or choose another --out")
         if restart:
-            _remove_parts(parts)
+            _remove_parts(parts, plans)
         elif entries:
-            fp_path = parts / FINGERPRINT
-            try:
-                old = json.loads(fp_path.read_text())
-                if not isinstance(old, dict):
-                    raise ValueError
-            except (OSError, ValueError, UnicodeDecodeError):
+            if old is None:
                 raise ConfigError(f"{parts} holds finished chunks without a readable fingerprint (an older astromodal "
-                                  "or another run): rerun with --restart to discard them and start afresh") from None
+                                  "or another run): rerun with --restart to discard them and start afresh")
             diff = _differences(old, fingerprint)
             if diff:
                 raise ConfigError(f"{parts} holds finished chunks of another run ({'; '.join(diff)}): rerun with "

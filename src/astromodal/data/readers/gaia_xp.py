@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from astromodal.data.dataset import Dataset, Spectra, Target
+from astromodal.data.ids import as_int_ids
 from astromodal.errors import BadValueError, DataFormatError
 
 #: XP_SAMPLED default grid in nm (343 samples)
@@ -271,20 +272,14 @@ class _Columns:
 # ---------------------------------------------------------------------------------------------- datasets
 def _source_ids(values: Any, where: Any) -> np.ndarray:
     """Gaia source_ids as exact int64: integers (or text of integers) as they are; floats only when they
-    hold exact integers below 2**53 (a float64 cannot hold a 19-digit id exactly), else an error."""
+    hold exact integers below 2**53 (float64) or 2**24 (float32), else an error (:func:`as_int_ids`)."""
     arr = np.ma.getdata(values) if np.ma.isMaskedArray(values) else np.asarray(values)
     if np.ma.isMaskedArray(values) and np.ma.getmaskarray(values).any():
         row = int(np.flatnonzero(np.ma.getmaskarray(values))[0])
         raise DataFormatError(f"{where}: source_id is empty at row {row}")
-    if arr.dtype.kind in "iub":
-        return arr.astype(np.int64)
-    if arr.dtype.kind == "f":
-        bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (np.abs(arr) >= 2.0**53)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataFormatError(f"{where}: source_id {float(arr[row])!r} at row {row} is not an exact integer (empty, or "
-                                  "stored as floating point, which loses the digits of a 19-digit Gaia id)")
-        return arr.astype(np.int64)
+    if arr.dtype.kind in "iubf":  # floats only when each holds an exact integer in its own float type
+        return as_int_ids(arr, str(where), "source_id", error=DataFormatError,
+                          hint=" (a 19-digit Gaia id stored as floating point has lost its last digits)")
     try:
         return np.asarray([int(str(v).strip()) for v in arr.tolist()], dtype=np.int64)
     except (ValueError, OverflowError):

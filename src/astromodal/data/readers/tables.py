@@ -23,6 +23,7 @@ import pandas as pd
 from astropy.io.registry import IORegistryError
 
 from astromodal.data.dataset import Column, Dataset, Target
+from astromodal.data.ids import as_int_ids
 from astromodal.errors import BadValueError, DataFormatError
 
 #: long column names -> short astromodal names (the SDSS DR17 photometry table spells bands out)
@@ -178,22 +179,9 @@ def _ids(frame: pd.DataFrame, col: str | None, where: str) -> np.ndarray:
                             f"{int(np.flatnonzero(missing)[0])}")
     if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
         return series.astype(str).to_numpy(dtype=str)
-    if pd.api.types.is_integer_dtype(series):
-        return series.to_numpy(dtype=np.int64)
-    values = series.to_numpy(dtype=np.float64)
-    whole = np.isfinite(values) & (values == np.round(values))
-    if not whole.all():
-        row = int(np.flatnonzero(~whole)[0])
-        raise BadValueError(f"{where}: id column {col!r} holds the non-integer number {float(values[row])!r} at row {row}; "
-                            "ids are kept as integers or text")
-    # a float holds every integer exactly only below 2**53: a larger id (a Gaia source_id) has lost digits
-    exact = np.abs(values) < 2.0**53
-    if not exact.all():
-        row = int(np.flatnonzero(~exact)[0])
-        raise BadValueError(f"{where}: id column {col!r} holds {float(values[row])!r} at row {row}, beyond 2**53, "
-                            "where floats no longer hold every integer (digits may be lost): store the ids as "
-                            "integers or text")
-    return values.astype(np.int64)
+    # each value in its own type (a float32 column holds every integer only below 2**24, float64 below 2**53)
+    values = series.to_numpy(dtype=getattr(series.dtype, "numpy_dtype", series.dtype))
+    return as_int_ids(values, where, f"id column {col!r}")
 
 
 def read_table(
