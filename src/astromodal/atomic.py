@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from astromodal.errors import ConfigError
+from astromodal.errors import ConfigError, DataFormatError
 
 #: Name of the marker file written inside every output folder of astromodal.
 MARKER = ".astromodal-output.json"
@@ -84,6 +84,27 @@ def _json_default(o: Any) -> Any:
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as indented JSON atomically (numpy scalars and arrays become plain JSON)."""
     return write_text(path, json.dumps(obj, indent=2, default=_json_default))
+
+
+def read_json(path: str | os.PathLike[str], hint: str = "", want_object: bool = True) -> Any:
+    """The content of the JSON file ``path``; a missing or unreadable file, bad JSON, or (with
+    ``want_object``) anything but a JSON object is one-line :class:`DataFormatError` naming the path
+    (``hint`` is added to the not-found message, e.g. ``"not a saved astromodal model folder?"``)."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataFormatError(f"{path}: a folder, not a JSON file")
+    if not path.is_file():
+        raise DataFormatError(f"{path}: not found" + (f" ({hint})" if hint else ""))
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataFormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise DataFormatError(f"{path}: not valid JSON ({' '.join(str(exc).split())})") from None
+    if want_object and not isinstance(obj, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(obj), "a number")
+        raise DataFormatError(f"{path}: not a JSON object but {kind}")
+    return obj
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The ``astromodal`` command line: one verb per user task, each a thin layer over the library.
 
-Each verb lives in its own module of this package and registers itself on :data:`app` with
-``@app.command()``. Every :class:`~astromodal.errors.AstromodalError` is printed as one clear line
+Each verb lives in its own module of this package (listed once in ``_VERB_MODULES``) and registers itself
+on :data:`app` with ``@app.command("name")`` (or ``app.add_typer(group, name=...)``); the verbs are also
+the entries of the registry :data:`VERBS`, so a verb name used twice is an error. Every :class:`~astromodal.errors.AstromodalError` is printed as one clear line
 (``error: ...``) with exit status 1; usage errors print typer's usage message with status 2; other
 exceptions are bugs and keep their traceback. Results go to stdout, progress and logs to stderr.
 """
@@ -10,12 +11,48 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 import typer
 
 from astromodal.errors import AstromodalError
+from astromodal.registry import Registry
 
-app = typer.Typer(
+# Modules that define verbs (each adds itself to ``app``). A new verb module is added here once.
+_VERB_MODULES = (
+    "astromodal.cli.simulate",
+    "astromodal.cli.models",
+    "astromodal.cli.quickstart",
+    "astromodal.cli.build",
+    "astromodal.cli.benchmark",
+    "astromodal.cli.predict",
+    "astromodal.cli.associations",
+    "astromodal.cli.realism",
+)
+
+#: verb name -> its function (a command) or its typer app (a group of sub-verbs)
+VERBS: Registry[Any] = Registry("verb", modules=_VERB_MODULES)
+
+
+class _App(typer.Typer):
+    """typer's app whose commands and command groups are also entries of :data:`VERBS`."""
+
+    def command(self, name: str | None = None, **kwargs: Any) -> Any:
+        register = super().command(name, **kwargs)
+
+        def decorator(fn: Any) -> Any:
+            VERBS.add(name or fn.__name__.lower().replace("_", "-"), fn)  # typer's default name
+            return register(fn)
+
+        return decorator
+
+    def add_typer(self, typer_instance: typer.Typer, *, name: str | None = None, **kwargs: Any) -> None:
+        if name is not None:
+            VERBS.add(name, typer_instance)
+        super().add_typer(typer_instance, name=name, **kwargs)
+
+
+app = _App(
     name="astromodal",
     help="Machine learning on multimodal astronomical survey data: simulate or read surveys, "
     "build datasets, train and benchmark models, predict on catalogues.",
@@ -41,20 +78,7 @@ def _root(
     """astromodal: machine learning on multimodal astronomical survey data."""
 
 
-# Modules that define verbs (each adds itself to ``app``). A new verb module is added here once.
-_VERB_MODULES = (
-    "astromodal.cli.simulate",
-    "astromodal.cli.models",
-    "astromodal.cli.quickstart",
-    "astromodal.cli.build",
-    "astromodal.cli.benchmark",
-    "astromodal.cli.predict",
-    "astromodal.cli.associations",
-    "astromodal.cli.realism",
-)
-
-for _module in _VERB_MODULES:
-    importlib.import_module(_module)
+VERBS.load()
 
 
 def _usage_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:

@@ -13,8 +13,9 @@ from astromodal.cli import app
 
 def parameter_count(spec, input_length: int, image_size: int, channels: int, n_columns: int, n_classes: int,
                     mode: str) -> int | None:
-    """Trainable parameters of a neural model for the given input shape (built on the meta device: no memory)."""
-    if spec.family != "neural":
+    """Trainable parameters of a neural model for the given input shape (built on the meta device: no memory);
+    None for classical models and for multimodal ones (their size depends on the inputs a config gives them)."""
+    if spec.family != "neural" or spec.modality == "multimodal":
         return None
     import torch
 
@@ -29,12 +30,6 @@ def parameter_count(spec, input_length: int, image_size: int, channels: int, n_c
     with torch.device("meta"):
         model = spec.build(**kwargs)
     return count_parameters(model)
-
-
-def _short(text: str, limit: int = 70) -> str:
-    """The description, cut at a word boundary."""
-    first = " ".join(text.split())
-    return first if len(first) <= limit else first[: limit].rsplit(" ", 1)[0] + " ..."
 
 
 def _init_params(factory) -> tuple[str, ...]:

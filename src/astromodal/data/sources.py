@@ -1,5 +1,6 @@
 """Datasets named in an experiment config: one function per ``source`` kind.
 
+A source is one decorated function of its options (:func:`source`; the names are in :data:`SOURCES`).
 Each loader returns ``(dataset, test_dataset_or_None)``; a source with its own published test split
 (AstroSpectra-MNIST, IDX, a table with ``test_path``) returns both and the benchmark keeps that split.
 Relative paths in options are resolved against the config file's folder, and ``${ASTROMODAL_DATA}``
@@ -18,9 +19,12 @@ import numpy as np
 
 from astromodal.data.dataset import Dataset
 from astromodal.errors import ConfigError
+from astromodal.registry import Registry
 
 Loaded = tuple[Dataset, Dataset | None]
-_LOADERS: dict[str, Callable[[dict[str, Any]], Loaded]] = {}
+Loader = Callable[[dict[str, Any]], Loaded]
+#: source kind -> loader; its metadata ``options`` are the option names it accepts (None: any)
+SOURCES: Registry[Loader] = Registry("dataset source")
 
 
 def data_dir() -> Path:
@@ -37,12 +41,11 @@ def resolve_path(value: str | Path, base: Path | None = None) -> Path:
     return path
 
 
-def source(name: str) -> Callable[[Callable[[dict[str, Any]], Loaded]], Callable[[dict[str, Any]], Loaded]]:
-    def deco(fn: Callable[[dict[str, Any]], Loaded]) -> Callable[[dict[str, Any]], Loaded]:
-        _LOADERS[name] = fn
-        return fn
-
-    return deco
+def source(name: str, *, options: tuple[str, ...] | list[str] | None = None) -> Callable[[Loader], Loader]:
+    """Function decorator adding the dataset source ``name`` (a config's ``datasets.X.source``): a function
+    of the options dict returning ``(dataset, test_dataset_or_None)``. ``options``, when given, are the
+    only option names it accepts; :func:`load_source` refuses others in one line listing these."""
+    return SOURCES.register(name, options=None if options is None else tuple(options))
 
 
 def _need(options: dict[str, Any], key: str, kind: str) -> Any:
@@ -58,12 +61,12 @@ def _simulate(options: dict[str, Any]) -> Loaded:
     return simulate_survey(**options), None
 
 
-@source("hdf5")
+@source("hdf5", options=("path",))
 def _hdf5(options: dict[str, Any]) -> Loaded:
     return Dataset.load(_need(options, "path", "hdf5")), None
 
 
-@source("astrospectra_mnist")
+@source("astrospectra_mnist", options=("path", "version"))
 def _astrospectra(options: dict[str, Any]) -> Loaded:
     from astromodal.data.readers.astrospectra_mnist import read_astrospectra_mnist
 
@@ -90,7 +93,7 @@ TABLE_OPTIONS = ("path", "test_path", "features", "label", "task", "target_name"
                  "units", "hdu", "colours", "absolute_magnitudes")
 
 
-@source("table")
+@source("table", options=TABLE_OPTIONS)
 def _table(options: dict[str, Any]) -> Loaded:
     """The training table and, with ``test_path``, the test table read the same way; the test labels are
     coded with the training classes (a test class unseen in training is appended after them, for the
@@ -99,9 +102,6 @@ def _table(options: dict[str, Any]) -> Loaded:
 
     opts = dict(options)
     path = _need(opts, "path", "table")
-    unknown = sorted(set(opts) - set(TABLE_OPTIONS))
-    if unknown:
-        raise ConfigError(f"table source: unknown option(s) {unknown}; allowed: {list(TABLE_OPTIONS)}")
     test_path = opts.pop("test_path", None)
     colours = opts.pop("colours", False)
     absolute = opts.pop("absolute_magnitudes", False)
@@ -152,7 +152,7 @@ def _gaia_sampled(options: dict[str, Any]) -> Loaded:
     return read_xp_sampled(path, **opts), None
 
 
-@source("idx")
+@source("idx", options=("images", "labels", "test_images", "test_labels", "class_names"))
 def _idx(options: dict[str, Any]) -> Loaded:
     from astromodal.data.readers.idx import read_idx_dataset
 
@@ -168,14 +168,18 @@ _PATH_KEYS = ("path", "test_path", "images", "labels", "test_images", "test_labe
 
 
 def load_source(kind: str, options: dict[str, Any], base: Path | None = None) -> Loaded:
-    """Load the dataset(s) of one config entry; paths are resolved against ``base``."""
-    if kind not in _LOADERS:
-        raise ConfigError(f"unknown dataset source {kind!r}; known: {sorted(_LOADERS)}")
+    """Load the dataset(s) of one config entry; paths are resolved against ``base``. An unknown source, or
+    an option the source does not accept, is one line naming it and the allowed ones."""
+    loader = SOURCES.get(kind)
+    allowed = SOURCES.meta(kind).get("options")
+    unknown = sorted(set(options) - set(allowed)) if allowed is not None else []
+    if unknown:
+        raise ConfigError(f"dataset source {kind!r}: unknown option(s) {unknown}; allowed: {list(allowed)}")
     opts = dict(options)
     for key in _PATH_KEYS:
         if key in opts and opts[key] is not None:
             opts[key] = str(resolve_path(opts[key], base))
-    return _LOADERS[kind](opts)
+    return loader(opts)
 
 
 def paths_missing(options: dict[str, Any], base: Path | None = None) -> list[str]:

@@ -21,12 +21,12 @@ Classical (scikit-learn) models register a factory returning an unfitted estimat
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from astromodal.errors import ConfigError
+from astromodal.registry import Registry
 
 MODALITIES = ("spectrum", "image", "columns", "multimodal")
 FAMILIES = ("neural", "classical")
@@ -37,6 +37,7 @@ _MODEL_MODULES = (
     "astromodal.models.spectra1d",
     "astromodal.models.images2d",
     "astromodal.models.tabular",
+    "astromodal.models.fusion",
 )
 
 
@@ -72,8 +73,9 @@ class ModelSpec:
         return self.factory(**options)
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
-_loaded = False
+#: model name -> :class:`ModelSpec` (the model modules are imported on the first lookup)
+MODELS: Registry[ModelSpec] = Registry("model", modules=_MODEL_MODULES)
+_REGISTRY = MODELS  # the older name, still read by tests of the estimator and cross-validation
 
 
 def register_model(
@@ -93,31 +95,18 @@ def register_model(
         raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
 
     def decorator(obj: Any) -> Any:
-        if name in _REGISTRY and _REGISTRY[name].factory is not obj:
-            raise ValueError(f"model name {name!r} is already registered")
         doc = description or (obj.__doc__ or "").strip().split("\n")[0]
-        _REGISTRY[name] = ModelSpec(name, obj, family, modality, tuple(tasks), study, doc, dict(default_options))
+        MODELS.add(name, ModelSpec(name, obj, family, modality, tuple(tasks), study, doc, dict(default_options)))
         return obj
 
     return decorator
 
 
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    for module in _MODEL_MODULES:
-        importlib.import_module(module)
-    _loaded = True
-
-
 def list_models(family: str | None = None, modality: str | None = None, study: str | None = None) -> list[ModelSpec]:
     """Every registered model, optionally filtered, sorted by name."""
-    _load_all()
-    specs = sorted(_REGISTRY.values(), key=lambda s: s.name)
     return [
         s
-        for s in specs
+        for s in MODELS.values()
         if (family is None or s.family == family)
         and (modality is None or s.modality == modality)
         and (study is None or s.study == study)
@@ -126,12 +115,7 @@ def list_models(family: str | None = None, modality: str | None = None, study: s
 
 def get_model(name: str) -> ModelSpec:
     """The spec of model ``name``; an unknown name is an error listing the known ones."""
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ConfigError(f"unknown model {name!r}; registered models: {known}") from None
+    return MODELS.get(name)
 
 
 def suggest_models(name: str, task: str) -> list[str]:
@@ -142,7 +126,7 @@ def suggest_models(name: str, task: str) -> list[str]:
 
     spec = get_model(name)
     twin = name + "_regressor" if task == "regression" else name.removesuffix("_regressor")
-    if twin != name and twin in _REGISTRY and task in _REGISTRY[twin].tasks:
+    if twin != name and twin in MODELS and task in MODELS.get(twin).tasks:
         return [twin]
     pool = [s.name for s in list_models(family=spec.family, modality=spec.modality) if task in s.tasks]
     pool.sort(key=lambda n: (-difflib.SequenceMatcher(None, name, n).ratio(), n))

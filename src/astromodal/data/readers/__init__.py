@@ -16,13 +16,13 @@ layout (AstroSpectra-MNIST) and ``sniff`` decides whether a folder is its kind.
 from __future__ import annotations
 
 import glob as _glob
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from astromodal.errors import ConfigError, DataFormatError
+from astromodal.errors import DataFormatError
+from astromodal.registry import Registry
 
 if TYPE_CHECKING:
     from astromodal.data.dataset import Dataset
@@ -45,9 +45,6 @@ class ReaderSpec:
         return any(name.endswith(s) for s in self.suffixes)
 
 
-_READERS: dict[str, ReaderSpec] = {}
-_loaded = False
-
 # Modules whose import registers readers. A new reader module is added here once.
 _READER_MODULES = (
     "astromodal.data.readers.lamost",
@@ -58,6 +55,9 @@ _READER_MODULES = (
     "astromodal.data.readers.tables",
     "astromodal.data.readers.als",
 )
+
+#: reader name -> :class:`ReaderSpec` (the reader modules are imported on the first lookup)
+READERS: Registry[ReaderSpec] = Registry("reader", modules=_READER_MODULES)
 
 
 def register_reader(
@@ -76,37 +76,21 @@ def register_reader(
     """
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
-        if name in _READERS and _READERS[name].function is not fn:
-            raise ValueError(f"reader name {name!r} is already registered")
         doc = description or (fn.__doc__ or "").strip().split("\n")[0]
-        _READERS[name] = ReaderSpec(name, fn, tuple(s.lower() for s in suffixes), doc, sniff, many, directory)
+        READERS.add(name, ReaderSpec(name, fn, tuple(s.lower() for s in suffixes), doc, sniff, many, directory))
         return fn
 
     return decorator
 
 
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    for module in _READER_MODULES:
-        importlib.import_module(module)
-    _loaded = True
-
-
 def list_readers() -> list[ReaderSpec]:
     """Every registered reader, sorted by name."""
-    _load_all()
-    return sorted(_READERS.values(), key=lambda s: s.name)
+    return READERS.values()
 
 
 def get_reader(name: str) -> ReaderSpec:
     """The reader called ``name``; an unknown name is an error listing the known ones."""
-    _load_all()
-    try:
-        return _READERS[name]
-    except KeyError:
-        raise ConfigError(f"unknown reader {name!r}; known readers: {', '.join(sorted(_READERS))}") from None
+    return READERS.get(name)
 
 
 def _expand(path_or_glob: str | Path) -> tuple[Path | None, list[Path]]:
@@ -200,4 +184,4 @@ def read(path_or_glob: str | Path, reader: str | None = None, **options: Any) ->
     return spec.function(files[0], **options)
 
 
-__all__ = ["ReaderSpec", "choose_reader", "get_reader", "list_readers", "read", "register_reader"]
+__all__ = ["READERS", "ReaderSpec", "choose_reader", "get_reader", "list_readers", "read", "register_reader"]
