@@ -124,6 +124,7 @@ CASES: list[tuple[str, list[str], int]] = [
     ("sim-out-input", ["simulate", "--out", S, "--n", "10"], FAIL),
     ("sim-out-under-file", ["simulate", "--out", "notes.txt/s.h5", "--n", "10"], FAIL),
     ("sim-unknown-option", ["simulate", "--out", "s.h5", "--bogus"], USAGE),
+    ("sim-image-huge", ["simulate", "--out", "s.h5", "--n", "20", "--image-size", "100000"], FAIL),
     # models
     ("models-format", ["models", "--format", "xml"], FAIL),
     ("models-length", ["models", "--input-length", "-1"], FAIL),
@@ -150,6 +151,11 @@ CASES: list[tuple[str, list[str], int]] = [
     ("build-out-is-input", ["build", "astrospectra-mnist", "--spectra", "fits", "--out", "fits", "--overwrite"], FAIL),
     ("build-out-foreign", ["build", "astrospectra-mnist", "--spectra", S, "--out", "mine"], FAIL),
     ("build-no-spectra", ["build", "astrospectra-mnist", "--out", "o"], USAGE),
+    ("build-seed", ["build", "astrospectra-mnist", "--spectra", S, "--out", "o", "--seed", "-1"], FAIL),
+    ("build-fraction-tiny", ["build", "astrospectra-mnist", "--spectra", S, "--out", "o", "--test-fraction", "0.01"],
+     FAIL),
+    ("build-spectra-empty", ["build", "astrospectra-mnist", "--spectra", "", "--out", "o"], FAIL),
+    ("build-bin-width", ["build", "astrospectra-mnist", "--spectra", S, "--out", "o", "--bin-width", "100000"], FAIL),
     # benchmark
     ("bench-missing", ["benchmark", "no-such.yaml", "--out", "o"], FAIL),
     ("bench-syntax", ["benchmark", "bad.yaml", "--out", "o"], FAIL),
@@ -212,6 +218,16 @@ CASES: list[tuple[str, list[str], int]] = [
     ("assoc-out-holds-input-sub", ["associations", "proj/pred.parquet", "--out", "proj", "--overwrite"], FAIL),
     ("assoc-out-foreign", ["associations", "pred.parquet", "--out", "mine", "--overwrite"], FAIL),
     ("assoc-eps-text", ["associations", "pred.parquet", "--out", "o", "--eps", "wide"], USAGE),
+    ("assoc-eps-inf", ["associations", "pred.parquet", "--out", "o", "--eps", "inf"], FAIL),
+    ("assoc-scan-inf", ["associations", "pred.parquet", "--out", "o", "--scan-eps", "0.5,inf"], FAIL),
+    ("assoc-scan-samples-alone", ["associations", "pred.parquet", "--out", "o", "--scan-min-samples", "3"], FAIL),
+    ("assoc-scan-samples-zero", ["associations", "pred.parquet", "--out", "o", "--scan-eps", "0.5",
+                                 "--scan-min-samples", "0"], FAIL),
+    ("assoc-quality-nan", ["associations", "pred.parquet", "--out", "o", "--min-parallax-over-error", "nan"], FAIL),
+    ("assoc-all-cut", ["associations", "pred.parquet", "--out", "o", "--min-parallax-over-error", "1e9"], FAIL),
+    ("assoc-not-a-probability", ["associations", "pred.parquet", "--out", "o", "--probability-column",
+                                 "source_id"], FAIL),
+    ("assoc-truth-missing", ["associations", "pred.parquet", "--out", "o", "--truth-column", "true_group"], FAIL),
     ("unknown-verb", ["transmogrify"], USAGE),
 ]
 

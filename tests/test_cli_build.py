@@ -97,3 +97,20 @@ def test_bad_input_one_line_error_and_no_output(tmp_path):
 
     proc = run_main("build", "astrospectra-mnist", "--spectra", str(h5), "--out", str(out), "--version", "v3")
     assert proc.returncode == 1 and "v3" in proc.stderr
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    (["--seed", "-1"], "--seed"),
+    (["--test-fraction", "0.01"], "test set"),  # 1 test object for 3 classes
+    (["--bin-width", "100000"], "--bin-width"),
+    (["--spectra", ""], "--spectra"),
+])
+def test_bad_options_name_the_option_in_one_line(tmp_path, extra, needle):
+    h5 = _tiny_h5(tmp_path / "sim.h5")
+    out = tmp_path / "out"
+    spectra = [] if extra[0] == "--spectra" else ["--spectra", str(h5)]
+    proc = run_main("build", "astrospectra-mnist", *spectra, "--out", str(out), *extra)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], proc.stderr
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["sim.h5"]

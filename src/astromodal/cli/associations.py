@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import typer
 
 from astromodal.atomic import atomic_dir
@@ -60,7 +62,16 @@ def select_predicted(frame: Any, only_predicted: bool | None, column: str, thres
         return frame, info
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"--threshold must be within 0..1 (got {threshold})")
-    keep = frame[column].to_numpy(dtype=float) >= threshold
+    try:
+        prob = frame[column].to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--probability-column {column!r} is not numeric (e.g. {frame[column].iloc[0]!r}); "
+                          "choose a column of probabilities 0..1 with --probability-column, or use --all") from None
+    outside = prob[np.isfinite(prob) & ((prob < 0) | (prob > 1))]
+    if outside.size:
+        raise ConfigError(f"--probability-column {column!r} holds values outside 0..1 (e.g. {outside[0]:g}), so it "
+                          "is not a probability; choose another with --probability-column, or use --all")
+    keep = prob >= threshold
     info.update(filtered=True, n_before=int(len(frame)), n_selected=int(keep.sum()))
     return frame[keep], info  # the index keeps the input row numbers
 
@@ -97,10 +108,11 @@ def associations_command(
     query: str = typer.Option(None, "--query",
                               help="Keep only the rows matching this pandas query before clustering, e.g. "
                                    "\"massive == 'massive'\" (a simulated survey's true class) or \"G < 12\"."),
-    truth_column: str = typer.Option("association_id", "--truth-column",
-                                     help="Column of true group ids (-1 = field star), e.g. a simulated survey's "
-                                          "association_id; when present the found groups are scored against it "
-                                          "with the adjusted Rand index (summary.json)."),
+    truth_column: str = typer.Option(None, "--truth-column",
+                                     help="Column of true group ids (-1 = field star); the found groups are scored "
+                                          "against it with the adjusted Rand index (summary.json). Default: "
+                                          "association_id when the table has it (a simulated survey); a column "
+                                          "named here must exist."),
     scan_eps: str = typer.Option(None, "--scan-eps",
                                  help="Also run DBSCAN for each of these comma-separated eps values (e.g. "
                                       "0.05,0.1,0.2) and write scan.csv: groups found and, with a truth column, "
@@ -114,7 +126,26 @@ def associations_command(
     from astromodal.atomic import check_output_dir
 
     check_output_dir(out, inputs=[catalog], overwrite=overwrite, verb="associations")  # before any work
+    from astromodal.analysis.associations import MODES
+
+    if mode not in MODES:  # the cheap checks before loading the catalogue
+        raise ConfigError(f"--mode must be one of {list(MODES)}, not {mode!r}")
+    if min_samples < 1:
+        raise ConfigError(f"--min-samples must be at least 1, got {min_samples}")
+    if not (math.isfinite(eps) and eps > 0):
+        raise ConfigError(f"--eps must be a positive number (kpc in xyz mode, degrees in sky mode), got {eps}")
+    if not math.isfinite(min_parallax_over_error):
+        raise ConfigError(f"--min-parallax-over-error must be a number, got {min_parallax_over_error}")
+    if scan_min_samples and not scan_eps:
+        raise ConfigError("--scan-min-samples needs --scan-eps (the eps values of the scan)")
+    eps_grid = _numbers(scan_eps, float, "--scan-eps") if scan_eps else None
+    samples_grid = _numbers(scan_min_samples, int, "--scan-min-samples") if scan_min_samples else [min_samples]
     frame = load_catalogue_frame(catalog)
+    if truth_column and truth_column not in frame.columns:  # named by the user: it must exist ('' = none)
+        raise ConfigError(f"--truth-column {truth_column!r} is not a column of {catalog}; columns: "
+                          f"{list(frame.columns)}")
+    if truth_column is None:
+        truth_column = "association_id"  # scored when present
     if query:
         frame = apply_query(frame, query, catalog)
     frame, selection = select_predicted(frame, only_predicted, probability_column, threshold)
@@ -123,6 +154,10 @@ def associations_command(
     result = find_associations(frame, mode=mode, eps=eps, min_samples=min_samples,
                                parallax_over_error_min=min_parallax_over_error, distance_column=distance_column,
                                distance_unit=distance_unit, drop_missing=drop_missing)
+    if result.summary.get("n_clustered_input") == 0:  # an adjusted Rand index of no star would read 1.0
+        raise BadValueError(f"{catalog}: no star left to cluster: all {result.summary.get('n_stars')} were cut "
+                            f"(parallax/parallax_error < {min_parallax_over_error} or missing); lower "
+                            "--min-parallax-over-error or use --mode sky")
     summary = {"input": str(catalog), "selection": {**selection, "query": query}, **result.summary,
                "groups": _records(result.groups.head(20))}
     if truth_column and truth_column in frame.columns:
@@ -133,9 +168,7 @@ def associations_command(
     if scan_eps:
         from astromodal.analysis.associations import scan_associations
 
-        scan = scan_associations(frame, _numbers(scan_eps, float, "--scan-eps"),
-                                 _numbers(scan_min_samples, int, "--scan-min-samples") if scan_min_samples
-                                 else [min_samples], truth_column=truth_column, mode=mode,
+        scan = scan_associations(frame, eps_grid or [], samples_grid, truth_column=truth_column, mode=mode,
                                  parallax_over_error_min=min_parallax_over_error, distance_column=distance_column,
                                  distance_unit=distance_unit, drop_missing=drop_missing)
     with atomic_dir(out, overwrite=overwrite, inputs=[catalog], verb="associations") as tmp:
@@ -150,7 +183,8 @@ def associations_command(
         plot_sky_map(result, tmp / "sky_map.png")
         if mode == "xyz":
             plot_xy_map(result, tmp / "xy_map.png")
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+        (tmp / "summary.json").write_text(json.dumps(_finite(summary), indent=2, default=_json_default,
+                                                     allow_nan=False) + "\n")
     # results: stdout
     out_console.print(f"{result.summary['n_groups']} groups among {result.summary['n_clustered_input']} "
                       f"stars ({mode} mode, eps {eps}) -> {out}", highlight=False)
@@ -169,14 +203,29 @@ def associations_command(
 
 
 def _numbers(text: str, kind: type, option: str) -> list:
-    """Comma-separated numbers of a scan option; a bad one names the option."""
+    """Comma-separated positive numbers of a scan option (finite floats, or integers >= 1); a bad one names
+    the option."""
     try:
         values = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise ConfigError(f"{option} {text!r}: expected comma-separated numbers, e.g. 0.05,0.1,0.2") from None
     if not values:
         raise ConfigError(f"{option} {text!r}: no value given")
+    bad = [v for v in values if not (math.isfinite(v) and v > 0)]
+    if bad:
+        raise ConfigError(f"{option} {text!r}: every value must be a positive number, not {bad[0]}")
     return values
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinite floats replaced by None (null): summary.json stays strict JSON."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not math.isfinite(float(value)):
+        return None
+    return value
 
 
 def _records(table: Any) -> list[dict]:

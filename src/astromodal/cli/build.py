@@ -59,6 +59,13 @@ def astrospectra_mnist_command(
         raise ConfigError(f"--resample must be 'flux' or 'linear', not {resample!r}")
     if not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"--test-fraction must be between 0 and 1, got {test_fraction}")
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"--seed must be an integer from 0 to {2**32 - 1}, got {seed}")
+    if not spectra.strip():
+        raise ConfigError("--spectra is empty: name a folder, glob or file of spectra, or an astromodal HDF5 file")
+    if bin_width > grid_size // 2 and grid_size >= 2:
+        raise ConfigError(f"--bin-width {bin_width} leaves fewer than 2 values of the {grid_size}-point grid; "
+                          f"it must be at most {grid_size // 2}")
     settings = make_settings({"grid_size": grid_size, "wave_min": wave_min, "wave_max": wave_max,
                               "resample": resample, "bin_width": bin_width})
     inputs = [input_root(spectra)]

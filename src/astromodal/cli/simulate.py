@@ -23,6 +23,22 @@ def _parse_mix(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def _check_memory(n: int, image_size: int) -> None:
+    """The cutouts alone (n x 5 bands x size^2 float32) must fit in this machine's memory: checked before
+    any work, so a typo in --n or --image-size is one line, not a crash after minutes."""
+    import os
+
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not a POSIX system
+        return
+    need = 4 * 5 * n * image_size**2
+    if need > total:
+        raise ConfigError(f"--n {n} with --image-size {image_size} needs {need / 2**30:.0f} GiB for the cutouts "
+                          f"alone, more than this machine's {total / 2**30:.0f} GiB; use a smaller --n or "
+                          "--image-size, or --no-images")
+
+
 @app.command("simulate")
 def simulate_command(
     out: Path = typer.Option(..., "--out", "-o", help="HDF5 file to write (written atomically). An existing file "
@@ -60,6 +76,7 @@ def simulate_command(
     if seed < 0:
         raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
     mix = _parse_mix(class_mix)
+    _check_memory(n, 0 if no_images else image_size)
     with progress() as bar:
         tasks: dict[str, int] = {}
 
@@ -68,10 +85,15 @@ def simulate_command(
                 tasks[stage] = bar.add_task(f"simulate: {stage}", total=total)
             bar.update(tasks[stage], completed=done)
 
-        ds = simulate_survey(n=n, seed=seed, class_mix=mix, snr=snr, instruments=instruments,
-                             image_size=image_size, with_images=not no_images,
-                             neighbour_fraction=neighbour_fraction, associations=not no_associations,
-                             progress=tick)
+        try:
+            ds = simulate_survey(n=n, seed=seed, class_mix=mix, snr=snr, instruments=instruments,
+                                 image_size=image_size, with_images=not no_images,
+                                 neighbour_fraction=neighbour_fraction, associations=not no_associations,
+                                 progress=tick)
+        except MemoryError:
+            extra = "" if no_images else f" with {image_size}x{image_size} cutouts"
+            hint = "" if no_images else ", --image-size or --no-images"
+            raise ConfigError(f"not enough memory to simulate --n {n} objects{extra}; use a smaller --n{hint}") from None
     with console.status(f"writing {out}"):
         check_output_file(out, overwrite=overwrite)  # again: the path may have changed meanwhile
         path = ds.save(out)

@@ -25,6 +25,11 @@ def train_test_indices(
         counts = np.bincount(np.asarray(labels))
         if (counts[counts > 0] < 2).any():
             raise BadValueError("every class needs at least 2 objects for a stratified split")
+        n_classes, n_test = int((counts > 0).sum()), int(np.ceil(test_fraction * n))
+        if min(n_test, n - n_test) < n_classes:
+            raise BadValueError(f"a stratified split of {n} objects with test fraction {test_fraction} puts "
+                                f"{n_test} in the test set and {n - n_test} in the training set; each needs at "
+                                f"least one object of each of the {n_classes} classes")
     train, test = train_test_split(rows, test_size=test_fraction, random_state=seed, stratify=labels)
     return np.sort(train), np.sort(test)
 
