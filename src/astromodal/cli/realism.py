@@ -39,20 +39,9 @@ def realism_command(
     """
     from astromodal.atomic import atomic_dir
     from astromodal.data.sources import data_dir
-    from astromodal.errors import ConfigError
-    from astromodal.evaluation.realism import REAL_FILES, headline, parse_sets, run_realism, write_realism
+    from astromodal.evaluation.realism import REAL_FILES, check_options, headline, run_realism, write_realism
 
-    chosen = parse_sets(sets)
-    if n < 50:
-        raise ConfigError(f"--n must be at least 50 simulated objects, got {n}")
-    if seed < 0:
-        raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
-    if sdss_rows < 50:
-        raise ConfigError(f"--sdss-rows must be at least 50, got {sdss_rows}")
-    if repeats < 1:
-        raise ConfigError(f"--repeats must be at least 1, got {repeats}")
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be a positive number of cores, got {jobs}")
+    chosen = check_options(n, seed, sets, sdss_rows, repeats, jobs)  # before any work
     root = data_dir()
     inputs = [root / REAL_FILES[name] for name in chosen]
     command = "astromodal " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""

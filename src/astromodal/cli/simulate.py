@@ -59,6 +59,11 @@ def simulate_command(
                                              help="Fraction of cutouts with neighbouring objects off-centre."),
     no_associations: bool = typer.Option(False, "--no-associations",
                                          help="Do not place O/B stars in OB associations."),
+    stellar_selection: str = typer.Option("auto", "--stellar-selection",
+                                          help="Magnitude limits and footprint of the stars: sdss (SEGUE 14 < g < "
+                                               "20.3, |b| > 20 deg), lamost (9 < r < 17.8, |b| > 10 deg), gaia (G < "
+                                               "17.65, all sky), volume (no magnitude limit, a disc around the Sun); "
+                                               "auto: that of the first instrument (sdss for images alone)."),
 ) -> None:
     """Simulate a survey of stars, galaxies and quasars (spectra, images, photometry, astrometry, truth)."""
     from astromodal.atomic import check_output_file
@@ -89,7 +94,7 @@ def simulate_command(
             ds = simulate_survey(n=n, seed=seed, class_mix=mix, snr=snr, instruments=instruments,
                                  image_size=image_size, with_images=not no_images,
                                  neighbour_fraction=neighbour_fraction, associations=not no_associations,
-                                 progress=tick)
+                                 stellar_selection=stellar_selection, progress=tick)
         except MemoryError:
             extra = "" if no_images else f" with {image_size}x{image_size} cutouts"
             hint = "" if no_images else ", --image-size or --no-images"

@@ -18,8 +18,9 @@ Gaia-like astrometry, and the physical truth as targets. The physical model, in 
   errors, proper motion v_t / (4.74047 d_kpc);
 * images (:mod:`.imaging`): Gaussian PSF, Fourier-space rendering, neighbours, sky noise, nanomaggies.
 
-Simplifications (no extinction, no binaries, no Galactic rotation, no source shot noise, ...) are listed in
-each module's docstring.
+Stars are a magnitude-limited sample (``stellar_selection``: SEGUE-like or LAMOST-like limits) of a Juric et al.
+(2008) Galaxy with thin/thick disc and halo [Fe/H], Galactic kinematics and Fitzpatrick (1999) reddening.
+Simplifications (no binaries, no source shot noise, ...) are listed in each module's docstring.
 """
 
 from astromodal.data.simulate.survey import (

@@ -144,3 +144,102 @@ def observe_astrometry(rng: np.random.Generator, distance_pc: np.ndarray, pmra: 
     }
     out["parallax_over_error"] = plx / sig
     return out
+
+
+# ---------------------------------------------------------------- the Galaxy: structure, dust, kinematics
+#: Sun's Galactocentric distance and height above the plane (pc), Juric et al. (2008)
+R_SUN_PC, Z_SUN_PC = 8000.0, 25.0
+#: Juric et al. (2008) number-density model (their "bright" fit): thin disc scale height / length (pc), thick disc
+#: ones and local normalisation relative to the thin disc, halo normalisation, axis ratio and power-law index
+THIN_DISC = (300.0, 2600.0)
+THICK_DISC = (900.0, 3600.0, 0.12)
+HALO = (0.0051, 0.64, 2.77)
+#: scale height (pc) of the young (O/B) thin disc
+YOUNG_DISC_HEIGHT = 60.0
+POPULATIONS = ("thin_disc", "thick_disc", "halo")
+#: heliocentric velocity ellipsoid (sigma_U, sigma_V, sigma_W in km/s) and asymmetric drift (km/s) of each
+#: population, Bensby et al. (2003); the young disc is colder (Dehnen & Binney 1998, blue stars)
+VELOCITY_ELLIPSOIDS = {"young_disc": ((20.0, 12.0, 8.0), -5.0), "thin_disc": ((35.0, 20.0, 16.0), -15.0),
+                       "thick_disc": ((67.0, 38.0, 35.0), -46.0), "halo": ((160.0, 90.0, 90.0), -220.0)}
+#: circular speed (km/s, IAU) and the solar motion (U, V, W) relative to the LSR (Schoenrich et al. 2010)
+V_CIRC = 220.0
+SOLAR_MOTION = (11.1, 12.24, 7.25)
+#: dust layer: exponential scale height (pc, Drimmel & Spergel 2001) and reddening towards the Galactic poles
+#: (E(B-V) ~ 0.02 mag at |b| = 90 deg in the Schlegel et al. 1998 maps), so the mid-plane reddening per unit
+#: length is E_POLE / DUST_HEIGHT (0.15 mag/kpc, A_V 0.46 mag/kpc); patchiness: log-normal, 0.2 dex per sightline
+DUST_HEIGHT_PC = 134.0
+EBV_POLE = 0.02
+DUST_PATCHINESS_DEX = 0.2
+
+
+def galactocentric(l_deg: np.ndarray, b_deg: np.ndarray, d_pc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Galactocentric cylindrical radius R and height Z (pc) of points at (l, b, d); broadcasts."""
+    lr, br = np.radians(l_deg), np.radians(b_deg)
+    x = d_pc * np.cos(br) * np.cos(lr) - R_SUN_PC
+    y = d_pc * np.cos(br) * np.sin(lr)
+    return np.sqrt(x**2 + y**2), d_pc * np.sin(br) + Z_SUN_PC
+
+
+def population_densities(R: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """Number densities (..., 3) of the thin disc, thick disc and halo relative to the local thin disc
+    (Juric et al. 2008): rho_D = exp((R_sun - R) / L - |Z| / H), halo f_h (R_sun / sqrt(R^2 + (Z/q)^2))^n_h
+    (softened within 1 kpc of the centre)."""
+    h1, l1 = THIN_DISC
+    h2, l2, f2 = THICK_DISC
+    fh, qh, nh = HALO
+    thin = np.exp((R_SUN_PC - R) / l1 - np.abs(Z) / h1)
+    thick = f2 * np.exp((R_SUN_PC - R) / l2 - np.abs(Z) / h2)
+    r_h = np.maximum(np.sqrt(R**2 + (Z / qh) ** 2), 1000.0)
+    halo = fh * (R_SUN_PC / r_h) ** nh
+    return np.stack([thin, thick, halo], axis=-1)
+
+
+def young_disc_density(R: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """Density of the young (O/B) thin disc relative to its local value: the thin-disc length, 60 pc height."""
+    return np.exp((R_SUN_PC - R) / THIN_DISC[1] - np.abs(Z) / YOUNG_DISC_HEIGHT)
+
+
+def reddening_ebv(l_deg: np.ndarray, b_deg: np.ndarray, d_pc: np.ndarray, patch: np.ndarray | float = 1.0
+                  ) -> np.ndarray:
+    """E(B - V) to distance d along (l, b) through an exponential dust layer (height DUST_HEIGHT_PC):
+    E = (E_pole / h) * h (1 - exp(-d |sin b| / h)) / |sin b| (-> E_pole d / h in the plane), times ``patch``."""
+    sin_b = np.abs(np.sin(np.radians(b_deg)))
+    h = DUST_HEIGHT_PC
+    s = np.maximum(sin_b, 1e-6)
+    path = np.where(sin_b * d_pc / h < 1e-6, d_pc, -np.expm1(-d_pc * s / h) * h / s)
+    return EBV_POLE / h * path * patch
+
+
+def survey_sightlines(rng: np.random.Generator, n: int, b_min: float) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` directions (l, b in deg) isotropic on the sky with |b| > ``b_min``."""
+    return extragalactic_positions(rng, n, b_min)
+
+
+def heliocentric_velocities(rng: np.random.Generator, l_deg: np.ndarray, b_deg: np.ndarray, d_pc: np.ndarray,
+                            population: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Radial velocity and tangential velocities (v_l, v_b) in km/s relative to the Sun from Galactic kinematics.
+
+    Each star moves on the flat rotation curve (V_CIRC) minus its population's asymmetric drift, plus a Gaussian
+    velocity ellipsoid (sigma_R, sigma_phi, sigma_z = sigma_U, sigma_V, sigma_W of :data:`VELOCITY_ELLIPSOIDS`,
+    aligned with the Galactocentric cylinder); the Sun moves at V_CIRC plus the solar motion. ``population``
+    indexes ("young_disc", *POPULATIONS).
+    """
+    names = ("young_disc", *POPULATIONS)
+    sig = np.array([VELOCITY_ELLIPSOIDS[k][0] for k in names])[population]
+    drift = np.array([VELOCITY_ELLIPSOIDS[k][1] for k in names])[population]
+    lr, br = np.radians(l_deg), np.radians(b_deg)
+    x = d_pc * np.cos(br) * np.cos(lr) - R_SUN_PC
+    y = d_pc * np.cos(br) * np.sin(lr)
+    R = np.maximum(np.hypot(x, y), 1.0)
+    e_r = np.stack([x / R, y / R], axis=1)
+    e_phi = np.stack([y / R, -x / R], axis=1)  # the rotation sense: +y (towards l = 90 deg) at the Sun
+    n = len(d_pc)
+    v_r, v_phi, v_z = (rng.standard_normal(n) * sig[:, k] for k in range(3))
+    v_phi = v_phi + V_CIRC + drift
+    v = e_r * v_r[:, None] + e_phi * v_phi[:, None]
+    u_sun, v_sun, w_sun = SOLAR_MOTION
+    dv = np.stack([v[:, 0] - u_sun, v[:, 1] - (V_CIRC + v_sun), v_z - w_sun], axis=1)
+    los = np.stack([np.cos(br) * np.cos(lr), np.cos(br) * np.sin(lr), np.sin(br)], axis=1)
+    e_l = np.stack([-np.sin(lr), np.cos(lr), np.zeros(n)], axis=1)
+    e_b = np.stack([-np.sin(br) * np.cos(lr), -np.sin(br) * np.sin(lr), np.cos(br)], axis=1)
+    return np.sum(dv * los, axis=1), np.sum(dv * e_l, axis=1), np.sum(dv * e_b, axis=1)

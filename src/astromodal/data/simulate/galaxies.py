@@ -37,7 +37,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from astromodal.data.simulate.photometry import coarse_band_grid
+from astromodal.data.simulate.photometry import ab_from_fnu, coarse_band_grid
 from astromodal.data.simulate.physics import (
     AB_ZERO_FNU,
     C_ANGSTROM,
@@ -218,8 +218,8 @@ def continuum_magnitudes(p: dict[str, np.ndarray]) -> np.ndarray:
     yz = ((y[iz, ia] * (1.0 - ta) + y[iz, ia + 1] * ta) * (1.0 - tz)
           + (y[iz + 1, ia] * (1.0 - ta) + y[iz + 1, ia + 1] * ta) * tz)
     young = p["young_fraction"][:, None]
-    mean_fnu = ((1.0 - young) * (lin(a) + lin(b) / p["break_old"][:, None]) + young * yz) * _flux_scale(p)[:, None]
-    return -2.5 * np.log10(np.maximum(mean_fnu, 1e-60)) - 48.60
+    return ab_from_fnu(((1.0 - young) * (lin(a) + lin(b) / p["break_old"][:, None]) + young * yz)
+                       * _flux_scale(p)[:, None])
 
 
 @lru_cache(maxsize=1)

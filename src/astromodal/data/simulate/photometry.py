@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from astromodal.data.simulate.physics import C_ANGSTROM, GRID_DLN, logistic, model_grid
+from astromodal.data.simulate.physics import C_ANGSTROM, GRID_DLN, fitzpatrick99, logistic, model_grid
 
 BANDS = ("u", "g", "r", "i", "z")
 BAND_EDGES = {"u": (3200.0, 3950.0), "g": (4000.0, 5450.0), "r": (5550.0, 6900.0), "i": (6950.0, 8300.0),
@@ -42,12 +42,16 @@ def _weights(bands: tuple[str, ...]) -> np.ndarray:
     return resp / resp.sum(axis=0, keepdims=True)
 
 
+def ab_from_fnu(mean_fnu: np.ndarray) -> np.ndarray:
+    """AB magnitude of a band-mean f_nu in erg / (s cm2 Hz): -2.5 log10 f_nu - 48.60 (floored at 1e-60)."""
+    return -2.5 * np.log10(np.maximum(mean_fnu, 1e-60)) - 48.60
+
+
 def ab_magnitudes(f_lambda: np.ndarray, bands: tuple[str, ...] = BANDS) -> np.ndarray:
     """AB magnitudes (N, B) of model spectra f_lambda (N, L) in erg / (s cm2 Angstrom) on the model grid."""
     grid = model_grid()
     f_nu = f_lambda * (grid**2 / C_ANGSTROM)[None, :]
-    mean_fnu = f_nu @ _weights(tuple(bands))
-    return -2.5 * np.log10(np.maximum(mean_fnu, 1e-60)) - 48.60
+    return ab_from_fnu(f_nu @ _weights(tuple(bands)))
 
 
 #: every COARSE_STEP-th model-grid pixel (about 14 A at 6000 A) for the cheap target-selection magnitudes
@@ -70,8 +74,15 @@ def coarse_band_grid(bands: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
 def coarse_ab_magnitudes(f_lambda: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
     """AB magnitudes (N, B) of f_lambda (N, Lc) given on :func:`coarse_band_grid` of ``bands``."""
     grid, weights = coarse_band_grid(tuple(bands))
-    mean_fnu = (f_lambda * (grid**2 / C_ANGSTROM)[None, :]) @ weights
-    return -2.5 * np.log10(np.maximum(mean_fnu, 1e-60)) - 48.60
+    return ab_from_fnu((f_lambda * (grid**2 / C_ANGSTROM)[None, :]) @ weights)
+
+
+@lru_cache(maxsize=8)
+def extinction_coefficient(band: str) -> float:
+    """R_band = A_band / E(B - V) of the Fitzpatrick (1999) R_V = 3.1 law for ``band``: the response-weighted
+    mean of A(lambda) / E(B - V) over the band (exact in the small-reddening limit for a flat f_nu source)."""
+    grid, w = coarse_band_grid((band,))
+    return float(fitzpatrick99(grid) @ w[:, 0])
 
 
 def nanomaggies(mag: np.ndarray) -> np.ndarray:

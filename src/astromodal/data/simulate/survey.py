@@ -22,11 +22,23 @@ from astromodal.data.instruments import Instrument, get_instrument
 from astromodal.data.simulate import astrometry as ast
 from astromodal.data.simulate.galaxies import galaxy_spectra, sample_galaxies
 from astromodal.data.simulate.imaging import PIXEL_SCALE, render_cutouts
-from astromodal.data.simulate.photometry import BANDS, ab_magnitudes, nanomaggies, observe_magnitudes
+from astromodal.data.simulate.photometry import (
+    BANDS,
+    ab_magnitudes,
+    extinction_coefficient,
+    nanomaggies,
+    observe_magnitudes,
+)
 from astromodal.data.simulate.physics import C_KMS, SIM_THREADS, luminosity_distance_pc
 from astromodal.data.simulate.quasars import quasar_spectra, sample_quasars
 from astromodal.data.simulate.spectroscopy import add_noise, observe_noise_free
-from astromodal.data.simulate.stars import SPECTRAL_TYPES, sample_stars, star_spectra
+from astromodal.data.simulate.stars import (
+    SPECTRAL_TYPES,
+    sample_metallicity,
+    sample_stars,
+    selection_magnitudes,
+    star_spectra,
+)
 from astromodal.errors import ConfigError
 
 CLASS_NAMES = ("star", "galaxy", "qso")
@@ -34,6 +46,8 @@ CLASS_NAMES = ("star", "galaxy", "qso")
 SPECTRAL_TYPE_NAMES = (*SPECTRAL_TYPES, "none")
 MASSIVE_NAMES = ("low_mass", "massive")
 LUMINOSITY_CLASS_NAMES = ("V", "III", "none")
+#: Galactic population of each star (galaxies and quasars: "none")
+POPULATION_NAMES = ("young_disc", *ast.POPULATIONS, "none")
 DEFAULT_INSTRUMENTS = ("lamost", "sdss", "gaia_xp")
 _STREAMS = ("classes", "stars", "galaxies", "quasars", "positions", "photometry", "astrometry", "images", "spectra")
 
@@ -50,6 +64,7 @@ def simulate_survey(
     associations: bool = True,
     association_fraction: float = 0.5,
     giant_fraction: float = 0.15,
+    stellar_selection: str = "auto",
     batch_size: int = 256,
     progress: Callable[[str, int, int], None] | None = None,
     **unknown: Any,
@@ -60,7 +75,12 @@ def simulate_survey(
     u g r i z cutouts of ``image_size`` pixels (unless ``with_images`` is False), ``neighbour_fraction`` of them
     with neighbours; catalogue photometry and Gaia-like astrometry; with ``associations`` a fraction
     ``association_fraction`` of the O/B stars is born in OB associations (``meta["associations"]``).
-    Targets: class, spectral_type, massive, luminosity_class, teff, radius, luminosity, redshift, sfr, distance
+    ``stellar_selection`` (``sdss``, ``lamost``, ``gaia`` or ``volume``, see :data:`STELLAR_SELECTIONS`; default
+    ``auto``: the selection of the first instrument, sdss for imaging alone) sets the stars' magnitude limits
+    and footprint: field stars are placed along sightlines of the Juric et al. (2008) Galaxy
+    at the distances the survey's limits allow, with reddening, [Fe/H] by population and Galactic kinematics.
+    Targets: class, spectral_type, massive, luminosity_class, teff, radius, luminosity, redshift, sfr, distance,
+    logg, feh, ebv (stars' reddening), population
     (NaN where a quantity does not apply, e.g. teff of a galaxy). The same seed gives identical arrays.
 
     ``progress``, when given, is called as ``progress(stage, done, total)`` (stage ``"spectra"`` or
@@ -71,11 +91,17 @@ def simulate_survey(
         raise ConfigError(f"unknown simulate option(s) {sorted(unknown)}; known options: {sorted(_known_options())}")
     insts, mix = _validate(n, seed, class_mix, snr, instruments, image_size, neighbour_fraction,
                            association_fraction, giant_fraction, batch_size)
+    if stellar_selection == "auto":
+        stellar_selection = INSTRUMENT_SELECTIONS.get(insts[0].name, "sdss") if insts else "sdss"
+    if stellar_selection not in STELLAR_SELECTIONS:
+        raise ConfigError(f"simulate option 'stellar_selection' must be auto or one of "
+                          f"{sorted(STELLAR_SELECTIONS)}, got {stellar_selection!r}")
     streams = dict(zip(_STREAMS, np.random.SeedSequence(int(seed)).spawn(len(_STREAMS)), strict=True))
     rng = {k: np.random.default_rng(v) for k, v in streams.items()}
     labels = rng["classes"].permutation(np.repeat(np.arange(3), class_counts(n, mix)))
     rows = [np.flatnonzero(labels == k) for k in range(3)]
-    truth, params, groups = _sample_objects(rng, rows, n, associations, association_fraction, giant_fraction)
+    truth, params, groups = _sample_objects(rng, rows, n, associations, association_fraction, giant_fraction,
+                                            stellar_selection)
     true_mags, spectra = _observe_spectra(rows, params, insts, streams["spectra"], snr, int(batch_size), n,
                                           _Ticker(progress, "spectra", n))
     columns = _catalogue(rng, truth, true_mags)
@@ -89,7 +115,7 @@ def simulate_survey(
         "source": "astromodal.simulate", "seed": int(seed), "n": int(n), "class_mix": [float(m) for m in mix],
         "snr": float(snr), "instruments": [i.name for i in insts], "image_size": int(image_size) if with_images else 0,
         "neighbour_fraction": float(neighbour_fraction), "associations": groups,
-        "flux_units": {i.name: i.flux_unit for i in insts},
+        "flux_units": {i.name: i.flux_unit for i in insts}, "stellar_selection": stellar_selection,
     }
     return Dataset(np.arange(n, dtype=np.int64), truth["ra"], truth["dec"], spectra, images, columns,
                    _targets(labels, truth), meta)
@@ -139,21 +165,22 @@ def class_counts(n: int, mix: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- physical parameters and truth
-def _sample_objects(rng, rows, n, associations, association_fraction, giant_fraction):
+def _sample_objects(rng, rows, n, associations, association_fraction, giant_fraction, stellar_selection="sdss"):
     """Physical parameters of every class and the per-object truth table (positions, velocities, targets)."""
     star_rows, gal_rows, qso_rows = rows
     nan = np.full(n, np.nan)
     truth = {k: nan.copy() for k in ("teff", "radius", "luminosity", "sfr", "redshift", "distance", "l", "b",
-                                     "v_l", "v_b")}
+                                     "v_l", "v_b", "logg", "feh", "ebv")}
+    truth["population"] = np.full(n, len(POPULATION_NAMES) - 1, dtype=np.int64)
     truth["spectral_type"] = np.full(n, len(SPECTRAL_TYPES), dtype=np.int64)
     truth["luminosity_class"] = np.full(n, 2, dtype=np.int64)
     truth["massive"] = np.zeros(n, dtype=np.int64)
     truth["association_id"] = np.full(n, -1, dtype=np.int64)
     stars = sample_stars(rng["stars"], len(star_rows), giant_fraction)
-    _place_stars(rng["positions"], stars, associations, association_fraction)
+    _place_stars(rng["positions"], stars, associations, association_fraction, stellar_selection)
     groups = stars.pop("groups")
     for key in ("teff", "radius", "luminosity", "spectral_type", "luminosity_class", "massive", "l", "b",
-                "v_l", "v_b", "association_id"):
+                "v_l", "v_b", "association_id", "logg", "feh", "ebv", "population"):
         truth[key][star_rows] = stars[key]
     truth["distance"][star_rows] = stars["distance"]
     truth["redshift"][star_rows] = stars["rv"] / C_KMS
@@ -174,32 +201,100 @@ def _sample_objects(rng, rows, n, associations, association_fraction, giant_frac
     return truth, (stars, gals, qsos), groups
 
 
-def _place_stars(rng, stars, associations, association_fraction) -> None:
-    """Positions and velocities of the stars (disc field stars and OB-association members), in place."""
+def _place_stars(rng, stars, associations, association_fraction, selection: str = "sdss") -> None:
+    """Positions, populations, [Fe/H], reddening and velocities of the stars (field stars of the survey's
+    magnitude-limited sample, see :data:`STELLAR_SELECTIONS`, and OB-association members), in place."""
     stype = stars["spectral_type"]
     m = len(stype)
-    d_max = np.array([ast.MAX_DISTANCE_PC[t] for t in SPECTRAL_TYPES])[stype]
-    d_max = np.where(stars["luminosity_class"] == 1, ast.GIANT_MAX_DISTANCE_PC, d_max)
-    height = np.where(stars["massive"] == 1, 60.0, np.where(stype == SPECTRAL_TYPES.index("A"), 150.0, 300.0))
-    stars["l"], stars["b"], stars["distance"] = ast.disc_positions(rng, d_max, height)
-    sigma_v = np.where(stars["massive"] == 1, 15.0, 30.0)
-    stars["v_l"] = rng.normal(0.0, sigma_v, m)
-    stars["v_b"] = rng.normal(0.0, sigma_v, m)
-    stars["rv"] = rng.normal(0.0, sigma_v, m)
+    young = stars["massive"] == 1
+    patch = 10.0 ** rng.normal(0.0, ast.DUST_PATCHINESS_DEX, m)  # dust patchiness of each sightline
+    if selection == "volume":
+        d_max = np.array([ast.MAX_DISTANCE_PC[t] for t in SPECTRAL_TYPES])[stype]
+        d_max = np.where(stars["luminosity_class"] == 1, ast.GIANT_MAX_DISTANCE_PC, d_max)
+        height = np.where(young, 60.0, np.where(stype == SPECTRAL_TYPES.index("A"), 150.0, 300.0))
+        stars["l"], stars["b"], stars["distance"] = ast.disc_positions(rng, d_max, height)
+        population = np.where(young, 0, 1)
+    else:
+        stars["l"], stars["b"], stars["distance"], population = _magnitude_limited(rng, stars, selection, patch)
+    stars["population"] = population.astype(np.int64)
+    stars["feh"] = sample_metallicity(rng, stars["population"])
+    stars["rv"], stars["v_l"], stars["v_b"] = ast.heliocentric_velocities(rng, stars["l"], stars["b"],
+                                                                         stars["distance"], stars["population"])
     stars["association_id"] = np.full(m, -1, dtype=np.int64)
     stars["groups"] = []
-    if not associations:
-        return
-    candidates = np.flatnonzero(stars["massive"] == 1)
-    group_of, groups = ast.place_associations(rng, candidates, association_fraction)
-    if groups:
-        members = candidates[group_of >= 0]
-        phase = ast.member_phase_space(rng, group_of, groups)
-        stars["l"][members], stars["b"][members], stars["distance"][members] = phase["l"], phase["b"], phase["distance"]
-        for key in ("v_l", "v_b", "rv"):
-            stars[key][members] = phase[key]
-        stars["association_id"][members] = group_of[group_of >= 0]
-    stars["groups"] = groups
+    if associations:
+        candidates = np.flatnonzero(young)
+        group_of, groups = ast.place_associations(rng, candidates, association_fraction)
+        if groups:
+            members = candidates[group_of >= 0]
+            phase = ast.member_phase_space(rng, group_of, groups)
+            stars["l"][members], stars["b"][members], stars["distance"][members] = (phase["l"], phase["b"],
+                                                                                    phase["distance"])
+            for key in ("v_l", "v_b", "rv"):
+                stars[key][members] = phase[key]
+            stars["association_id"][members] = group_of[group_of >= 0]
+        stars["groups"] = groups
+    stars["ebv"] = ast.reddening_ebv(stars["l"], stars["b"], stars["distance"], patch)
+
+
+#: stellar target selections: (band, bright limit, faint limit, lowest |b| in deg of the footprint).
+#: sdss: SEGUE's 14 < g < 20.3 (Yanny et al. 2009) over the high-latitude SDSS footprint; lamost: the LAMOST
+#: survey's 9 < r < 17.8 (Zhao et al. 2012; Luo et al. 2015), |b| > 10 deg; volume: no magnitude limit, field
+#: stars in a volume-limited disc around the Sun (the simulator before issue 14); gaia: the stars with Gaia DR3
+#: XP spectra, G < 17.65 over the whole sky (De Angeli et al. 2023), with r as the proxy of G (G - r is within
+#: a few tenths of a magnitude for most stars). ``simulate_survey``'s default "auto" takes the selection of its
+#: first instrument (lamost, sdss, gaia_xp -> gaia) and sdss for imaging alone.
+STELLAR_SELECTIONS = {"sdss": ("g", 14.0, 20.3, 20.0), "lamost": ("r", 9.0, 17.8, 10.0),
+                      "gaia": ("r", 3.0, 17.65, 0.0), "volume": None}
+#: the stellar selection of each instrument (the default "auto" of simulate_survey)
+INSTRUMENT_SELECTIONS = {"lamost": "lamost", "sdss": "sdss", "gaia_xp": "gaia"}
+_D_GRID = np.geomspace(10.0, 2.0e5, 500)
+
+
+def _magnitude_limited(rng, stars, selection, patch):
+    """l, b, distance and population code of field stars of a magnitude-limited sample.
+
+    Each star gets a sightline in the survey footprint and a distance drawn from n(d) d^2 (the Juric et al.
+    2008 thin + thick disc + halo densities; the young O/B disc for massive stars) restricted to the distances
+    where its apparent magnitude M + 5 log10(d / 10 pc) + R_band E(B-V)(d) lies inside the survey's limits
+    (continuum magnitudes, see :func:`~astromodal.data.simulate.stars.selection_magnitudes`); its population is
+    drawn from the components' densities at that point. A star whose limits no density reaches is placed at
+    the grid distance nearest the limits.
+    """
+    band, m_lo, m_hi, b_min = STELLAR_SELECTIONS[selection]
+    m = len(stars["teff"])
+    abs_mag = selection_magnitudes(stars["teff"], stars["radius"], band, stars["logg"])
+    r_band = extinction_coefficient(band)
+    l_deg, b_deg = ast.survey_sightlines(rng, m, b_min)
+    young = stars["massive"] == 1
+    distance, population = np.empty(m), np.empty(m, dtype=np.int64)
+    ln_d = np.log(_D_GRID)
+    step = ln_d[1] - ln_d[0]
+    u = rng.random((m, 3))
+    for s in range(0, m, 1024):
+        sl = slice(s, min(m, s + 1024))
+        ll, bb = l_deg[sl, None], b_deg[sl, None]
+        R, Z = ast.galactocentric(ll, bb, _D_GRID[None, :])
+        dens = ast.population_densities(R, Z)
+        total = np.where(young[sl, None], ast.young_disc_density(R, Z), dens.sum(axis=-1))
+        mag = abs_mag[sl, None] + 5.0 * np.log10(_D_GRID / 10.0)[None, :] + r_band * ast.reddening_ebv(
+            ll, bb, _D_GRID[None, :], patch[sl, None])
+        inside = (mag > m_lo) & (mag < m_hi)
+        with np.errstate(divide="ignore"):
+            logw = np.where(inside, np.log(total) + 3.0 * ln_d[None, :], -np.inf)
+        peak = logw.max(axis=1, keepdims=True)
+        ok = np.isfinite(peak[:, 0])
+        w = np.where(ok[:, None], np.exp(logw - np.where(ok[:, None], peak, 0.0)), 0.0)
+        cdf = np.cumsum(w, axis=1)
+        idx = np.where(ok, (cdf < u[sl, 0:1] * cdf[:, -1:]).sum(axis=1), 0)
+        miss = np.abs(mag - np.clip(mag, m_lo, m_hi))
+        idx = np.where(ok, np.minimum(idx, len(_D_GRID) - 1), np.argmin(miss, axis=1))
+        rows = np.arange(idx.size)
+        distance[sl] = np.exp(ln_d[idx] + (u[sl, 1] - 0.5) * step)
+        frac = dens[rows, idx] / dens[rows, idx].sum(axis=1, keepdims=True)
+        comp = (np.cumsum(frac, axis=1) < u[sl, 2:3]).sum(axis=1)
+        population[sl] = np.where(young[sl], 0, 1 + np.minimum(comp, 2))
+    return l_deg, b_deg, distance, population
 
 
 # ---------------------------------------------------------------- spectra and photometry
@@ -238,7 +333,8 @@ def _parallel(fn, tasks) -> None:
 def _model_spectra(k: int, p: dict[str, np.ndarray], sl: slice) -> np.ndarray:
     """Model spectra (B, L) in erg/s/cm2/A of class ``k`` (0 star, 1 galaxy, 2 qso) for parameter rows ``sl``."""
     if k == 0:
-        return star_spectra(p["teff"][sl], p["radius"][sl], p["distance"][sl], p["rv"][sl])
+        return star_spectra(p["teff"][sl], p["radius"][sl], p["distance"][sl], p["rv"][sl], logg=p["logg"][sl],
+                            feh=p["feh"][sl], ebv=p["ebv"][sl])
     sub = {key: v[sl] for key, v in p.items() if key != "groups"}
     return galaxy_spectra(sub) if k == 1 else quasar_spectra(sub)
 
@@ -327,4 +423,8 @@ def _targets(labels, truth) -> dict[str, Target]:
         "redshift": Target(truth["redshift"], "regression", unit=""),
         "sfr": Target(truth["sfr"], "regression", unit="Msun/yr"),
         "distance": Target(truth["distance"], "regression", unit="pc"),
+        "logg": Target(truth["logg"], "regression", unit="dex"),
+        "feh": Target(truth["feh"], "regression", unit="dex"),
+        "ebv": Target(truth["ebv"], "regression", unit="mag"),
+        "population": Target(truth["population"], "class", POPULATION_NAMES),
     }
