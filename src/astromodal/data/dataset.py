@@ -13,7 +13,8 @@ of these modalities, all aligned on the object axis:
   or regression values with a unit.
 
 Arrays are held as :class:`~astromodal.data.arrays.RowView` s, so subsets never copy and a dataset
-loaded from HDF5 reads from disk only what is used. Units are fixed where data enters: wavelength in
+loaded from HDF5 reads from disk only what is used; :meth:`Dataset.input_stream` hands the model inputs to the
+trainer block by block (``data: stream``) for data larger than memory. Units are fixed where data enters: wavelength in
 Angstrom, positions in degrees, parallax in mas, proper motion in mas/yr, pixel scale in arcsec/pixel.
 """
 
@@ -468,6 +469,14 @@ class Dataset:
         """Model inputs ``{name: array}``, one per view (:mod:`astromodal.data.views`): each computed per
         object and never fitted, so building them on any split leaks nothing."""
         return {name: view.build(self) for name, view in views.items()}
+
+    def input_stream(self, views: Mapping[str, Any], rows: np.ndarray | Sequence[int] | None = None) -> Any:
+        """The model inputs of :meth:`inputs` as a stream (:class:`astromodal.training.batches.InputStream`):
+        ``read(positions)`` builds the views for those objects only (of ``rows``, default all), so a dataset
+        loaded lazily from HDF5 is read block by block; ``Trainer`` with ``data: stream`` trains from it."""
+        from astromodal.training.batches import InputStream
+
+        return InputStream(self, views, rows)
 
     def to_tensors(self, dtype: Any = None, device: Any = None, **selection: Any) -> dict[str, Any]:
         """:meth:`arrays` as batched torch tensors (float32 features; int64 class / float32 regression target)."""

@@ -172,7 +172,9 @@ class CutoutView(View):
             im = im.select_bands(self.bands)
         if self.size and self.size != im.size:
             im = im.downsample(self.size)
-        return im.pixels.read().astype(np.float32)
+        pixels = im.pixels.read()
+        # pixels read from disk are a fresh array: no second copy (in memory, read() may share the dataset's)
+        return pixels.astype(np.float32, copy=not im.pixels.is_lazy)
 
 
 def view_class(kind: Any) -> type[View]:

@@ -45,3 +45,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def state_to_cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A detached CPU copy of a model ``state_dict`` (for keeping the best weights)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def fingerprint_differences(saved: Any, current: dict[str, Any]) -> list[str]:
+    """The keys of a run fingerprint whose saved and current values differ (for the refusal message)."""
+    if not isinstance(saved, dict):
+        return ["no fingerprint in the checkpoint"]
+    return sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))

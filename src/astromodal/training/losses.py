@@ -29,14 +29,80 @@ LOSSES = ("auto", "cross_entropy", "bce_logits", "gaussian_nll", "mse")
 VAR_EPS = 1e-6
 
 
+def gaussian_nll_rows(mean: torch.Tensor, var: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-object Gaussian negative log-likelihood without the constant: ``log(var)/2 + (target-mean)^2/(2 var)``."""
+    return 0.5 * torch.log(var) + (target - mean) ** 2 / (2.0 * var)
+
+
 def gaussian_nll(mean: torch.Tensor, var: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Gaussian negative log-likelihood without the constant: mean of ``log(var)/2 + (target-mean)^2/(2 var)``."""
-    return torch.mean(0.5 * torch.log(var) + (target - mean) ** 2 / (2.0 * var))
+    return torch.mean(gaussian_nll_rows(mean, var, target))
 
 
 def gaussian_variance(raw: torch.Tensor) -> torch.Tensor:
     """Predicted variance from the raw second output of a Gaussian head: ``softplus(raw) + 1e-6``."""
     return F.softplus(raw) + VAR_EPS
+
+
+def masked_mean(rows: torch.Tensor, valid: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """(Weighted) mean of ``rows`` over the ``valid`` ones; 0 with the graph kept when none is valid.
+
+    ``rows`` must be finite everywhere (fill the missing targets before computing them) so that the
+    masked rows give zero, not NaN, gradients."""
+    w = valid.to(rows.dtype) if weight is None else weight.to(rows.dtype) * valid
+    return (rows * w).sum() / w.sum().clamp(min=torch.finfo(rows.dtype).tiny)
+
+
+def bce_logits(output: torch.Tensor, target: torch.Tensor, pos_weight: torch.Tensor | None = None,
+               valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary cross-entropy of one logit per object (N, 1) or (N,) against 0/1 labels; ``valid`` (N,) bool
+    masks rows out (the mean is over valid rows); without it every row counts (``F``'s own mean)."""
+    logit = output.reshape(-1)
+    if valid is None:
+        return F.binary_cross_entropy_with_logits(logit, target.reshape(-1).to(logit.dtype), pos_weight=pos_weight)
+    valid = valid.reshape(-1)
+    y = torch.where(valid, target.reshape(-1), torch.zeros_like(target.reshape(-1))).to(logit.dtype)
+    rows = F.binary_cross_entropy_with_logits(logit, y, pos_weight=pos_weight, reduction="none")
+    return masked_mean(rows, valid)
+
+
+def cross_entropy(output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+                  valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax cross-entropy of logits (N, K) against class codes, optional class weights (weighted mean,
+    PyTorch's convention); ``valid`` masks rows out."""
+    if valid is None:
+        return F.cross_entropy(output, target.reshape(-1).long(), weight=weight)
+    valid = valid.reshape(-1)
+    codes = torch.where(valid, target.reshape(-1).long(), torch.zeros_like(target.reshape(-1).long()))
+    rows = F.cross_entropy(output, codes, reduction="none")
+    return masked_mean(rows, valid, None if weight is None else weight[codes])
+
+
+def point_loss(output: torch.Tensor, target: torch.Tensor, kind: str = "mse",
+               valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared (``mse``) or absolute (``l1``) error; a (N, 1) or (N, 2) output is compared through its
+    first column; ``valid`` masks rows out."""
+    if output.ndim == 2 and target.ndim == 1:
+        output = output[:, 0]
+    target = target.to(output.dtype)
+    fn = F.mse_loss if kind == "mse" else F.l1_loss
+    if valid is None:
+        return fn(output, target)
+    valid = valid.reshape(target.shape)
+    rows = fn(output, torch.where(valid, target, torch.zeros_like(target)), reduction="none")
+    return masked_mean(rows.reshape(-1), valid.reshape(-1))
+
+
+def gaussian_nll_loss(output: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Gaussian NLL of a (N, 2) output = (mean, raw variance), variance ``softplus(raw) + 1e-6``; ``valid``
+    masks rows out."""
+    target = target.reshape(-1).to(output.dtype)
+    var = gaussian_variance(output[:, 1])
+    if valid is None:
+        return gaussian_nll(output[:, 0], var, target)
+    valid = valid.reshape(-1)
+    rows = gaussian_nll_rows(output[:, 0], var, torch.where(valid, target, torch.zeros_like(target)))
+    return masked_mean(rows, valid)
 
 
 def is_class_target(y: np.ndarray | torch.Tensor) -> bool:
@@ -109,9 +175,7 @@ class BCELogitsLoss(nn.Module):
         self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor([pos_weight]))
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(
-            output.reshape(-1), target.reshape(-1).to(output.dtype), pos_weight=self.pos_weight
-        )
+        return bce_logits(output, target, self.pos_weight)
 
 
 class CrossEntropyLoss(nn.Module):
@@ -122,23 +186,21 @@ class CrossEntropyLoss(nn.Module):
         self.register_buffer("weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(output, target.reshape(-1).long(), weight=self.weight)
+        return cross_entropy(output, target, self.weight)
 
 
 class MSELoss(nn.Module):
     """Mean squared error; a (N, 1) or (N, 2) output is compared through its first column."""
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if output.ndim == 2 and target.ndim == 1:
-            output = output[:, 0]
-        return F.mse_loss(output, target.to(output.dtype))
+        return point_loss(output, target, "mse")
 
 
 class GaussianNLLLoss(nn.Module):
     """Gaussian NLL of a (N, 2) output = (mean, raw variance); the variance is ``softplus(raw) + 1e-6``."""
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return gaussian_nll(output[:, 0], gaussian_variance(output[:, 1]), target.reshape(-1).to(output.dtype))
+        return gaussian_nll_loss(output, target)
 
 
 def make_loss(name: str, n_outputs: int, y_train: np.ndarray | torch.Tensor,

@@ -16,6 +16,30 @@ atomic checkpoints with resume, and a progress bar over epochs.
 
 Class targets are integer codes (int64) and regression targets floating point; that is how the trainer
 tells the tasks apart (validation accuracy, stratified validation split, the ``"auto"`` loss).
+
+Several heads: the model returns a dict ``{head: tensor}`` and the targets are a dict ``{head: raw values}``
+(NaN / -1 where a target does not apply to an object); an objective (:mod:`astromodal.training.objectives`)
+owns the heads (:mod:`astromodal.training.heads`), their losses and weights, and the history gains
+``train_loss_<head>``, ``val_loss_<head>`` and ``val_accuracy_<head>``::
+
+    obj = Objective([make_head("class", "categorical"), make_head("radius", "gaussian")])
+    Trainer(cfg).fit(model, {"gri": gri, "urz": urz, "astrometry": pm}, {"class": c, "radius": r}, objective=obj)
+
+A contrastive objective trains without targets (``targets=None``). ``fit`` runs named steps: prepare
+(tensors, validation split), set up (device, heads, optimiser), restore (checkpoint), then per epoch
+train, validate and end the epoch (best weights, early stopping, checkpoint).
+
+Data larger than memory: with ``data: stream`` the inputs are a batch source
+(:mod:`astromodal.training.batches`), e.g. ``Dataset.load(path).input_stream(views)`` over a lazy HDF5
+file (a dict of arrays is wrapped as one). An epoch reads a seeded permutation of contiguous blocks of
+``stream_block`` rows, ``stream_buffer`` blocks at a time in increasing row order, shuffled within that
+buffer, the next buffer read in a background thread; validation reads the blocks in order. Targets stay in
+memory (one value per object). Same objective, heads, history and checkpoints; with ``shuffle: false`` the
+batches, and so the losses, are those of the in-memory path. ``data: memory`` (the default) is the fast
+path above; a batch source given to it is read whole first::
+
+    cfg = TrainerConfig(data="stream", stream_block=256, stream_buffer=4)
+    Trainer(cfg).fit(model, Dataset.load("cutouts.h5").input_stream(views), labels)
 """
 
 from __future__ import annotations
@@ -25,6 +49,7 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,9 +59,17 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from torch import nn
 
-from astromodal.errors import BadValueError, ConfigError
-from astromodal.training.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint, state_to_cpu
-from astromodal.training.losses import is_class_target, make_loss, resolve_loss
+from astromodal.errors import BadValueError, ConfigError, format_validation_error
+from astromodal.training.batches import BatchSource, as_source, iter_batches
+from astromodal.training.checkpoint import (
+    BEST,
+    LAST,
+    fingerprint_differences,
+    load_checkpoint,
+    save_checkpoint,
+    state_to_cpu,
+)
+from astromodal.training.losses import is_class_target
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -74,6 +107,14 @@ class TrainerConfig(BaseModel):
     drop_last: bool = False
     augment: list[str] = Field(default_factory=list)  # kornia augmentations of image batches (training only)
     augment_p: float = Field(default=0.5, ge=0, le=1)  # probability of each augmentation
+    #: several image inputs (gri and urz cutouts of one object): the same geometric draw for all of them
+    #: (same flips, angle, shift, erased region); false: an independent draw per input
+    augment_same: bool = True
+    #: where batches come from: memory (every input one in-memory tensor, a batch an index slice: the fast
+    #: path) or stream (a batch source read block by block, for data larger than memory; module text)
+    data: Literal["memory", "stream"] = "memory"
+    stream_block: int = Field(default=256, ge=1)  # stream: rows per contiguous block read
+    stream_buffer: int = Field(default=4, ge=1)  # stream: blocks read and shuffled together
 
     @field_validator("device")
     @classmethod
@@ -100,18 +141,7 @@ class TrainerConfig(BaseModel):
         try:
             return cls(**(options or {}))
         except ValidationError as exc:
-            parts = []
-            unknown = False
-            for err in exc.errors():
-                key = ".".join(str(p) for p in err["loc"])
-                if err["type"] == "extra_forbidden":
-                    unknown = True
-                    parts.append(f"unknown key {key!r}")
-                else:
-                    parts.append(f"{key!r}: " + " ".join(str(err["msg"]).split()))
-            if unknown:
-                parts.append("allowed keys: " + ", ".join(sorted(cls.model_fields)))
-            raise ConfigError(f"{where} settings: " + "; ".join(parts)) from None
+            raise ConfigError(format_validation_error(exc, cls, f"{where} settings")) from None
 
 
 @dataclass
@@ -124,10 +154,11 @@ class TrainResult:
     stopped_early: bool = False
     monitor: str = "val_loss"
     loss: str = ""
-    n_outputs: int = 0
+    n_outputs: int | dict[str, int] = 0  # the model's output width (per output for a dict-output model)
     resumed_from_epoch: int | None = None
     n_train: int = 0  # objects trained on (after any validation hold-out)
     n_val: int = 0  # objects in the validation set
+    objective: Any = None  # the objective trained (its heads fitted: classes, target mean / std)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -205,9 +236,14 @@ class Trainer:
         self.config = config
 
     # ------------------------------------------------------------------ building blocks
-    def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+    def _optimizer(self, model: nn.Module, objective: nn.Module | None = None) -> torch.optim.Optimizer:
+        """The optimiser over the model's trainable parameters and the objective's own (a contrastive
+        temperature; a group of its own without weight decay, as in CLIP)."""
         c = self.config
-        params = [p for p in model.parameters() if p.requires_grad]
+        params: Any = [p for p in model.parameters() if p.requires_grad]
+        extra = [p for p in objective.parameters() if p.requires_grad] if objective is not None else []
+        if extra:
+            params = [{"params": params}, {"params": extra, "weight_decay": 0.0}]
         if c.optimizer == "adamw":
             return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
         if c.optimizer == "adam":
@@ -234,244 +270,609 @@ class Trainer:
     def fit(
         self,
         model: nn.Module,
-        train_inputs: dict[str, Any],
-        train_target: Any,
+        inputs: dict[str, Any],
+        targets: Any = None,
         val_inputs: dict[str, Any] | None = None,
-        val_target: Any = None,
+        val_targets: Any = None,
         augment: nn.Module | None = None,
+        objective: nn.Module | None = None,
     ) -> TrainResult:
         """Train ``model`` in place and restore its best weights; returns the per-epoch history.
 
-        Without a validation set, a seeded (stratified for classes) ``val_fraction`` of the training
-        objects is held out; with ``val_fraction=0`` the training loss is monitored instead. ``augment``
-        (a module mapping a batch tensor to an augmented one) is applied in training only, to the inputs
-        named in its ``inputs`` attribute, else to the model's first input.
+        ``targets``: a tensor / array (one head, today's single-target training: the loss from
+        ``loss`` / ``class_weight`` of the config, targets already class codes or scaled values), a dict
+        ``{head name: raw values}`` (the heads of ``objective``, or default heads by target type; heads not
+        yet fitted are fitted on the training part; NaN / -1 rows are masked per head), or None for an
+        objective without targets (contrastive). The objective's own parameters are trained too.
+
+        Without a validation set, a seeded (stratified on the first class head) ``val_fraction`` of the
+        training objects is held out; with ``val_fraction=0`` the training loss is monitored instead.
+        ``augment`` (a module mapping a batch tensor to an augmented one) is applied in training only, to
+        the inputs named in its ``inputs`` attribute, else to the model's first input; the config's
+        ``augment`` names apply to every image (4-D) input.
         """
         c = self.config
         if c.num_threads:
             torch.set_num_threads(c.num_threads)
         device = resolve_device(c.device)
-        amp_dtype, use_scaler = resolve_precision(c.precision, device)
-        keys = self._keys(model, train_inputs, "training inputs")
-        x_tr = {k: _as_tensor(train_inputs[k], k) for k in keys}
-        y_tr = torch.as_tensor(np.asarray(train_target) if not isinstance(train_target, torch.Tensor) else train_target)
-        if torch.is_floating_point(y_tr) and y_tr.dtype != torch.float32:
-            y_tr = y_tr.float()
-        is_class = is_class_target(y_tr)
-        n = len(y_tr)
-        for k, v in x_tr.items():
+        split = self._prepare(model, inputs, targets, val_inputs, val_targets, objective)
+        run = self._setup(model, split, device, augment, objective)
+        self._restore(run)
+        with _EpochBar(c.progress, c.max_epochs, run.start_epoch) as bar:
+            for epoch in range(run.start_epoch, c.max_epochs):
+                if run.result.stopped_early:
+                    break
+                t0 = time.perf_counter()
+                rec = self._train_epoch(run)
+                rec = {"epoch": epoch + 1, **rec, **self._validate(run)}
+                rec["lr"] = rec.pop("lr")
+                rec["seconds"] = round(time.perf_counter() - t0, 4)
+                run.result.history.append(rec)
+                self._end_epoch(run, rec, epoch)
+                bar.update(rec)
+        if run.best_state is not None:
+            model.load_state_dict(run.best_state)
+            if run.best_objective:
+                run.objective.load_state_dict(run.best_objective)
+        if run.channels_last:
+            model.to(memory_format=torch.contiguous_format)
+        model.eval()
+        return run.result
+
+    # ---- step 1: tensors, targets and the validation split (CPU)
+    def _prepare(self, model: nn.Module, inputs: dict[str, Any], targets: Any, val_inputs: dict[str, Any] | None,
+                 val_targets: Any, objective: nn.Module | None) -> _Split:
+        c = self.config
+        keys = self._keys(model, inputs, "training inputs")
+        x_tr = self._input_set(inputs, keys)
+        if targets is None and objective is None:
+            raise ConfigError("training without targets needs an objective (e.g. the contrastive one)")
+        y_tr = _targets(targets, objective)
+        n = len(next(iter(y_tr.values()))) if y_tr else _n_rows(x_tr)
+        for k, rows in _lengths(x_tr).items():
+            if rows != n:
+                raise BadValueError(f"input {k!r} has {rows} rows but the target has {n}")
+        for k, v in y_tr.items():
             if len(v) != n:
-                raise BadValueError(f"input {k!r} has {len(v)} rows but the target has {n}")
-        if (val_inputs is None) != (val_target is None):
-            raise BadValueError("give both val_inputs and val_target, or neither")
+                raise BadValueError(f"target {k!r} has {len(v)} rows but the inputs have {n}")
+        if (val_inputs is None and val_targets is not None) or (val_inputs is not None and y_tr and val_targets is None):
+            raise BadValueError("give both val_inputs and val_targets, or neither")
         if val_inputs is not None:
             vkeys = self._keys(model, val_inputs, "validation inputs")
-            x_va = {k: _as_tensor(val_inputs[k], k) for k in vkeys}
-            y_va = torch.as_tensor(np.asarray(val_target) if not isinstance(val_target, torch.Tensor) else val_target)
-            if torch.is_floating_point(y_va):
-                y_va = y_va.float()
-        elif c.val_fraction > 0:
-            tr_idx, va_idx = _validation_split(n, c.val_fraction, y_tr.numpy() if is_class else None, c.seed)
-            tr_i, va_i = torch.from_numpy(tr_idx), torch.from_numpy(va_idx)
-            x_va = {k: v[va_i] for k, v in x_tr.items()}
-            y_va = y_tr[va_i]
-            x_tr = {k: v[tr_i] for k, v in x_tr.items()}
-            y_tr = y_tr[tr_i]
-        else:
-            x_va, y_va = None, None
-        n_tr = len(y_tr)
+            y_va = _targets(val_targets, objective) if y_tr else {}
+            missing = sorted(set(y_tr) - set(y_va))
+            if missing:
+                raise BadValueError(f"the validation targets lack {missing}")
+            return _Split(x_tr, y_tr, self._input_set(val_inputs, vkeys), y_va)
+        if c.val_fraction == 0:
+            return _Split(x_tr, y_tr, None, None)
+        tr_idx, va_idx = _validation_split(n, c.val_fraction, _strata(y_tr, objective), c.seed)
+        tr_i, va_i = torch.from_numpy(tr_idx), torch.from_numpy(va_idx)
+        pick = _rows_picker(tr_idx, tr_i)
+        pick_va = _rows_picker(va_idx, va_i)
+        return _Split(_take(x_tr, tr_idx, tr_i), {k: pick(v) for k, v in y_tr.items()},
+                      _take(x_tr, va_idx, va_i), {k: pick_va(v) for k, v in y_tr.items()})
+
+    def _input_set(self, inputs: Any, keys: tuple[str, ...]) -> dict[str, torch.Tensor] | BatchSource:
+        """The inputs ``keys``: in-memory tensors (``data: memory``; a batch source is read whole), or a batch
+        source (``data: stream``; a dict of arrays is wrapped as one)."""
+        if self.config.data == "stream":
+            return as_source(inputs).select(keys)
+        if isinstance(inputs, BatchSource):
+            inputs = inputs.select(keys).read_all()
+        return {k: _as_tensor(inputs[k], k) for k in keys}
+
+    # ---- step 2: device, layout, objective and heads, optimiser, augmentation
+    def _setup(self, model: nn.Module, split: _Split, device: torch.device, augment: nn.Module | None,
+               objective: nn.Module | None) -> _Run:
+        c = self.config
+        n_tr = _n_rows(split.x_tr)
         bs = c.batch_size
         steps = n_tr // bs if c.drop_last else math.ceil(n_tr / bs)
         if steps == 0:
             raise BadValueError(f"drop_last with batch_size {bs} leaves no batch of the {n_tr} training objects")
-
         torch.manual_seed(c.seed)  # dropout and other in-model randomness
         gen = torch.Generator().manual_seed(c.seed)
         model.to(device)
-        x_tr = {k: v.to(device) for k, v in x_tr.items()}
-        y_tr = y_tr.to(device)
-        if x_va is not None:
-            x_va = {k: v.to(device) for k, v in x_va.items()}
-            y_va = y_va.to(device)
-        channels_last = c.channels_last and any(v.ndim == 4 for v in x_tr.values())
+        x_tr, x_va = _on_device(split.x_tr, device), _on_device(split.x_va, device)
+        shapes = _per_object(x_tr)
+        channels_last = c.channels_last and any(len(s) == 3 for s in shapes.values())
         if channels_last:  # once for the whole in-memory set: batches indexed from it keep the layout
             model.to(memory_format=torch.channels_last)
-            x_tr = _channels_last(x_tr)
-            x_va = _channels_last(x_va) if x_va is not None else None
+            x_tr = _channels_last(x_tr) if isinstance(x_tr, dict) else x_tr  # a stream: per batch
+            x_va = _channels_last(x_va) if isinstance(x_va, dict) else x_va
         model.eval()
         with torch.no_grad():
-            probe = model(**{k: v[:2] for k, v in x_tr.items()})
-        n_outputs = int(probe.shape[1]) if probe.ndim > 1 else 1
-        loss_name = resolve_loss(c.loss, n_outputs, y_tr.cpu())
-        loss_fn = make_loss(loss_name, n_outputs, y_tr.cpu(), c.class_weight).to(device)
-        opt = self._optimizer(model)
-        sched = self._scheduler(opt, steps)
-        scaler = torch.amp.GradScaler(device.type) if use_scaler else None
+            probe = model(**_first_rows(x_tr, device, channels_last))
+        objective, loss_name = self._objective(objective, probe, split)
+        y_tr, y_va = _encode(objective, split.y_tr), _encode(objective, split.y_va)
+        for name, head in objective.heads.items():
+            head.complete = bool(head.valid(y_tr[name]).all()) and (y_va is None or bool(head.valid(y_va[name]).all()))
+        y_tr = {k: v.to(device) for k, v in y_tr.items()}
+        y_va = None if y_va is None else {k: v.to(device) for k, v in y_va.items()}
+        objective.to(device)
+        opt = self._optimizer(model, objective)
+        amp_dtype, use_scaler = resolve_precision(c.precision, device)
+        augment, aug_keys = self._augmentation(augment, shapes, device)
+        n_outputs = _widths(probe)
+        result = TrainResult(monitor="val_loss" if x_va is not None else "train_loss", loss=loss_name,
+                             n_outputs=n_outputs, n_train=n_tr, n_val=0 if x_va is None else _n_rows(x_va),
+                             objective=objective)
+        fingerprint = {"n_train": n_tr, "shapes": {k: list(v) for k, v in shapes.items()},
+                       "n_outputs": n_outputs, "loss": loss_name, "objective": objective.state(), "seed": c.seed}
+        if c.data == "stream":  # the order of the batches depends on these
+            fingerprint.update(data=c.data, stream_block=c.stream_block, stream_buffer=c.stream_buffer)
+        return _Run(model, objective, device, amp_dtype, opt, self._scheduler(opt, steps),
+                    torch.amp.GradScaler(device.type) if use_scaler else None, gen, x_tr, y_tr, x_va, y_va, steps,
+                    augment, aug_keys, channels_last, result, fingerprint,
+                    Path(c.checkpoint_dir) if c.checkpoint_dir else None)
+
+    def _objective(self, objective: nn.Module | None, probe: Any, split: _Split) -> tuple[nn.Module, str]:
+        """The objective (today's single head from the config when none is given), its heads fitted on
+        the training targets and checked against the model's output widths."""
+        from astromodal.training.heads import default_head
+        from astromodal.training.objectives import Objective
+
+        c = self.config
+        y = split.y_tr
+        if objective is None and _LEGACY in y:
+            head = default_head(_LEGACY, y[_LEGACY], c.loss, c.class_weight, n_outputs=_widths(probe),
+                                standardise=False)
+            objective = Objective([head])
+        elif objective is None:
+            loss = c.loss if len(y) == 1 else "auto"
+            objective = Objective([default_head(k, v, loss, c.class_weight if _class_like(v) else None)
+                                   for k, v in y.items()])
+        for name, head in objective.heads.items():
+            if name not in y:
+                raise BadValueError(f"no target for the head {name!r}; targets given: {sorted(y)}")
+            if not head.fitted:
+                head.fit_target(y[name])
+            _check_width(head, probe, len(objective.heads))
+        for name in getattr(objective, "pair", ()):
+            if not isinstance(probe, dict) or name not in probe:
+                given = sorted(probe) if isinstance(probe, dict) else "one tensor"
+                raise BadValueError(f"the objective needs the model output {name!r}; the model returns {given}")
+        heads = list(objective.heads.values())
+        loss_name = heads[0].losses[0] if len(heads) == 1 else str(getattr(objective, "name", "objective"))
+        if len(heads) == 1 and getattr(heads[0], "loss_name", None):
+            loss_name = heads[0].loss_name
+        return objective, loss_name
+
+    def _augmentation(self, augment: nn.Module | None, shapes: dict[str, tuple[int, ...]],
+                      device: torch.device) -> tuple[nn.Module | None, tuple[str, ...]]:
+        c = self.config
         if augment is None and c.augment:
             from astromodal.transforms.augment import make_augmentation
 
             augment = make_augmentation(c.augment, p=c.augment_p, seed=c.seed)
-            augment.inputs = ("image",)
-        aug_keys = tuple(getattr(augment, "inputs", None) or keys[:1]) if augment is not None else ()
-        if augment is not None:
-            augment.to(device)
+            augment.inputs = tuple(k for k, v in shapes.items() if len(v) == 3)  # every image input
+        if augment is None:
+            return None, ()
+        augment.to(device)
+        return augment, tuple(getattr(augment, "inputs", None) or tuple(shapes)[:1])
 
-        monitor = "val_loss" if x_va is not None else "train_loss"
-        result = TrainResult(monitor=monitor, loss=loss_name, n_outputs=n_outputs, n_train=n_tr,
-                             n_val=0 if y_va is None else len(y_va))
-        best_state: dict[str, torch.Tensor] | None = None
-        best, bad_epochs, start_epoch = math.inf, 0, 0
-        ckpt_dir = Path(c.checkpoint_dir) if c.checkpoint_dir else None
-        fingerprint = {"n_train": n_tr, "shapes": {k: list(v.shape[1:]) for k, v in x_tr.items()},
-                       "n_outputs": n_outputs, "loss": loss_name}
-        if ckpt_dir is not None and (ckpt_dir / LAST).is_file():
-            ck = load_checkpoint(ckpt_dir / LAST)
-            if ck.get("fingerprint") != fingerprint:
+    # ---- step 3: resume from the last checkpoint
+    def _restore(self, run: _Run) -> None:
+        ckpt = run.ckpt_dir
+        if ckpt is not None and (ckpt / LAST).is_file():
+            ck = load_checkpoint(ckpt / LAST)
+            if ck.get("fingerprint") != run.fingerprint:
+                differ = fingerprint_differences(ck.get("fingerprint"), run.fingerprint)
                 raise ConfigError(
-                    f"{ckpt_dir / LAST}: the checkpoint was written for other data or another model "
-                    f"({ck.get('fingerprint')} vs {fingerprint}); remove it or choose another checkpoint_dir"
+                    f"{ckpt / LAST}: the checkpoint was written for other data or another model or setting "
+                    f"(differs in: {', '.join(differ)}); remove it or choose another checkpoint_dir"
                 )
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            if sched is not None and ck.get("scheduler") is not None:
-                sched.load_state_dict(ck["scheduler"])
-            if scaler is not None and ck.get("scaler") is not None:
-                scaler.load_state_dict(ck["scaler"])
-            gen.set_state(ck["generator"])
+            run.model.load_state_dict(ck["model"])
+            if ck.get("objective"):
+                run.objective.load_state_dict(ck["objective"])
+            run.opt.load_state_dict(ck["optimizer"])
+            if run.sched is not None and ck.get("scheduler") is not None:
+                run.sched.load_state_dict(ck["scheduler"])
+            if run.scaler is not None and ck.get("scaler") is not None:
+                run.scaler.load_state_dict(ck["scaler"])
+            run.gen.set_state(ck["generator"])
             torch.set_rng_state(ck["torch_rng"])
-            if device.type == "cuda" and ck.get("cuda_rng") is not None:
+            if run.device.type == "cuda" and ck.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state_all(ck["cuda_rng"])
+            result = run.result
             result.history = list(ck["history"])
             result.best_epoch, result.stopped_early = ck["best_epoch"], bool(ck["stopped_early"])
-            best = ck["best"] if ck["best"] is not None else math.inf
-            bad_epochs, start_epoch = int(ck["bad_epochs"]), int(ck["epoch"])
-            result.resumed_from_epoch = start_epoch
-            if (ckpt_dir / BEST).is_file():
-                best_state = load_checkpoint(ckpt_dir / BEST)["model"]
-        result.best_val_loss = None if math.isinf(best) else best
+            run.best = ck["best"] if ck["best"] is not None else math.inf
+            run.bad_epochs, run.start_epoch = int(ck["bad_epochs"]), int(ck["epoch"])
+            result.resumed_from_epoch = run.start_epoch
+            if (ckpt / BEST).is_file():
+                best = load_checkpoint(ckpt / BEST)
+                run.best_state, run.best_objective = best["model"], best.get("objective")
+        run.result.best_val_loss = None if math.isinf(run.best) else run.best
 
-        bar = _EpochBar(c.progress, c.max_epochs, start_epoch)
-        with bar:
-            for epoch in range(start_epoch, c.max_epochs):
-                if result.stopped_early:
-                    break
-                t0 = time.perf_counter()
-                model.train()
-                perm = torch.randperm(n_tr, generator=gen) if c.shuffle else torch.arange(n_tr)
-                perm = perm.to(device)
-                total = torch.zeros((), device=device)
-                seen, last_lr = 0, c.lr
-                for s in range(steps):
-                    idx = perm[s * bs: (s + 1) * bs]
-                    batch = {k: v[idx] for k, v in x_tr.items()}
-                    yb = y_tr[idx]
-                    for k in aug_keys:
-                        batch[k] = augment(batch[k])  # type: ignore[misc]
-                    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                        out = model(**batch)
-                    loss = loss_fn(out.float(), yb)
-                    opt.zero_grad(set_to_none=True)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.step(opt)
-                        scaler.update()
-                    else:
-                        loss.backward()
-                        opt.step()
-                    if s == steps - 1:
-                        last_lr = opt.param_groups[0]["lr"]  # the rate used for the epoch's last batch
-                    if sched is not None:
-                        sched.step()
-                    total += loss.detach() * len(idx)
-                    seen += len(idx)
-                train_loss = float(total / seen)
-                rec: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": None,
-                                       "val_accuracy": None}
-                if x_va is not None:
-                    rec["val_loss"], rec["val_accuracy"] = self._evaluate(
-                        model, x_va, y_va, loss_fn, loss_name, amp_dtype, device)
-                rec["lr"] = float(last_lr)
-                rec["seconds"] = round(time.perf_counter() - t0, 4)
-                if not is_class:
-                    rec.pop("val_accuracy")
-                result.history.append(rec)
-                watched = rec[monitor]
-                if watched < best:
-                    best, bad_epochs = watched, 0
-                    best_state = state_to_cpu(model.state_dict())
-                    result.best_epoch, result.best_val_loss = epoch + 1, watched
-                    if ckpt_dir is not None:
-                        save_checkpoint(ckpt_dir / BEST, {"model": best_state, "epoch": epoch + 1})
-                else:
-                    bad_epochs += 1
-                if c.patience is not None and bad_epochs >= c.patience and epoch + 1 < c.max_epochs:
-                    result.stopped_early = True
-                if ckpt_dir is not None:
-                    save_checkpoint(ckpt_dir / LAST, {
-                        "model": model.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict() if sched is not None else None,
-                        "scaler": scaler.state_dict() if scaler is not None else None,
-                        "epoch": epoch + 1,
-                        "history": result.history,
-                        "best": None if math.isinf(best) else best,
-                        "best_epoch": result.best_epoch,
-                        "bad_epochs": bad_epochs,
-                        "stopped_early": result.stopped_early,
-                        "generator": gen.get_state(),
-                        "torch_rng": torch.get_rng_state(),
-                        "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
-                        "fingerprint": fingerprint,
-                        "config": self.config.model_dump(),
-                    })
-                bar.update(rec)
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        if channels_last:
-            model.to(memory_format=torch.contiguous_format)
-        model.eval()
-        return result
-
-    @torch.no_grad()
-    def _evaluate(self, model: nn.Module, x: dict[str, torch.Tensor], y: torch.Tensor, loss_fn: nn.Module,
-                  loss_name: str, amp_dtype: torch.dtype | None, device: torch.device) -> tuple[float, float | None]:
-        model.eval()
-        n = len(y)
-        bs = self.config.batch_size
-        total = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        for s in range(0, n, bs):
-            batch = {k: v[s: s + bs] for k, v in x.items()}
-            yb = y[s: s + bs]
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+    # ---- step 4: one epoch of training
+    def _train_epoch(self, run: _Run) -> dict[str, Any]:
+        c = self.config
+        model, opt = run.model, run.opt
+        model.train()
+        total = torch.zeros((), device=run.device)
+        sums = _PartSums(run.objective, run.device) if run.per_head else None
+        seen, last_lr = 0, c.lr
+        for s, (idx, batch, yb) in enumerate(self._train_batches(run)):
+            if run.augment is not None:
+                batch = self._augment(run, batch)
+            with torch.autocast(run.device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None):
                 out = model(**batch)
-            out = out.float()
-            total += loss_fn(out, yb) * len(yb)
-            if loss_name == "bce_logits":
-                correct += ((out.reshape(-1) > 0).long() == yb.reshape(-1).long()).sum()
-            elif loss_name == "cross_entropy":
-                correct += (out.argmax(dim=1) == yb.reshape(-1).long()).sum()
-        acc = float(correct) / n if loss_name in ("bce_logits", "cross_entropy") else None
-        return float(total) / n, acc
+            loss, parts = run.objective(out, yb)
+            opt.zero_grad(set_to_none=True)
+            if run.scaler is not None:
+                run.scaler.scale(loss).backward()
+                run.scaler.step(opt)
+                run.scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            if s == run.steps - 1:
+                last_lr = opt.param_groups[0]["lr"]  # the rate used for the epoch's last batch
+            if run.sched is not None:
+                run.sched.step()
+            total += loss.detach() * len(idx)
+            seen += len(idx)
+            if sums is not None:
+                sums.add(out, parts, yb, len(idx), detach=True)
+        rec: dict[str, Any] = {"train_loss": float(total / seen)}
+        if sums is not None:
+            rec.update({f"train_{k}": v for k, v in sums.means().items()})
+        rec["lr"] = float(last_lr)
+        return rec
+
+    def _train_batches(self, run: _Run) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, Any]]]:
+        """(row indices, inputs, targets) of each training batch: index slices of a seeded permutation in
+        memory, or a streamed pass over blocks (module text)."""
+        c = self.config
+        if isinstance(run.x_tr, BatchSource):
+            yield from self._stream_batches(run, run.x_tr, run.y_tr, run.gen if c.shuffle else None, c.drop_last)
+            return
+        n_tr, bs = run.result.n_train, c.batch_size
+        perm = torch.randperm(n_tr, generator=run.gen) if c.shuffle else torch.arange(n_tr)
+        perm = perm.to(run.device)
+        for s in range(run.steps):
+            idx = perm[s * bs: (s + 1) * bs]
+            yield idx, {k: v[idx] for k, v in run.x_tr.items()}, {k: v[idx] for k, v in run.y_tr.items()}
+
+    def _stream_batches(self, run: _Run, source: BatchSource, y: dict[str, torch.Tensor], gen: torch.Generator | None,
+                        drop_last: bool) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, Any]]]:
+        c = self.config
+        for pos, arrays in iter_batches(source, c.batch_size, c.stream_block, c.stream_buffer, gen, drop_last):
+            idx = torch.from_numpy(pos).to(run.device)
+            yield idx, _batch_tensors(arrays, run.device, run.channels_last), {k: v[idx] for k, v in y.items()}
+
+    def _val_batches(self, run: _Run) -> Iterator[tuple[dict[str, torch.Tensor], dict[str, Any]]]:
+        y = run.y_va or {}
+        if isinstance(run.x_va, BatchSource):
+            for _, batch, yb in self._stream_batches(run, run.x_va, y, None, False):
+                yield batch, yb
+            return
+        n, bs = _n_rows(run.x_va), self.config.batch_size  # type: ignore[arg-type]
+        for s in range(0, n, bs):
+            yield {k: v[s: s + bs] for k, v in run.x_va.items()}, {k: v[s: s + bs] for k, v in y.items()}  # type: ignore[union-attr]
+
+    def _augment(self, run: _Run, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        aug, keys = run.augment, run.aug_keys
+        if len(keys) > 1 and self.config.augment_same and hasattr(aug, "forward_many"):
+            return {**batch, **dict(zip(keys, aug.forward_many([batch[k] for k in keys]), strict=True))}
+        for k in keys:
+            batch[k] = aug(batch[k])  # type: ignore[misc]
+        return batch
+
+    # ---- step 5: validation
+    @torch.no_grad()
+    def _validate(self, run: _Run) -> dict[str, Any]:
+        """val_loss (and per head with several heads), val_accuracy of class heads; None without a set."""
+        heads = run.objective.heads
+        single_class = len(heads) == 1 and next(iter(heads.values())).task == "classification"
+        if run.x_va is None:
+            rec: dict[str, Any] = {"val_loss": None}
+            if single_class:
+                rec["val_accuracy"] = None
+            if run.per_head:
+                rec.update({f"val_loss_{h}": None for h in heads})
+                rec.update({f"val_accuracy_{h}": None for h, hd in heads.items() if hd.task == "classification"})
+            return rec
+        run.model.eval()
+        sums = _PartSums(run.objective, run.device)
+        for batch, yb in self._val_batches(run):
+            with torch.autocast(run.device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None):
+                out = run.model(**batch)
+            _, parts = run.objective(out, yb)
+            sums.add(out, parts, yb, len(batch[next(iter(batch))]))
+        means, acc = sums.means(), sums.accuracies()
+        rec = {"val_loss": sums.total(means)}
+        if single_class:
+            rec["val_accuracy"] = next(iter(acc.values()))
+        if run.per_head:
+            rec.update({f"val_{k}": v for k, v in means.items()})
+            rec.update({f"val_accuracy_{h}": v for h, v in acc.items()})
+        return rec
+
+    # ---- step 6: best weights, early stopping, checkpoint
+    def _end_epoch(self, run: _Run, rec: dict[str, Any], epoch: int) -> None:
+        c, result = self.config, run.result
+        if temperature := getattr(run.objective, "temperature", None):
+            rec["temperature"] = temperature
+        watched = rec[result.monitor] if rec[result.monitor] is not None else math.inf
+        if watched < run.best:
+            run.best, run.bad_epochs = watched, 0
+            run.best_state = state_to_cpu(run.model.state_dict())
+            run.best_objective = state_to_cpu(run.objective.state_dict())
+            result.best_epoch, result.best_val_loss = epoch + 1, watched
+            if run.ckpt_dir is not None:
+                save_checkpoint(run.ckpt_dir / BEST, {"model": run.best_state, "objective": run.best_objective,
+                                                      "epoch": epoch + 1})
+        else:
+            run.bad_epochs += 1
+        if c.patience is not None and run.bad_epochs >= c.patience and epoch + 1 < c.max_epochs:
+            result.stopped_early = True
+        if run.ckpt_dir is not None:
+            self._save(run, epoch)
+
+    def _save(self, run: _Run, epoch: int) -> None:
+        save_checkpoint(run.ckpt_dir / LAST, {  # type: ignore[operator]
+            "model": run.model.state_dict(),
+            "objective": run.objective.state_dict(),
+            "optimizer": run.opt.state_dict(),
+            "scheduler": run.sched.state_dict() if run.sched is not None else None,
+            "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+            "epoch": epoch + 1,
+            "history": run.result.history,
+            "best": None if math.isinf(run.best) else run.best,
+            "best_epoch": run.result.best_epoch,
+            "bad_epochs": run.bad_epochs,
+            "stopped_early": run.result.stopped_early,
+            "generator": run.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else None,
+            "fingerprint": run.fingerprint,
+            "config": self.config.model_dump(),
+        })
 
     # ------------------------------------------------------------------ predict
     @torch.no_grad()
-    def predict(self, model: nn.Module, inputs: dict[str, Any], batch_size: int | None = None) -> torch.Tensor:
+    def predict(self, model: nn.Module, inputs: dict[str, Any],
+                batch_size: int | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
         """Raw model outputs (logits, or (mean, raw variance)) for ``inputs``: eval mode, no gradients,
-        in batches; returned as a float32 CPU tensor of shape (N, n_outputs)."""
+        in batches; a float32 CPU tensor of shape (N, n_outputs), or for a model returning a dict a dict
+        of such tensors."""
         device = resolve_device(self.config.device)
         keys = self._keys(model, inputs, "inputs")
-        x = {k: _as_tensor(inputs[k], k) for k in keys}
-        n = len(x[keys[0]])
         bs = batch_size or max(self.config.batch_size, 1024)
+        if isinstance(inputs, BatchSource) and len(inputs) == 0:
+            inputs = inputs.select(keys).read_all()
+        if isinstance(inputs, BatchSource):  # read block by block, in order
+            n, c = len(inputs), self.config
+            batches: Iterator[dict[str, torch.Tensor]] = (
+                _batch_tensors(a, device, False)
+                for _, a in iter_batches(inputs.select(keys), bs, c.stream_block, c.stream_buffer))
+        else:
+            x = {k: _as_tensor(inputs[k], k) for k in keys}
+            n = len(x[keys[0]])
+            # an empty input still goes through once, for the output width
+            batches = ({k: v[s: s + bs].to(device, non_blocking=True) for k, v in x.items()}
+                       for s in range(0, max(n, 1), bs))
         model.to(device)
         model.eval()
-        outs = []
-        for s in range(0, max(n, 1), bs):  # an empty input still goes through once, for the output width
-            out = model(**{k: v[s: s + bs].to(device, non_blocking=True) for k, v in x.items()})
-            outs.append(out.float().cpu())
-        out = torch.cat(outs)
-        return out.reshape(n, 1) if out.ndim == 1 else out
+        outs: list[Any] = []
+        for xb in batches:
+            out = model(**xb)
+            outs.append({k: v.float().cpu() for k, v in out.items()} if isinstance(out, dict) else out.float().cpu())
+        if isinstance(outs[0], dict):
+            return {k: _columns(torch.cat([o[k] for o in outs]), n) for k in outs[0]}
+        return _columns(torch.cat(outs), n)
+
+
+def _on_device(x: Any, device: torch.device) -> Any:
+    """In-memory tensors moved to ``device`` (a batch source, or None, as it is)."""
+    return {k: v.to(device) for k, v in x.items()} if isinstance(x, dict) else x
+
+
+def _batch_tensors(arrays: dict[str, np.ndarray], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
+    """One batch read from a source as tensors on ``device`` (checked for NaN / inf, as in memory)."""
+    batch = {k: _as_tensor(v, k).to(device, non_blocking=True) for k, v in arrays.items()}
+    return _channels_last(batch) if channels_last else batch
+
+
+def _first_rows(x: dict[str, torch.Tensor] | BatchSource, device: torch.device, channels_last: bool) -> dict[str, Any]:
+    """The first two objects, to probe the model's outputs."""
+    if isinstance(x, BatchSource):
+        return _batch_tensors(x.read(np.arange(min(2, len(x)))), device, channels_last)
+    return {k: v[:2] for k, v in x.items()}
+
+
+def _n_rows(x: dict[str, torch.Tensor] | BatchSource) -> int:
+    return len(x) if isinstance(x, BatchSource) else len(next(iter(x.values())))
+
+
+def _lengths(x: dict[str, torch.Tensor] | BatchSource) -> dict[str, int]:
+    return {k: len(x) for k in x.keys} if isinstance(x, BatchSource) else {k: len(v) for k, v in x.items()}
+
+
+def _take(x: dict[str, torch.Tensor] | BatchSource, idx: np.ndarray, idx_t: torch.Tensor) -> Any:
+    return x.take(idx) if isinstance(x, BatchSource) else {k: v[idx_t] for k, v in x.items()}
+
+
+def _per_object(x: dict[str, torch.Tensor] | BatchSource) -> dict[str, tuple[int, ...]]:
+    """The per-object shape of each input."""
+    return dict(x.shapes()) if isinstance(x, BatchSource) else {k: tuple(v.shape[1:]) for k, v in x.items()}
+
+
+def _columns(out: torch.Tensor, n: int) -> torch.Tensor:
+    return out.reshape(n, 1) if out.ndim == 1 else out
+
+
+#: the name of the one head of today's single-target training (a plain tensor target)
+_LEGACY = "target"
+
+
+@dataclass
+class _Split:
+    """The inputs (tensors) and raw targets of training and validation, before any encoding."""
+
+    x_tr: dict[str, torch.Tensor] | BatchSource
+    y_tr: dict[str, Any]
+    x_va: dict[str, torch.Tensor] | BatchSource | None
+    y_va: dict[str, Any] | None
+
+
+@dataclass
+class _Run:
+    """Everything one fit carries from step to step."""
+
+    model: nn.Module
+    objective: Any
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    opt: torch.optim.Optimizer
+    sched: Any
+    scaler: Any
+    gen: torch.Generator
+    x_tr: dict[str, torch.Tensor] | BatchSource
+    y_tr: dict[str, torch.Tensor]
+    x_va: dict[str, torch.Tensor] | BatchSource | None
+    y_va: dict[str, torch.Tensor] | None
+    steps: int
+    augment: nn.Module | None
+    aug_keys: tuple[str, ...]
+    channels_last: bool
+    result: TrainResult
+    fingerprint: dict[str, Any]
+    ckpt_dir: Path | None
+    best: float = math.inf
+    bad_epochs: int = 0
+    start_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    best_objective: dict[str, torch.Tensor] | None = None
+
+    @property
+    def per_head(self) -> bool:
+        """History per head: with more than one head."""
+        return len(self.objective.heads) > 1
+
+
+class _PartSums:
+    """Running sums of the objective's parts (each over the rows that have its head's target) and of the
+    class heads' correct answers, for the epoch means."""
+
+    def __init__(self, objective: Any, device: torch.device):
+        self.objective = objective
+        self.heads = objective.heads
+        self.loss: dict[str, torch.Tensor] = {}
+        self.rows: dict[str, Any] = {}
+        self.hits: dict[str, torch.Tensor] = {}
+        self.valid: dict[str, torch.Tensor] = {}
+
+    def add(self, out: Any, parts: dict[str, torch.Tensor], yb: dict[str, torch.Tensor], n: int,
+            detach: bool = False) -> None:
+        for key, loss in parts.items():
+            head = self.heads.get(key[len("loss_"):])
+            rows: Any = n if head is None or head.complete else head.valid(yb[head.name]).sum()
+            value = (loss.detach() if detach else loss) * rows
+            self.loss[key] = value if key not in self.loss else self.loss[key] + value
+            self.rows[key] = rows if key not in self.rows else self.rows[key] + rows
+        if detach:  # training: losses only
+            return
+        for name, head in self.heads.items():
+            hit = head.correct(out if isinstance(out, torch.Tensor) else out[name], yb[name])
+            if hit is not None:
+                self.hits[name] = hit[0] if name not in self.hits else self.hits[name] + hit[0]
+                self.valid[name] = hit[1] if name not in self.valid else self.valid[name] + hit[1]
+
+    def means(self) -> dict[str, float | None]:
+        return {k: (float(v) / float(self.rows[k]) if float(self.rows[k]) > 0 else None) for k, v in self.loss.items()}
+
+    def accuracies(self) -> dict[str, float | None]:
+        return {k: (float(v) / float(self.valid[k]) if float(self.valid[k]) > 0 else None) for k, v in self.hits.items()}
+
+    def total(self, means: dict[str, float | None]) -> float | None:
+        """The monitored loss: the weighted sum of the per-head means (the one part of a single head)."""
+        if len(means) == 1:
+            (key, value), = means.items()
+            head = self.heads.get(key[len("loss_"):])
+            return value if head is None or head.weight == 1.0 or value is None else head.weight * value
+        known = {k: v for k, v in means.items() if v is not None}
+        if not known:
+            return None
+        return sum(self.heads[k[len("loss_"):]].weight * v for k, v in known.items())
+
+
+def _targets(targets: Any, objective: Any) -> dict[str, Any]:
+    """Targets as ``{head: values}``: a dict as given (arrays), a plain tensor / array under the one head's
+    name (today's single target, kept as a tensor: float64 becomes float32)."""
+    if targets is None:
+        return {}
+    if isinstance(targets, dict):
+        return {str(k): (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
+                for k, v in targets.items()}
+    y = torch.as_tensor(np.asarray(targets) if not isinstance(targets, torch.Tensor) else targets)
+    if torch.is_floating_point(y) and y.dtype != torch.float32:
+        y = y.float()
+    heads = list(getattr(objective, "heads", None) or {})
+    if objective is not None and len(heads) != 1:
+        raise BadValueError(f"one target array for an objective with heads {heads}: give a dict {{head: values}}")
+    return {heads[0] if heads else _LEGACY: y}
+
+
+def _class_like(v: Any) -> bool:
+    return np.asarray(v).dtype.kind in "biuUSO"
+
+
+def _strata(y: dict[str, Any], objective: Any) -> np.ndarray | None:
+    """Labels to stratify the validation split on: the first class head's (missing = a group of its own)."""
+    heads = getattr(objective, "heads", None) or {}
+    for name, v in y.items():
+        is_class = heads[name].task == "classification" if name in heads else (
+            is_class_target(v) if isinstance(v, torch.Tensor) else _class_like(v))
+        if not is_class:
+            continue
+        if isinstance(v, torch.Tensor):
+            return v.numpy()
+        from astromodal.training.heads import _class_missing
+
+        v = np.asarray(v).reshape(-1)
+        missing = _class_missing(v)
+        codes = np.full(len(v), -1, dtype=np.int64)
+        _, codes[~missing] = np.unique(v[~missing], return_inverse=True)
+        codes[missing] = codes.max() + 1 if len(codes) else 0
+        return codes
+    return None
+
+
+def _rows_picker(idx: np.ndarray, idx_t: torch.Tensor) -> Any:
+    return lambda v: v[idx_t] if isinstance(v, torch.Tensor) else np.asarray(v)[idx]
+
+
+def _encode(objective: Any, y: dict[str, Any] | None) -> dict[str, torch.Tensor] | None:
+    if y is None:
+        return None
+    return {name: head.encode(y[name]) for name, head in objective.heads.items()}
+
+
+def _widths(probe: Any) -> int | dict[str, int]:
+    def width(t: torch.Tensor) -> int:
+        return int(t.shape[1]) if t.ndim > 1 else 1
+
+    return {k: width(v) for k, v in probe.items()} if isinstance(probe, dict) else width(probe)
+
+
+def _check_width(head: Any, probe: Any, n_heads: int) -> None:
+    if isinstance(probe, dict):
+        if head.name not in probe:
+            raise BadValueError(f"the model returns the outputs {sorted(probe)} but there is no {head.name!r} "
+                                "for the head of that name")
+        out = probe[head.name]
+    elif n_heads > 1:
+        raise BadValueError(f"the model returns one tensor but there are {n_heads} heads: return a dict")
+    else:
+        out = probe
+    width = int(out.shape[1]) if out.ndim > 1 else 1
+    if width != head.n_outputs and not (head.kind == "point" and width >= 1):
+        raise ConfigError(f"head {head.name!r}: the model's output has {width} column(s) but a {head.kind} head "
+                          f"needs {head.n_outputs}")
 
 
 def _validation_split(n: int, fraction: float, labels: np.ndarray | None, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,10 @@ Names (each applied independently to each image with probability ``p``, in the o
   Zhong et al. 2020).
 - ``shift``: translate by up to ``shift`` (default 0.1) of the width / height, bilinear, zero fill.
 
+Several image inputs of the same objects (gri and urz cutouts, four resolutions): ``aug.forward_many([a,
+b])`` gives every object the same geometric draw in all of them (the trainer does so for every 4-D input
+unless ``augment_same: false``).
+
 The module only acts in training mode: after ``.eval()`` it returns its input unchanged, like dropout.
 With ``seed`` set it draws from its own random stream (the global torch generator is left untouched
 and the same seed gives the same sequence of augmented batches); with ``seed=None`` it uses torch's
@@ -28,7 +32,8 @@ global generator.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -71,33 +76,100 @@ class Augmentation(nn.Module):
         self._states = {}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self._check(images)
+        if not self.training or len(self.ops) == 0 or images.shape[0] == 0:
+            return images
+        with self._stream(images.device):
+            out = self.ops(images)
+        return out.to(images.dtype)
+
+    def forward_many(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Augment several image inputs of the same objects with the same geometric draw per object.
+
+        Every operation draws its parameters once, on the first input, and applies them to all: the same
+        flips, rotation angle and shift (as a fraction of the size), the same erased region (scaled to each
+        input's size). Noise is drawn per pixel, independently for each input. Inputs of equal size given
+        the same pixels stay equal."""
+        images = list(images)
+        for im in images:
+            self._check(im)
+        if len({im.shape[0] for im in images}) > 1:
+            raise BadValueError(f"augmenting inputs of one object together needs equal batch sizes, got "
+                                f"{[im.shape[0] for im in images]}")
+        if not self.training or len(self.ops) == 0 or not images or images[0].shape[0] == 0:
+            return images
+        outs = images
+        with self._stream(images[0].device):
+            for op in self.ops:
+                first = op(outs[0])
+                params = dict(op._params)
+                outs = [first] + [op(x) if _per_pixel(op) else op(x, params=_rescaled(params, outs[0].shape, x.shape))
+                                  for x in outs[1:]]
+        return [o.to(i.dtype) for o, i in zip(outs, images, strict=True)]
+
+    @staticmethod
+    def _check(images: torch.Tensor) -> None:
         if images.ndim != 4:
             raise BadValueError(
                 f"augmentation expects image batches shaped (N, C, H, W), got {tuple(images.shape)}"
             )
         if not images.is_floating_point():
             raise BadValueError(f"augmentation expects floating-point pixels, got {images.dtype}")
-        if not self.training or len(self.ops) == 0 or images.shape[0] == 0:
-            return images
+
+    @contextmanager
+    def _stream(self, device: torch.device) -> Iterator[None]:
+        """Draw from the module's own seeded stream (continuing where the previous call stopped); the
+        global generator is left alone. Without a seed: torch's global generator."""
         if self.seed is None:
-            return self.ops(images).to(images.dtype)
-        cuda = images.device.type == "cuda"
-        key = f"cuda:{images.device.index or 0}" if cuda else "cpu"
-        with torch.random.fork_rng(devices=[images.device] if cuda else []):
+            yield
+            return
+        cuda = device.type == "cuda"
+        key = f"cuda:{device.index or 0}" if cuda else "cpu"
+        with torch.random.fork_rng(devices=[device] if cuda else []):
             # own stream: seed once, then continue from where the previous call stopped
             torch.manual_seed(self.seed)
             if "cpu" in self._states:
                 torch.set_rng_state(self._states["cpu"])
             if cuda and key in self._states:
-                torch.cuda.set_rng_state(self._states[key], images.device)
-            out = self.ops(images)
+                torch.cuda.set_rng_state(self._states[key], device)
+            yield
             self._states["cpu"] = torch.get_rng_state()
             if cuda:
-                self._states[key] = torch.cuda.get_rng_state(images.device)
-        return out.to(images.dtype)
+                self._states[key] = torch.cuda.get_rng_state(device)
 
     def extra_repr(self) -> str:
         return f"names={list(self.names)}, seed={self.seed}"
+
+
+def _per_pixel(op: nn.Module) -> bool:
+    """Operations whose draw is per pixel (noise): drawn afresh for each input."""
+    return "gaussian_noise" in getattr(op, "_params", {})
+
+
+#: parameters of kornia's operations given in pixels along the width / the height
+_ALONG_W, _ALONG_H = ("xs", "widths"), ("ys", "heights")
+
+
+def _rescaled(params: dict[str, torch.Tensor], shape: torch.Size, to: torch.Size) -> dict[str, torch.Tensor]:
+    """The parameters drawn for an image of ``shape`` applied to one of shape ``to``: pixel quantities
+    (shifts, centre, erased box) scaled by the ratio of the sizes; the same draw for the same size."""
+    out = dict(params)
+    out["forward_input_shape"] = torch.tensor(tuple(to))
+    if tuple(shape[-2:]) == tuple(to[-2:]):
+        return out
+    rw, rh = to[-1] / shape[-1], to[-2] / shape[-2]
+    for k in _ALONG_W:
+        if k in out:
+            out[k] = torch.round(out[k] * rw)
+    for k in _ALONG_H:
+        if k in out:
+            out[k] = torch.round(out[k] * rh)
+    ratio = torch.tensor([rw, rh], dtype=torch.float32)
+    if "translations" in out:
+        out["translations"] = out["translations"] * ratio.to(out["translations"])
+    if "center" in out:
+        out["center"] = (out["center"] + 0.5) * ratio.to(out["center"]) - 0.5
+    return out
 
 
 def make_augmentation(
