@@ -3,10 +3,11 @@
 * :mod:`~astromodal.training.trainer`: ``TrainerConfig``, ``Trainer`` (the one training loop), ``TrainResult``;
 * :mod:`~astromodal.training.losses`: balanced BCE / cross-entropy, Gaussian NLL, ``make_loss``;
 * :mod:`~astromodal.training.estimator`: ``SklearnEstimator``, ``TorchEstimator``, ``make_estimator``,
-  ``load_estimator``;
+  ``load_estimator`` (one head or several: ``predict_heads``, ``head_names``; embeddings: ``transform``);
 * :mod:`~astromodal.training.crossval`: ``kfold_ensemble`` (a fresh model per fold);
-* :mod:`~astromodal.training.ensemble`: ``EnsembleEstimator`` (weighted probabilities, MESCR Eq. 1) and
-  ``fit_resample_ensemble`` (members on weighted draws with replacement, out-of-bag predictions).
+* :mod:`~astromodal.training.ensemble`: ``EnsembleEstimator`` (weighted probabilities, MESCR Eq. 1, per
+  head) and ``fit_resample_ensemble`` (members on weighted draws with replacement, out-of-bag predictions
+  per head, ``HeadOOB``); ``member_mean_var`` / ``member_heads``, one reading of a member's predictions.
 
 Names are imported lazily, so ``import astromodal.training`` does not load torch by itself.
 """
@@ -33,6 +34,9 @@ _EXPORTS = {
     "combine_gaussians": "ensemble",
     "fit_resample_ensemble": "ensemble",
     "ResampleResult": "ensemble",
+    "HeadOOB": "ensemble",
+    "member_mean_var": "ensemble",
+    "member_heads": "ensemble",
 }
 
 __all__ = sorted(_EXPORTS)

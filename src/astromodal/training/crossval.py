@@ -38,6 +38,8 @@ class CVResult:
     #: out-of-fold class probabilities (N, K), columns in ``ensemble.classes_`` order (classification)
     oof_proba: np.ndarray | None = None
     histories: list[list[dict[str, Any]] | None] = field(default_factory=list)
+    #: several heads: every head's out-of-fold prediction, ``{head: Categorical | Gaussian}``
+    oof_heads: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Mean and standard deviation over folds of each numeric fold metric."""
@@ -65,27 +67,53 @@ def _adapt(est: Any, fold: int, prefix: str = "fold") -> None:
     est.trainer = cfg.model_copy(update=update)
 
 
-def kfold_ensemble(make: Callable[[], Any], X: Any, y: np.ndarray, k: int = 10, seed: int = 0,
+def kfold_ensemble(make: Callable[[], Any], X: Any, y: Any, k: int = 10, seed: int = 0,
                    stratified: bool = True) -> CVResult:
-    """Train ``k`` fresh estimators on stratified folds of (X, y); return fold metrics and their ensemble."""
-    y = np.asarray(y)
+    """Train ``k`` fresh estimators on stratified folds of (X, y); return fold metrics and their ensemble.
+
+    ``y`` is an array (one target) or a dict ``{target: array}`` (several heads: each fold model gets every
+    head's rows of its folds and masks the rows without a target itself; folds are stratified on the
+    first class head, missing labels a group of their own). The fold metrics and ``oof_prediction`` /
+    ``oof_proba`` are the primary (first) head's, scored on the rows that have its target; ``oof_heads``
+    holds every head's out-of-fold prediction (:class:`Categorical` / :class:`Gaussian`)."""
+    from astromodal.training.ensemble import (
+        _class_codes,
+        member_heads,
+        n_targets,
+        planned_tasks,
+        subset_targets,
+    )
+    from astromodal.training.estimator import valid_rows
+
+    several = isinstance(y, dict)
+    y = {k_: np.asarray(v) for k_, v in y.items()} if several else np.asarray(y)
+    n = n_targets(y)
+    first_est = make()
+    tasks = planned_tasks(first_est, y)
+    names = list(tasks)
+    y_main = y[names[0]] if several else y
     labels = None
-    if stratified and y.dtype.kind in "biuUSO":
+    if several:
+        strata = next((y[t] for t in names if tasks[t] == "classification" and t in y), None)
+        labels = None if strata is None or not stratified else _class_codes(strata)
+    elif stratified and y.dtype.kind in "biuUSO":
         labels = np.unique(y, return_inverse=True)[1]
+    valid = valid_rows(y_main, tasks[names[0]]) if several else np.ones(n, dtype=bool)
     members: list[Any] = []
     folds: list[dict[str, Any]] = []
     oof: np.ndarray | None = None
     oof_proba: np.ndarray | None = None
-    classes = np.unique(y)
-    for fold, (tr, va) in enumerate(kfold_indices(len(y), k, labels, seed)):
-        est = make()
+    classes = np.unique(y_main[valid])
+    oof_parts: dict[str, list[tuple[np.ndarray, Any]]] = {}
+    for fold, (tr, va) in enumerate(kfold_indices(n, k, labels, seed)):
+        est = first_est if fold == 0 else make()
         if any(est is m for m in members):
             raise ConfigError("kfold_ensemble: make() returned an estimator object already used for another fold; "
                               "it must build a fresh one each call")
         _adapt(est, fold)
         t0 = time.perf_counter()
-        X_va, y_va = _rows(X, va), y[va]
-        est.fit(_rows(X, tr), y[tr], X_va, y_va)
+        X_va, y_va = _rows(X, va), y_main[va]
+        est.fit(_rows(X, tr), subset_targets(y, tr), X_va, subset_targets(y, va))
         rec: dict[str, Any] = {"fold": fold, "n_train": int(len(tr)), "n_val": int(len(va)),
                                "train_loss": None, "val_loss": None, "best_epoch": None}
         history = getattr(est, "history", None)
@@ -95,30 +123,54 @@ def kfold_ensemble(make: Callable[[], Any], X: Any, y: np.ndarray, k: int = 10, 
             best = next((h for h in history if h["epoch"] == best_epoch), history[-1])
             rec.update(train_loss=best["train_loss"], val_loss=best.get("val_loss"), best_epoch=best_epoch,
                        epochs=len(history))
+        ok = valid[va]
         if est.task == "classification":
             proba = _proba(est, X_va)
             pred = est.classes_[np.argmax(proba, axis=1)] if proba is not None else np.asarray(est.predict(X_va))
-            rec["val_accuracy"] = float(np.mean(pred == y_va))
+            rec["val_accuracy"] = float(np.mean(pred[ok] == y_va[ok])) if ok.any() else None
             if oof is None:
-                oof = np.empty(len(y), dtype=y.dtype)
+                oof = np.empty(n, dtype=y_main.dtype)
             oof[va] = pred
             if proba is not None:
                 if oof_proba is None:
-                    oof_proba = np.full((len(y), len(classes)), np.nan)
+                    oof_proba = np.full((n, len(classes)), np.nan)
                 oof_proba[np.ix_(va, np.searchsorted(classes, np.asarray(est.classes_)))] = proba
         else:
             pred = np.asarray(est.predict(X_va), dtype=np.float64).reshape(len(va), -1)[:, 0]
-            rec["val_rmse"] = float(np.sqrt(np.mean((pred - y_va) ** 2)))
+            rec["val_rmse"] = float(np.sqrt(np.mean((pred[ok] - y_va[ok]) ** 2))) if ok.any() else None
             if oof is None:
-                oof = np.empty(len(y), dtype=np.float64)
+                oof = np.empty(n, dtype=np.float64)
             oof[va] = pred
+        if several:
+            for name, p in member_heads(est, X_va, names).items():
+                oof_parts.setdefault(name, []).append((va, p))
         rec["seconds"] = round(time.perf_counter() - t0, 3)
         members.append(est)
         folds.append(rec)
     if oof_proba is not None:
         oof_proba = np.nan_to_num(oof_proba, nan=0.0)  # a class a fold model never saw: probability 0
     return CVResult(members, folds, EnsembleEstimator(members), oof_prediction=oof, oof_proba=oof_proba,
-                    histories=[getattr(m, "history", None) for m in members])
+                    histories=[getattr(m, "history", None) for m in members], oof_heads=_oof_heads(oof_parts, n))
+
+
+def _oof_heads(parts: dict[str, list[tuple[np.ndarray, Any]]], n: int) -> dict[str, Any]:
+    """Every head's out-of-fold prediction assembled from the folds' validation predictions."""
+    from astromodal.training.predictions import Categorical, Gaussian
+
+    out: dict[str, Any] = {}
+    for name, items in parts.items():
+        if isinstance(items[0][1], Categorical):
+            classes = np.unique(np.concatenate([np.asarray(p.classes) for _, p in items]))
+            proba = np.zeros((n, len(classes)))  # a class a fold model never saw: probability 0
+            for va, p in items:
+                proba[np.ix_(va, np.searchsorted(classes, np.asarray(p.classes)))] = p.proba
+            out[name] = Categorical(proba, classes)
+        else:
+            mean, var = np.full(n, np.nan), np.full(n, np.nan)
+            for va, p in items:
+                mean[va], var[va] = p.mean, p.var
+            out[name] = Gaussian(mean, var)
+    return out
 
 
 def _proba(est: Any, X: Any) -> np.ndarray | None:

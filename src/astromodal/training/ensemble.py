@@ -18,7 +18,13 @@ their means; ``sigma_net`` is the model-to-model spread alone. All are in the ta
 member undoes its own target standardisation). A member without a variance head (a scikit-learn
 regressor, an MSE-trained network) has an unknown ``s2_i`` (NaN): ``s2`` is then NaN (never the spread
 alone passed off as the whole uncertainty), while ``mu`` and ``sigma_net`` stay defined.
-``predict_mean_var`` gives ``(mu, s2)``, like every regression estimator.
+``predict_mean_var`` gives ``(mu, s2)``, like every regression estimator. :func:`combine_gaussians` takes
+a ``mask`` (M, N) of the members that count for each object (the out-of-bag combination uses it).
+
+Members with several heads (``class`` and ``radius``): :meth:`EnsembleEstimator.predict_heads` combines
+per head, a class head by the weighted mean of its probabilities, a regression head by Eq. 1 unweighted
+(plus ``sigma_net``); unequal weights need at least one class head. :func:`fit_resample_ensemble` and
+:func:`~astromodal.training.crossval.kfold_ensemble` take ``y`` as a dict ``{target: array}``.
 
 A binary classification ensemble may carry a decision ``threshold`` on the positive-class probability
 (chosen on out-of-fold predictions, see :func:`astromodal.evaluation.metrics.best_threshold`); ``predict``
@@ -39,6 +45,81 @@ import numpy as np
 from astromodal.errors import BadValueError, ConfigError, DataFormatError
 
 
+def ensemble_weights(weights: Any, n_members: int, tasks: dict[str, str] | None = None) -> np.ndarray:
+    """Member weights normalised to sum to one (equal when None); a :class:`ConfigError` for a wrong length,
+    negative / non-finite / all-zero weights, or unequal weights when no head is a class head (``tasks``
+    ``{head: task}``): the weights are for class probabilities, the Gaussian combination is unweighted."""
+    if weights is None:
+        w = np.full(n_members, 1.0 / n_members)
+    else:
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if len(w) != n_members:
+            raise ConfigError(f"{len(w)} ensemble weights for {n_members} members")
+        if (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
+            raise ConfigError(f"ensemble weights must be non-negative and not all zero, got {w.tolist()}")
+        w = w / w.sum()
+    if tasks:
+        check_unweighted(w, tasks)
+    return w
+
+
+def check_unweighted(w: np.ndarray, tasks: dict[str, str]) -> None:
+    """Unequal member weights need a class head: they weigh class probabilities, never Gaussians."""
+    if "classification" not in tasks.values() and not np.allclose(w, w[0]):
+        raise ConfigError(f"ensemble weights {w.round(4).tolist()} apply to class probabilities only: the "
+                          "Gaussian combination of regression members is unweighted (MESCR Eq. 1)")
+
+
+def _head_names(est: Any) -> list[str]:
+    names = getattr(est, "head_names", None)
+    return list(names) if names else ["target"]
+
+
+def _head_tasks(est: Any) -> dict[str, str]:
+    tasks = getattr(est, "head_tasks", None)
+    return dict(tasks) if tasks else {_head_names(est)[0]: est.task}
+
+
+def _head_classes(est: Any) -> dict[str, Any]:
+    classes = getattr(est, "head_classes", None)
+    if classes:
+        return dict(classes)
+    return {_head_names(est)[0]: getattr(est, "classes_", None)}
+
+
+def member_heads(est: Any, X: Any, names: list[str] | None = None) -> dict[str, Any]:
+    """A member's ``predict_heads(X)``, or for an estimator without it the single-head adapter
+    (:func:`~astromodal.training.predictions.legacy_predict_heads`) under the first of ``names``."""
+    from astromodal.training.predictions import legacy_predict_heads
+
+    if hasattr(est, "predict_heads"):
+        return est.predict_heads(X)
+    return legacy_predict_heads(est, X, (names or _head_names(est))[0])
+
+
+def member_mean_var(est: Any, X: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A regression estimator's (mean, variance) as float64 (N,) arrays: ``predict_mean_var``, or ``predict``
+    with a NaN variance for a model that predicts no uncertainty (a variance of None is NaN too)."""
+    if hasattr(est, "predict_mean_var"):
+        mean, var = est.predict_mean_var(X)
+        mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+        return mean, np.full(len(mean), np.nan) if var is None else np.asarray(var, dtype=np.float64).reshape(-1)
+    a = np.asarray(est.predict(X), dtype=np.float64)
+    mean = a.reshape(len(a), -1)[:, 0]
+    return mean, np.full(len(mean), np.nan)
+
+
+def combine_categoricals(preds: list[Any], weights: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Weighted mean (N, K) of member class probabilities (:class:`Categorical`), aligned on ``classes``
+    (a class a member never saw: probability 0 from it)."""
+    total = None
+    for w, p in zip(weights, preds, strict=True):
+        full = np.zeros((len(p.proba), len(classes)))
+        full[:, np.searchsorted(classes, np.asarray(p.classes))] = p.proba
+        total = w * full if total is None else total + w * full
+    return total
+
+
 class EnsembleEstimator:
     """A weighted average of fitted estimators with the estimator front (fit is not available)."""
 
@@ -49,26 +130,28 @@ class EnsembleEstimator:
         if not members:
             raise ConfigError("an ensemble needs at least one member")
         self.members = list(members)
-        if weights is None:
-            w = np.full(len(members), 1.0 / len(members))
-        else:
-            w = np.asarray(weights, dtype=np.float64).reshape(-1)
-            if len(w) != len(members):
-                raise ConfigError(f"{len(w)} ensemble weights for {len(members)} members")
-            if (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
-                raise ConfigError(f"ensemble weights must be non-negative and not all zero, got {w.tolist()}")
-            w = w / w.sum()
-        self.weights = w
+        self.weights = ensemble_weights(weights, len(members))
         tasks = {m.task for m in members}
         if len(tasks) != 1:
             raise ConfigError(f"ensemble members mix tasks {sorted(tasks)}")
         self.task = tasks.pop()
-        if self.task == "regression" and not np.allclose(w, w[0]):
-            raise ConfigError(f"ensemble weights {w.round(4).tolist()} apply to class probabilities only: the "
-                              "Gaussian combination of regression members is unweighted (MESCR Eq. 1)")
+        names = [_head_names(m) for m in self.members]
+        if any(n != names[0] for n in names):
+            raise ConfigError(f"ensemble members predict different heads: {names}")
+        self.head_names: list[str] = names[0]
+        self.head_tasks: dict[str, str] = _head_tasks(self.members[0])
+        check_unweighted(self.weights, self.head_tasks)
         self.classes_: np.ndarray | None = None
         if self.task == "classification":
             self.classes_ = np.unique(np.concatenate([np.asarray(m.classes_) for m in members]))
+        #: per class head, the union of the members' classes (the column order of its probabilities)
+        self.head_classes: dict[str, np.ndarray | None] = {}
+        for name in self.head_names:
+            if self.head_tasks.get(name) == "classification":
+                self.head_classes[name] = np.unique(np.concatenate([np.asarray(_head_classes(m)[name])
+                                                                    for m in members]))
+            else:
+                self.head_classes[name] = None
         self.history = None
         self.threshold: float | None = None
         if threshold is not None:
@@ -136,17 +219,7 @@ class EnsembleEstimator:
         """(mu, s2, sigma_net) per object for regression members (MESCR Eq. 1, see the module text)."""
         if self.task != "regression":
             raise NotImplementedError("predict_dist is for regression")
-        mus, s2s = [], []
-        for m in self.members:
-            if hasattr(m, "predict_mean_var"):
-                mu_i, s2_i = m.predict_mean_var(X)
-            else:  # a member that predicts no uncertainty
-                mu_i = np.asarray(m.predict(X), dtype=np.float64).reshape(-1)
-                s2_i = np.full_like(mu_i, np.nan)
-            if s2_i is None:
-                s2_i = np.full_like(np.asarray(mu_i, dtype=np.float64), np.nan)
-            mus.append(np.asarray(mu_i, dtype=np.float64).reshape(-1))
-            s2s.append(np.asarray(s2_i, dtype=np.float64).reshape(-1))
+        mus, s2s = zip(*(member_mean_var(m, X) for m in self.members), strict=True)
         return combine_gaussians(np.stack(mus), np.stack(s2s))  # unweighted: class weights never reach it
 
     @property
@@ -172,6 +245,26 @@ class EnsembleEstimator:
                 return self.classes_[np.argmax(self.votes(X), axis=1)]
         return self.predict_dist(X)[0]
 
+    # ---- every head
+    def predict_heads(self, X: Any) -> dict[str, Any]:
+        """``{head: Categorical | Gaussian}``: per class head the weighted mean of the member probabilities
+        (aligned on the union of their classes; the primary head carries the decision ``threshold``), per
+        regression head MESCR Eq. 1 over the member Gaussians, unweighted, with ``sigma_net``."""
+        from astromodal.training.predictions import Categorical, Gaussian
+
+        per_member = [member_heads(m, X, self.head_names) for m in self.members]
+        out: dict[str, Any] = {}
+        for i, name in enumerate(self.head_names):
+            preds = [p[name] for p in per_member]
+            if self.head_tasks.get(name) == "classification":
+                classes = self.head_classes[name]
+                out[name] = Categorical(combine_categoricals(preds, self.weights, classes), classes,
+                                        self.threshold if i == 0 else None)
+            else:
+                mu, s2, net = combine_gaussians(np.stack([p.mean for p in preds]), np.stack([p.var for p in preds]))
+                out[name] = Gaussian(mu, s2, net)
+        return out
+
     # ---- persistence
     def save(self, folder: str | Path) -> Path:
         """``ensemble.json`` + one sub-folder per member (``member-00``, ...)."""
@@ -190,6 +283,7 @@ class EnsembleEstimator:
             "weights": self.weights.tolist(),
             "threshold": self.threshold,
             "members": names,
+            "head_names": self.head_names,
         })
         return folder
 
@@ -206,13 +300,20 @@ class EnsembleEstimator:
         return cls(members, meta.get("weights"), threshold=meta.get("threshold"))
 
 
-def combine_gaussians(mu: np.ndarray, s2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def combine_gaussians(mu: np.ndarray, s2: np.ndarray,
+                      mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mixture mean, mixture variance (MESCR Eq. 1) and spread of the means (sigma_net) for member arrays
-    ``mu``, ``s2`` (M, N), each member counted once (no weights, see the module text)."""
+    ``mu``, ``s2`` (M, N), each member counted once (no weights, see the module text).
+
+    ``mask`` (M, N) bool: entry (i, n) takes part only where True (e.g. the members for which row n is out
+    of bag); each column is combined over its own members (count ``c_n``), entries outside the mask are
+    never read, and a column with no member is NaN in all three results."""
     mu = np.asarray(mu, dtype=np.float64)
     s2 = np.asarray(s2, dtype=np.float64)
     if mu.shape != s2.shape:
         raise BadValueError(f"member means {mu.shape} and variances {s2.shape} differ in shape")
+    if mask is not None:
+        return _combine_masked(mu, s2, np.asarray(mask))
     m = mu.shape[0]
     w = np.full((m,) + (1,) * (mu.ndim - 1), 1.0 / m)
     mean = np.sum(w * mu, axis=0)
@@ -223,7 +324,75 @@ def combine_gaussians(mu: np.ndarray, s2: np.ndarray) -> tuple[np.ndarray, np.nd
     return mean, np.maximum(var, 0.0), np.sqrt(spread2)
 
 
+def _combine_masked(mu: np.ndarray, s2: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if mask.shape != mu.shape or mask.dtype != bool:
+        raise BadValueError(f"the member mask must be a boolean array of shape {mu.shape}, got {mask.dtype} "
+                            f"{mask.shape}")
+    n_in = mask.sum(axis=0)
+    count = np.maximum(n_in, 1)
+    with np.errstate(invalid="ignore"):
+        mean = np.where(mask, mu, 0.0).sum(axis=0) / count
+        spread2 = np.where(mask, (mu - mean) ** 2, 0.0).sum(axis=0) / count
+    var = np.where(mask, s2, 0.0).sum(axis=0) / count + spread2  # Eq. 1 over each column's members
+    none = n_in == 0
+    mean[none], var[none], spread2[none] = np.nan, np.nan, np.nan
+    return mean, np.maximum(var, 0.0), np.sqrt(spread2)
+
+
 # ---------------------------------------------------------------------- resample (bagging) ensembles
+@dataclass
+class HeadOOB:
+    """The out-of-bag (OOB) predictions of one head of a resample ensemble over the training rows.
+
+    ``covered``: rows out of bag for at least one member (of weight > 0 for a class head); ``prediction``:
+    the combined OOB class label (-1 / None where not covered) or mean (NaN); ``proba`` (N, K) in
+    ``classes`` order (class head), or ``var`` and ``sigma_net`` (Eq. 1 over the row's OOB members,
+    unweighted); ``members[m]``: member m's predictions on its own OOB rows (``proba`` and
+    ``prediction``, or ``mean`` and ``var``); ``y``: the head's training targets (NaN / -1: none).
+    """
+
+    name: str
+    task: str
+    covered: np.ndarray
+    prediction: np.ndarray
+    members: list[dict[str, np.ndarray]]
+    proba: np.ndarray | None = None
+    classes: np.ndarray | None = None
+    var: np.ndarray | None = None
+    sigma_net: np.ndarray | None = None
+    y: np.ndarray | None = None
+    #: False for a single target given as an array (every label counts, as before heads existed)
+    masked: bool = True
+
+    @property
+    def mean(self) -> np.ndarray:
+        """The combined OOB mean of a regression head (the :attr:`prediction`)."""
+        return self.prediction
+
+    @property
+    def scored(self) -> np.ndarray:
+        """Covered rows that have a target (the rows :attr:`score` is computed on)."""
+        if self.y is None or not self.masked:
+            return self.covered
+        from astromodal.training.estimator import valid_rows
+
+        return self.covered & valid_rows(self.y, self.task)
+
+    @property
+    def score(self) -> float | None:
+        """Accuracy (class head) or RMSE (regression head) of the combined OOB prediction over the scored
+        rows; None when there is none."""
+        if self.y is None:
+            return None
+        rows = self.scored
+        if not rows.any():
+            return None
+        y, pred = self.y[rows], self.prediction[rows]
+        if self.task == "classification":
+            return float(np.mean(pred == y))
+        return float(np.sqrt(np.mean((pred - y) ** 2)))
+
+
 @dataclass
 class ResampleResult:
     """Members trained on weighted draws with replacement, their out-of-bag (OOB) predictions, and
@@ -233,7 +402,8 @@ class ResampleResult:
     on exactly those rows (``proba`` (n_oob, K) in ``ensemble.classes_`` order and ``prediction``; or
     ``mean`` and ``var``). The combined OOB prediction of a row uses only the members for which it is out
     of bag (``oob_covered`` is False for a row every member drew: it has no OOB prediction, NaN, or -1 /
-    None for class labels).
+    None for class labels). These ``oob_*`` fields are the primary (first) head's; ``heads`` holds a
+    :class:`HeadOOB` for every head (``oob_scores`` their scores), ``y`` the primary head's targets.
     """
 
     members: list[Any]
@@ -248,11 +418,14 @@ class ResampleResult:
     oob_sigma_net: np.ndarray | None = None
     member_info: list[dict[str, Any]] = field(default_factory=list)
     y: np.ndarray | None = None
+    heads: dict[str, HeadOOB] = field(default_factory=dict)
 
     @property
     def oob_score(self) -> float | None:
         """Accuracy (classification) or RMSE (regression) of the combined OOB prediction over the covered
-        rows; None when no row is out of bag for any member."""
+        rows (that have a target); None when no row is out of bag for any member."""
+        if self.heads:
+            return next(iter(self.heads.values())).score
         if self.y is None or not self.oob_covered.any():
             return None
         y, pred = self.y[self.oob_covered], self.oob_prediction[self.oob_covered]
@@ -260,15 +433,49 @@ class ResampleResult:
             return float(np.mean(pred == y))
         return float(np.sqrt(np.mean((pred - y) ** 2)))
 
+    @property
+    def oob_scores(self) -> dict[str, float | None]:
+        """``{head: OOB score}`` (accuracy or RMSE, see :attr:`HeadOOB.score`)."""
+        return {name: h.score for name, h in self.heads.items()}
 
-def draw_probabilities(member_weights: Any, y: np.ndarray, n_members: int) -> np.ndarray:
+
+def _class_codes(y: np.ndarray) -> np.ndarray:
+    """Group codes of class labels; missing labels (-1 / NaN / None / "") form a group of their own."""
+    from astromodal.training.heads import _class_missing
+
+    y = np.asarray(y).reshape(-1)
+    missing = _class_missing(y)
+    codes = np.full(len(y), -1, dtype=np.int64)
+    if (~missing).any():
+        _, codes[~missing] = np.unique(y[~missing], return_inverse=True)
+    codes[missing] = codes.max() + 1 if len(codes) else 0
+    return codes
+
+
+def draw_probabilities(member_weights: Any, y: Any, n_members: int,
+                       tasks: dict[str, str] | None = None) -> np.ndarray:
     """Per-member sampling probabilities (n_members, N), each row summing to one.
 
     ``None`` or ``"uniform"``: every object alike; ``"balanced"``: 1 / (count of the object's class), so
-    each class is drawn equally often on average (classification only); an array (N,) for all members or
-    (n_members, N), one row per member (non-negative, finite, not all zero; e.g. MESCR's class-targeted
-    ``1/f^2`` copies).
+    each class is drawn equally often on average (classification only; with several targets ``y`` a dict,
+    the classes of the first class head, ``tasks`` ``{head: task}`` or else the label types telling which,
+    its missing labels counted as one more class); an array (N,) for all members or (n_members, N), one
+    row per member (non-negative, finite, not all zero; e.g. MESCR's class-targeted ``1/f^2`` copies).
     """
+    if isinstance(y, dict):
+        n = len(next(iter(y.values())))
+        labels = None
+        if isinstance(member_weights, str) and member_weights == "balanced":
+            for name, v in y.items():
+                task = (tasks or {}).get(name) or ("classification" if np.asarray(v).dtype.kind in "biuUSO"
+                                                   else "regression")
+                if task == "classification":
+                    labels = _class_codes(v)
+                    break
+            if labels is None:
+                raise ConfigError(f"member_weights 'balanced' weights by inverse class frequency: it needs a class "
+                                  f"target, and the heads {list(y)} have none")
+        y = labels if labels is not None else np.zeros(n, dtype=np.int64)
     y = np.asarray(y)
     n = len(y)
     if member_weights is None or (isinstance(member_weights, str) and member_weights == "uniform"):
@@ -291,11 +498,49 @@ def draw_probabilities(member_weights: Any, y: np.ndarray, n_members: int) -> np
     return w / w.sum(axis=1, keepdims=True)
 
 
-def fit_resample_ensemble(make: Callable[[], Any], X: Any, y: np.ndarray, n_members: int,
+def planned_tasks(est: Any, y: Any) -> dict[str, str]:
+    """``{head: task}`` an unfitted estimator will have after ``fit(X, y)``: the heads of a dict ``y`` (in
+    the estimator's head order when it has one) with the task of their spec kind, else of the labels'
+    type; a plain ``y``: the estimator's task."""
+    if not isinstance(y, dict):
+        return {_head_names(est)[0]: est.task}
+    from astromodal.training.estimator import spec_task
+
+    specs = dict(getattr(est, "head_specs", None) or {})
+    names = list(specs) + [k for k in y if k not in specs] if specs else list(y)
+    regression = getattr(est, "task", None) == "regression"
+    return {n: spec_task(specs.get(n), y[n] if n in y else np.zeros(0), regression and n == names[0]) for n in names}
+
+
+def subset_targets(y: Any, idx: np.ndarray) -> Any:
+    """Rows ``idx`` of a target array, or of every head's array of a dict ``{head: array}``."""
+    if isinstance(y, dict):
+        return {k: np.asarray(v)[idx] for k, v in y.items()}
+    return np.asarray(y)[idx]
+
+
+def n_targets(y: Any) -> int:
+    """The number of objects of a target array or dict ``{head: array}`` (all heads alike)."""
+    if not isinstance(y, dict):
+        return len(y)
+    lengths = {k: len(v) for k, v in y.items()}
+    if not lengths:
+        raise BadValueError("no targets given (empty dict)")
+    if len(set(lengths.values())) != 1:
+        raise BadValueError(f"targets have different numbers of rows: {lengths}")
+    return next(iter(lengths.values()))
+
+
+def fit_resample_ensemble(make: Callable[[], Any], X: Any, y: Any, n_members: int,
                           member_weights: Any = None, combine_weights: Any = None, seed: int = 0) -> ResampleResult:
     """Train ``n_members`` fresh estimators, member ``m`` on ``len(y)`` draws WITH replacement with the
     probabilities of its weights (:func:`draw_probabilities`), and combine them into an
     :class:`EnsembleEstimator` (``combine_weights``: class-probability weights, default equal).
+
+    ``y`` is an array (one target) or a dict ``{target: array}`` (several heads: every member is fitted on
+    the drawn rows of every head, and masks the rows without a target itself; ``"balanced"`` draws use the
+    first class head). The combination weights are checked before any member trains (unequal weights
+    without a class head are an error).
 
     Draws are seeded per member from ``numpy.random.SeedSequence(seed).spawn(n_members)``, so a run
     repeats exactly; a neural member's trainer seed becomes ``seed + m`` and a ``checkpoint_dir`` gets a
@@ -307,23 +552,26 @@ def fit_resample_ensemble(make: Callable[[], Any], X: Any, y: np.ndarray, n_memb
 
     if int(n_members) < 1:
         raise ConfigError(f"n_members must be at least 1, got {n_members}")
-    y = np.asarray(y)
-    n = len(y)
-    probs = draw_probabilities(member_weights, y, int(n_members))
+    y = y if isinstance(y, dict) else np.asarray(y)
+    n = n_targets(y)
+    first = make()
+    tasks = planned_tasks(first, y)
+    ensemble_weights(combine_weights, int(n_members), tasks)  # fail before training, not after
+    probs = draw_probabilities(member_weights, y, int(n_members), tasks)
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(int(n_members))]
     members: list[Any] = []
     draws: list[np.ndarray] = []
     oobs: list[np.ndarray] = []
     info: list[dict[str, Any]] = []
     for m, (p, rng) in enumerate(zip(probs, rngs, strict=True)):
-        est = make()
+        est = first if m == 0 else make()
         if any(est is other for other in members):
             raise ConfigError("fit_resample_ensemble: make() returned an estimator object already used for another "
                               "member; it must build a fresh one each call")
         _adapt(est, m, prefix="member")
         idx = rng.choice(n, size=n, replace=True, p=p)
         t0 = time.perf_counter()
-        est.fit(_rows(X, idx), y[idx])
+        est.fit(_rows(X, idx), subset_targets(y, idx))
         oob = np.setdiff1d(np.arange(n), idx)
         members.append(est)
         draws.append(idx)
@@ -331,66 +579,74 @@ def fit_resample_ensemble(make: Callable[[], Any], X: Any, y: np.ndarray, n_memb
         info.append({"member": m, "n_drawn": int(n), "n_unique": int(n - len(oob)), "n_oob": int(len(oob)),
                      "seconds": round(time.perf_counter() - t0, 3)})
     ensemble = EnsembleEstimator(members, combine_weights)
-    result = _oob_predictions(ensemble, X, y, oobs)
-    return ResampleResult(members, ensemble, draws, oobs, member_info=info, y=y, **result)
+    heads = _oob_predictions(ensemble, X, y, oobs)
+    h = next(iter(heads.values()))
+    return ResampleResult(members, ensemble, draws, oobs, h.members, h.covered, h.prediction, oob_proba=h.proba,
+                          oob_var=h.var, oob_sigma_net=h.sigma_net, member_info=info, y=h.y, heads=heads)
 
 
-def _oob_predictions(ensemble: EnsembleEstimator, X: Any, y: np.ndarray, oobs: list[np.ndarray]) -> dict[str, Any]:
-    """Each member's predictions on its own OOB rows, and their combination per row (the ensemble's rules
-    restricted to the members for which the row is out of bag)."""
+def _oob_predictions(ensemble: EnsembleEstimator, X: Any, y: Any, oobs: list[np.ndarray]) -> dict[str, HeadOOB]:
+    """Each member's predictions on its own OOB rows, and their combination per row and head (the
+    ensemble's rules restricted to the members for which the row is out of bag)."""
     from astromodal.training.crossval import _rows
 
-    n, n_members = len(y), len(oobs)
-    mask = np.zeros((n_members, n), dtype=bool)
+    names = ensemble.head_names
+    ys = {k: np.asarray(v) for k, v in y.items()} if isinstance(y, dict) else {names[0]: np.asarray(y)}
+    missing = [k for k in names if k not in ys]
+    if missing:
+        raise BadValueError(f"the ensemble predicts heads {names} but the targets lack {missing}")
+    n = n_targets(ys)
+    mask = np.zeros((len(oobs), n), dtype=bool)
     for m, oob in enumerate(oobs):
         mask[m, oob] = True
-    covered = mask.any(axis=0)
+    preds = [member_heads(est, _rows(X, oob), names) if len(oob) else None
+             for est, oob in zip(ensemble.members, oobs, strict=True)]
+    out: dict[str, HeadOOB] = {}
+    for name in names:
+        own = [None if p is None else p[name] for p in preds]
+        if ensemble.head_tasks.get(name) == "classification":
+            out[name] = _oob_categorical(name, ensemble, own, oobs, mask, ys[name])
+        else:
+            out[name] = _oob_gaussian(name, own, oobs, mask, ys[name])
+        out[name].masked = isinstance(y, dict)
+    return out
+
+
+def _oob_categorical(name: str, ensemble: EnsembleEstimator, preds: list[Any], oobs: list[np.ndarray],
+                     mask: np.ndarray, y: np.ndarray) -> HeadOOB:
+    n = mask.shape[1]
+    classes = ensemble.head_classes[name]
+    total = np.zeros((n, len(classes)))
+    wsum = np.zeros(n)
     per_member: list[dict[str, np.ndarray]] = []
-    if ensemble.task == "classification":
-        classes = ensemble.classes_
-        total = np.zeros((n, len(classes)))
-        wsum = np.zeros(n)
-        for m, (w, est, oob) in enumerate(zip(ensemble.weights, ensemble.members, oobs, strict=True)):
-            if len(oob) == 0:
-                per_member.append({"proba": np.zeros((0, len(classes))), "prediction": y[:0]})
-                continue
-            Xo = _rows(X, oob)
-            try:
-                p = np.asarray(est.predict_proba(Xo), dtype=np.float64)
-                full = np.zeros((len(oob), len(classes)))
-                full[:, np.searchsorted(classes, np.asarray(est.classes_))] = p
-            except (AttributeError, NotImplementedError):  # no probabilities: the member's vote
-                full = (np.asarray(est.predict(Xo))[:, None] == classes[None, :]).astype(np.float64)
-            per_member.append({"proba": full, "prediction": classes[np.argmax(full, axis=1)]})
-            total[oob] += w * full
-            wsum[oob] += w * mask[m, oob]
-        # a row out of bag only for members of weight 0 has no vote: it is not covered (never 0/0 = NaN)
-        covered = covered & (wsum > 0)
-        proba = np.full((n, len(classes)), np.nan)
-        proba[covered] = total[covered] / wsum[covered, None]
-        pred = np.full(n, -1, dtype=np.int64) if classes.dtype.kind in "biu" else np.full(n, None, dtype=object)
-        pred[covered] = classes[np.argmax(proba[covered], axis=1)]
-        return {"oob_members": per_member, "oob_covered": covered, "oob_prediction": pred, "oob_proba": proba}
-    mus = np.zeros((n_members, n))
-    s2s = np.zeros((n_members, n))
-    for m, (est, oob) in enumerate(zip(ensemble.members, oobs, strict=True)):
-        if len(oob) == 0:
+    for m, (w, pred, oob) in enumerate(zip(ensemble.weights, preds, oobs, strict=True)):
+        if pred is None:
+            per_member.append({"proba": np.zeros((0, len(classes))), "prediction": y[:0]})
+            continue
+        full = np.zeros((len(oob), len(classes)))
+        full[:, np.searchsorted(classes, np.asarray(pred.classes))] = pred.proba
+        per_member.append({"proba": full, "prediction": classes[np.argmax(full, axis=1)]})
+        total[oob] += w * full
+        wsum[oob] += w * mask[m, oob]
+    # a row out of bag only for members of weight 0 has no vote: it is not covered (never 0/0 = NaN)
+    covered = mask.any(axis=0) & (wsum > 0)
+    proba = np.full((n, len(classes)), np.nan)
+    proba[covered] = total[covered] / wsum[covered, None]
+    label = np.full(n, -1, dtype=np.int64) if classes.dtype.kind in "biu" else np.full(n, None, dtype=object)
+    label[covered] = classes[np.argmax(proba[covered], axis=1)]
+    return HeadOOB(name, "classification", covered, label, per_member, proba=proba, classes=classes, y=y)
+
+
+def _oob_gaussian(name: str, preds: list[Any], oobs: list[np.ndarray], mask: np.ndarray, y: np.ndarray) -> HeadOOB:
+    mus = np.zeros(mask.shape)
+    s2s = np.zeros(mask.shape)
+    per_member: list[dict[str, np.ndarray]] = []
+    for m, (pred, oob) in enumerate(zip(preds, oobs, strict=True)):
+        if pred is None:
             per_member.append({"mean": np.zeros(0), "var": np.zeros(0)})
             continue
-        Xo = _rows(X, oob)
-        if hasattr(est, "predict_mean_var"):
-            mu_i, s2_i = est.predict_mean_var(Xo)
-        else:
-            mu_i, s2_i = np.asarray(est.predict(Xo), dtype=np.float64).reshape(len(oob), -1)[:, 0], None
-        mu_i = np.asarray(mu_i, dtype=np.float64).reshape(len(oob))
-        s2_i = np.full(len(oob), np.nan) if s2_i is None else np.asarray(s2_i, dtype=np.float64).reshape(len(oob))
+        mu_i, s2_i = pred.mean.reshape(len(oob)), pred.var.reshape(len(oob))
         per_member.append({"mean": mu_i, "var": s2_i})
         mus[m, oob], s2s[m, oob] = mu_i, s2_i
-    count = np.maximum(mask.sum(axis=0), 1)
-    mean = np.where(mask, mus, 0.0).sum(axis=0) / count
-    spread2 = np.where(mask, (mus - mean) ** 2, 0.0).sum(axis=0) / count
-    var = np.where(mask, s2s, 0.0).sum(axis=0) / count + spread2  # Eq. 1 over this row's OOB members
-    nan = ~covered
-    mean[nan], var[nan], spread2[nan] = np.nan, np.nan, np.nan
-    return {"oob_members": per_member, "oob_covered": covered, "oob_prediction": mean, "oob_var": var,
-            "oob_sigma_net": np.sqrt(spread2)}
+    mean, var, net = combine_gaussians(mus, s2s, mask=mask)  # Eq. 1 over each row's OOB members
+    return HeadOOB(name, "regression", mask.any(axis=0), mean, per_member, var=var, sigma_net=net, y=y)

@@ -22,6 +22,20 @@ the order of the probability columns). ``X`` is an array or a dict of arrays key
   numbers are saved in ``model.json`` (``target_normalisation``); folders saved before it existed load
   as mean 0, std 1. The training history's losses are in the standardised units.
 
+Several targets (heads): ``fit(X, {target: y})`` (or ``heads={target: spec}`` at construction, spec as
+:func:`~astromodal.training.heads.make_head`). Every estimator answers ``predict_heads(X) -> {head:
+Categorical | Gaussian}`` and ``head_names`` (the first is the primary head; a single target is named
+by ``target_name``, default ``"target"``); ``predict``, ``predict_proba``, ``predict_mean_var``, ``task``
+and ``classes_`` read the primary head. A row whose target is NaN (regression) or -1 / missing (class)
+counts for nothing in that head: a network's head loss skips it, a scikit-learn head's pipeline is
+fitted without it. A network with several heads is built with ``n_outputs={head: n}`` and returns a
+dict; its heads' states (classes, target mean / std) are saved in ``model.json`` under ``heads``
+(folders without that key are single-target folders and load as before). Inputs named in
+``normalise`` are standardised with training statistics: a 2-D ``(N, F)`` input per feature, an
+``(N, C, ...)`` input (cutouts, multi-channel spectra) per band. A network trained by an objective
+without targets (``objective="contrastive"``: ``fit(X)``) gives its embeddings by
+``transform(X) -> {output: Embedding}``.
+
 Regression estimators all have ``predict_mean_var(X) -> (mean, var)`` in the target's unit and
 ``gives_variance``: ``var`` is the predicted variance of a Gaussian head (``loss: gaussian_nll``), or
 NaN for every object when the model predicts no uncertainty (scikit-learn regressors, a network
@@ -34,7 +48,6 @@ estimator folder (single model or fold ensemble).
 from __future__ import annotations
 
 import inspect
-import json
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -44,6 +57,7 @@ import torch
 from astromodal.atomic import atomic_path, write_json
 from astromodal.errors import BadValueError, ConfigError, DataFormatError
 from astromodal.models.registry import build_model, count_parameters, get_model
+from astromodal.training.batches import BatchSource, stream_statistics
 from astromodal.training.losses import gaussian_variance
 from astromodal.training.trainer import Trainer, TrainerConfig, TrainResult
 
@@ -76,15 +90,15 @@ def _check_task(task: str) -> str:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise DataFormatError(f"{path}: not found (not a saved astromodal model folder?)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(f"{path}: not valid JSON ({exc})") from None
+    """A saved model's JSON file (:func:`astromodal.atomic.read_json`, one line naming the path on error)."""
+    from astromodal.atomic import read_json as _read
+
+    return _read(path, hint="not a saved astromodal model folder?")
 
 
 def _n_rows(X: Any) -> int:
+    if isinstance(X, BatchSource):
+        return len(X)
     if isinstance(X, dict):
         if not X:
             raise BadValueError("no inputs given (empty dict)")
@@ -151,28 +165,84 @@ def _jsonable(v: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- scikit-learn
+def spec_task(spec: Any, y: Any, regression: bool = False) -> str:
+    """The task of a head spec: from its kind (or a loss naming one), else regression when ``regression``
+    (the primary head of an estimator made for a regression task), else the target's type (class
+    labels: classification; real values: regression)."""
+    from astromodal.training.heads import _LOSS_KIND
+
+    spec = {"kind": spec} if isinstance(spec, str) else dict(spec or {})
+    kind = spec.get("kind") or _LOSS_KIND.get(spec.get("loss"))
+    if kind:
+        return head_task(kind)
+    if regression:
+        return "regression"
+    return "classification" if _is_class_like(np.asarray(y)) else "regression"
+
+
+def valid_rows(y: Any, task: str) -> np.ndarray:
+    """Rows that have a target: class labels not -1 / NaN / None / "", real values not NaN."""
+    from astromodal.training.heads import _class_missing
+
+    y = np.asarray(y)
+    if task == "classification":
+        return ~_class_missing(y.reshape(len(y)))
+    return ~np.isnan(y.astype(np.float64).reshape(len(y)))
+
+
 class SklearnEstimator:
-    """A registered classical model behind a StandardScaler, on the flattened inputs."""
+    """A registered classical model behind a StandardScaler, on the flattened inputs.
+
+    With several targets (``y`` a dict ``{target: array}`` or ``heads`` given) one ``Pipeline`` is fitted per
+    head, each on the rows where its target is valid (NaN regression value / -1 class code: left out);
+    a head's task comes from its spec kind (categorical, binary: classification; gaussian, point:
+    regression), else from the target's type. A head spec's ``weight``, ``class_weight`` and ``loss`` are
+    for neural models: a classical model is set through its own options. Single-head conveniences
+    (``predict``, ``predict_proba``, ``classes_``, ``task``) read the first head.
+    """
 
     kind = "sklearn"
 
-    def __init__(self, model_name: str, options: dict[str, Any] | None = None, task: str = "classification"):
+    def __init__(self, model_name: str, options: dict[str, Any] | None = None, task: str = "classification",
+                 heads: dict[str, Any] | None = None, target_name: str | None = None):
         self.model_name = model_name
         self.options = dict(options or {})
         self.task = _check_task(task)
+        self.head_specs: dict[str, Any] = _head_specs(heads)
+        self.target_name = str(target_name or next(iter(self.head_specs), "target"))
         self.classes_: np.ndarray | None = None
         self.layout: list[tuple[str, list[int]]] | None = None
         self.pipeline: Any = None
+        #: several targets: one fitted pipeline and task per head (empty for the single target)
+        self.pipelines: dict[str, Any] = {}
+        self.tasks: dict[str, str] = {}
         self.history: list[dict[str, Any]] | None = None
         self.n_parameters = None
 
-    def fit(self, X: Any, y: np.ndarray, X_val: Any = None, y_val: np.ndarray | None = None) -> SklearnEstimator:
+    @property
+    def head_names(self) -> list[str]:
+        return list(self.pipelines) or list(self.head_specs) or [self.target_name]
+
+    @property
+    def head_tasks(self) -> dict[str, str]:
+        return dict(self.tasks) if self.tasks else {n: self.task for n in self.head_names}
+
+    @property
+    def head_classes(self) -> dict[str, np.ndarray | None]:
+        if self.pipelines:
+            return {n: (np.asarray(p.classes_) if self.tasks[n] == "classification" else None)
+                    for n, p in self.pipelines.items()}
+        return {n: self.classes_ for n in self.head_names}
+
+    def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None) -> SklearnEstimator:
         """Fit scaler + model on the training objects (a validation set, if given, is not needed)."""
         from sklearn.pipeline import Pipeline
         from sklearn.preprocessing import StandardScaler
 
         self.layout = feature_layout(X)
         features = flatten_features(X)
+        if isinstance(y, dict) or self.head_specs:
+            return self._fit_heads(features, y)
         y = np.asarray(y)
         if len(y) != len(features):
             raise BadValueError(f"{len(features)} objects but {len(y)} target values")
@@ -181,6 +251,33 @@ class SklearnEstimator:
         self.pipeline.fit(features, y)
         if self.task == "classification":
             self.classes_ = np.asarray(self.pipeline.classes_)
+        return self
+
+    def _fit_heads(self, features: np.ndarray, y: Any) -> SklearnEstimator:
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        names = list(self.head_specs) or list(y)
+        ys = target_dict(y, names)
+        self.pipelines, self.tasks = {}, {}
+        for name, v in ys.items():
+            if len(v) != len(features):
+                raise BadValueError(f"{len(features)} objects but {len(v)} values of target {name!r}")
+            task = spec_task(self.head_specs.get(name), v, name == names[0] and self.task == "regression")
+            check_model_task(self.model_name, task, name)
+            ok = valid_rows(v, task)
+            if not ok.any():
+                raise BadValueError(f"target {name!r}: no training object has a value")
+            pipe = Pipeline([("scale", StandardScaler()), ("model", build_model(self.model_name, **self.options))])
+            target = v[ok] if task == "classification" else v[ok].astype(np.float64)
+            try:
+                pipe.fit(features[ok], target)
+            except ValueError as exc:
+                raise BadValueError(f"target {name!r}: model {self.model_name!r} cannot be fitted ({exc})") from None
+            self.pipelines[name], self.tasks[name] = pipe, task
+        first = names[0]
+        self.pipeline, self.task, self.target_name = self.pipelines[first], self.tasks[first], first
+        self.classes_ = np.asarray(self.pipeline.classes_) if self.task == "classification" else None
         return self
 
     def _fitted(self) -> Any:
@@ -205,6 +302,30 @@ class SklearnEstimator:
             return np.zeros((0, len(self.classes_)))
         return np.asarray(pipe.predict_proba(features))
 
+    def predict_heads(self, X: Any) -> dict[str, Any]:
+        """``{head: Categorical | Gaussian}``: class probabilities (one-hot labels for a model without
+        them), or a regression mean with NaN variance (no uncertainty predicted)."""
+        from astromodal.training.predictions import Categorical, Gaussian, legacy_predict_heads
+
+        if not self.pipelines:
+            return legacy_predict_heads(self, X, self.target_name)
+        features = flatten_features(X, self.layout)
+        out: dict[str, Any] = {}
+        for name, pipe in self.pipelines.items():
+            if self.tasks[name] == "classification":
+                classes = np.asarray(pipe.classes_)
+                if len(features) == 0:
+                    proba = np.zeros((0, len(classes)))
+                elif hasattr(pipe, "predict_proba"):
+                    proba = np.asarray(pipe.predict_proba(features), dtype=np.float64)
+                else:
+                    proba = (np.asarray(pipe.predict(features))[:, None] == classes[None, :]).astype(np.float64)
+                out[name] = Categorical(proba, classes)
+            else:
+                mean = np.asarray(pipe.predict(features), dtype=np.float64) if len(features) else np.zeros(0)
+                out[name] = Gaussian.point(mean)
+        return out
+
     #: scikit-learn regressors predict no uncertainty
     gives_variance = False
 
@@ -216,15 +337,16 @@ class SklearnEstimator:
         return mean, np.full_like(mean, np.nan)
 
     def save(self, folder: str | Path) -> Path:
-        """``model.json`` + ``model.joblib`` (a pickle: a trusted local artefact, see the module text)."""
+        """``model.json`` + ``model.joblib`` (a pickle: a trusted local artefact, see the module text; with
+        several heads it holds ``{head: pipeline}``)."""
         import joblib
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self._fitted()
         with atomic_path(folder / "model.joblib") as tmp:
-            joblib.dump(self.pipeline, tmp)
-        write_json(folder / "model.json", {
+            joblib.dump(self.pipelines if self.pipelines else self.pipeline, tmp)
+        meta = {
             "kind": self.kind,
             "model_name": self.model_name,
             "options": _jsonable(self.options),
@@ -233,7 +355,12 @@ class SklearnEstimator:
             "feature_layout": self.layout,
             "weights": "model.joblib",
             "trusted_pickle": True,
-        })
+            "target_name": self.target_name,
+        }
+        if self.pipelines:
+            meta["heads"] = [{"name": n, "task": self.tasks[n], "spec": _jsonable(self.head_specs.get(n, {}))}
+                             for n in self.pipelines]
+        write_json(folder / "model.json", meta)
         return folder
 
     @classmethod
@@ -250,36 +377,134 @@ class SklearnEstimator:
                 f"{folder / 'model.joblib'} is a pickle of a scikit-learn model; unpickling can run arbitrary code. "
                 "Load it only if you made it yourself, with trust=True (command line: --trust)"
             )
-        est = cls(meta["model_name"], meta.get("options") or {}, meta["task"])
-        est.pipeline = joblib.load(folder / meta.get("weights", "model.joblib"))
+        heads = meta.get("heads") or []
+        est = cls(meta["model_name"], meta.get("options") or {}, meta["task"],
+                  heads={h["name"]: h.get("spec") or {} for h in heads} or None, target_name=meta.get("target_name"))
+        stored = joblib.load(folder / meta.get("weights", "model.joblib"))
+        if heads:
+            if not isinstance(stored, dict) or list(stored) != [h["name"] for h in heads]:
+                raise DataFormatError(f"{folder / 'model.joblib'}: does not hold the pipelines of heads "
+                                      f"{[h['name'] for h in heads]}")
+            est.pipelines, est.tasks = dict(stored), {h["name"]: h["task"] for h in heads}
+            est.pipeline = est.pipelines[heads[0]["name"]]
+        else:
+            est.pipeline = stored
         est.layout = [(k, list(s)) for k, s in meta["feature_layout"]]
         est.classes_ = None if meta.get("classes") is None else np.asarray(meta["classes"])
         return est
 
 
 # ---------------------------------------------------------------------- torch
+def input_statistics(a: Any) -> dict[str, Any]:
+    """Training mean and standard deviation of one named input (std 1 where it is 0): per feature for a
+    ``(N, F)`` input (today's rule), per band (channel, axis 1) for an ``(N, C, ...)`` input (cutouts,
+    multi-channel spectra), computed band by band in float64."""
+    if np.ndim(a) >= 3:
+        n_bands = int(np.shape(a)[1])
+        mean, std = np.empty(n_bands), np.empty(n_bands)
+        for b in range(n_bands):
+            band = np.asarray(a[:, b], dtype=np.float64)
+            mean[b], std[b] = band.mean(), band.std()
+        return {"mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist(), "per": "band"}
+    a = np.asarray(a, dtype=np.float64)
+    mean, std = a.mean(axis=0), a.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return {"mean": mean.tolist(), "std": std.tolist()}
+
+
+def standardise_input(a: np.ndarray, stats: dict[str, Any]) -> np.ndarray:
+    """``(a - mean) / std`` in float32 with the statistics of :func:`input_statistics` (per-band ones
+    broadcast over the pixels; per-pixel ones of older folders as they are)."""
+    mean, std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
+    if a.ndim >= 3 and mean.ndim == 1:
+        shape = (1, -1) + (1,) * (a.ndim - 2)
+        mean, std = mean.reshape(shape), std.reshape(shape)
+    return (a - mean) / std
+
+
+def _input_shapes(X: Any, keys: tuple[str, ...]) -> dict[str, list[int]]:
+    """Per-object shape of each model input present in ``X`` (arrays or a batch source)."""
+    shapes = X.shapes() if isinstance(X, BatchSource) else {k: np.shape(X[k])[1:] for k in keys if k in X}
+    return {k: list(shapes[k]) for k in keys if k in shapes}
+
+
+class _Standardise:
+    """A streamed input's transform: float32, then the training standardisation (if any)."""
+
+    def __init__(self, stats: dict[str, Any] | None):
+        self.stats = stats
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        a = np.asarray(a, dtype=np.float32)
+        return np.ascontiguousarray(standardise_input(a, self.stats) if self.stats else a, dtype=np.float32)
+
+
+def head_task(kind: str) -> str:
+    """"classification" or "regression" for a registered head kind."""
+    from astromodal.training.heads import HEADS
+
+    return HEADS.get(kind).task
+
+
+def _is_class_like(y: np.ndarray) -> bool:
+    return np.asarray(y).dtype.kind in "biuUSO"
+
+
+def target_dict(y: Any, names: list[str], what: str = "target") -> dict[str, np.ndarray]:
+    """``y`` as ``{head: array}`` for the heads ``names``: a dict must hold every head (and nothing else); a
+    plain array is the target of a single head."""
+    if isinstance(y, dict):
+        missing = [n for n in names if n not in y]
+        extra = [k for k in y if k not in names]
+        if missing or extra:
+            raise BadValueError(f"the {what}s {sorted(y)} do not match the heads {names}"
+                                + (f" (missing {missing})" if missing else f" (no head for {extra})"))
+        return {n: np.asarray(y[n]) for n in names}
+    if len(names) != 1:
+        raise BadValueError(f"one {what} array for the heads {names}: give a dict {{head: values}}")
+    return {names[0]: np.asarray(y)}
+
+
 class TorchEstimator:
-    """A registered neural model trained by :class:`Trainer`, with input standardisation."""
+    """A registered neural model trained by :class:`Trainer`, with input standardisation.
+
+    Three modes, chosen at ``fit``:
+
+    * legacy (``y`` an array and no ``heads``): today's single target, numbers unchanged;
+    * heads (``y`` a dict ``{target: array}``, or ``heads`` given): one :class:`~astromodal.training.heads.Head`
+      per target (spec ``{kind, weight, class_weight, loss}``; a spec without a kind takes today's default
+      for the target's type), fitted on the targets given to ``fit``, trained through an
+      :class:`~astromodal.training.objectives.Objective`; rows where a target is NaN / -1 contribute
+      nothing to that head's loss. The model is built with ``n_outputs={head: n}`` for several heads;
+    * embedding (``objective`` given, e.g. ``"contrastive"`` or ``{"kind": "contrastive", "pair": [a, b]}``):
+      ``fit(X)`` without targets; :meth:`transform` reads the embeddings.
+    """
 
     kind = "torch"
 
     def __init__(self, model_name: str, model_options: dict[str, Any] | None = None,
                  trainer: TrainerConfig | dict[str, Any] | None = None, task: str = "classification",
-                 normalise: tuple[str, ...] = ("columns", "context")):
+                 normalise: tuple[str, ...] = ("columns", "context"), heads: dict[str, Any] | None = None,
+                 target_name: str | None = None, objective: str | dict[str, Any] | None = None):
         self.model_name = model_name
         self.model_options = dict(model_options or {})
         if trainer is None or isinstance(trainer, dict):
             trainer = TrainerConfig.from_options(trainer)
         self.trainer = trainer
-        self.task = _check_task(task)
+        self.objective_spec = _objective_spec(objective)
+        self.task = "embedding" if self.objective_spec else _check_task(task)
         self.normalise = tuple(normalise)
+        self.head_specs: dict[str, Any] = _head_specs(heads)
+        self.target_name = str(target_name or next(iter(self.head_specs), "target"))
         self.classes_: np.ndarray | None = None
         self.model: torch.nn.Module | None = None
         self.input_shapes: dict[str, list[int]] = {}
-        self.n_outputs: int = 0
+        self.n_outputs: int | dict[str, int] | None = 0
         self.norm: dict[str, dict[str, list[float]]] = {}
         #: regression: mean and standard deviation of the training targets (the network learns (y - mean) / std)
         self.target_norm: dict[str, float] = {"mean": 0.0, "std": 1.0}
+        #: the fitted heads (heads mode; empty for the legacy single target)
+        self.heads: dict[str, Any] = {}
         self.result: TrainResult | None = None
 
     # ---- building
@@ -291,12 +516,35 @@ class TorchEstimator:
     def n_parameters(self) -> int | None:
         return None if self.model is None else count_parameters(self.model)
 
+    @property
+    def head_names(self) -> list[str]:
+        """The heads predicted, the primary (first) one first."""
+        if self.heads:
+            return list(self.heads)
+        if self.task == "embedding":
+            return []
+        return list(self.head_specs) or [self.target_name]
+
+    @property
+    def head_tasks(self) -> dict[str, str]:
+        """``{head: "classification" | "regression"}`` (fitted heads, else the single task)."""
+        if self.heads:
+            return {n: h.task for n, h in self.heads.items()}
+        return {n: self.task for n in self.head_names}
+
+    @property
+    def head_classes(self) -> dict[str, np.ndarray | None]:
+        """The class codes of each class head (None for regression heads)."""
+        if self.heads:
+            return {n: getattr(h, "classes_", None) for n, h in self.heads.items()}
+        return {n: self.classes_ for n in self.head_names}
+
     def _model_inputs(self) -> tuple[str, ...]:
         """The input names the model reads (its option ``inputs``, else its class attribute)."""
         return get_model(self.model_name).declared_inputs(self.model_options) or ("columns",)
 
     def _as_dict(self, X: Any) -> dict[str, np.ndarray]:
-        if isinstance(X, dict):
+        if isinstance(X, (dict, BatchSource)):
             return X
         return {self._model_inputs()[0]: np.asarray(X)}
 
@@ -305,7 +553,9 @@ class TorchEstimator:
         if spec.family != "neural":
             raise ConfigError(f"model {self.model_name!r} is a {spec.family} model, not a neural one")
         main = self._model_inputs()[0]
-        kwargs: dict[str, Any] = {"input_shape": tuple(self.input_shapes[main]), "n_outputs": self.n_outputs}
+        kwargs: dict[str, Any] = {"input_shape": tuple(self.input_shapes[main])}
+        if self.n_outputs is not None:
+            kwargs["n_outputs"] = self.n_outputs
         try:
             params = inspect.signature(spec.factory).parameters
         except (TypeError, ValueError):  # pragma: no cover
@@ -314,8 +564,10 @@ class TorchEstimator:
             kwargs["input_shapes"] = {k: tuple(v) for k, v in self.input_shapes.items()}
         return spec.build(**kwargs, **self.model_options)
 
-    def _tensors(self, X: Any) -> dict[str, torch.Tensor]:
+    def _tensors(self, X: Any) -> dict[str, torch.Tensor] | BatchSource:
         X = self._as_dict(X)
+        if isinstance(X, BatchSource):  # streamed (trainer data: stream): standardised batch by batch
+            return self._stream(X)
         keys = self._model_inputs()
         missing = [k for k in keys if k not in X]
         if missing:
@@ -327,7 +579,7 @@ class TorchEstimator:
                 raise BadValueError(f"input {k!r} has shape {list(a.shape[1:])} per object but the model was "
                                     f"trained on {self.input_shapes[k]}")
             if k in self.norm:
-                a = (a - np.asarray(self.norm[k]["mean"], np.float32)) / np.asarray(self.norm[k]["std"], np.float32)
+                a = standardise_input(a, self.norm[k])
             out[k] = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
         return out
 
@@ -338,15 +590,63 @@ class TorchEstimator:
         scaled = (y.astype(np.float64).reshape(len(y)) - self.target_norm["mean"]) / self.target_norm["std"]
         return torch.from_numpy(scaled.astype(np.float32))
 
+    def _make_head(self, name: str, spec: Any, y: np.ndarray, primary: bool = False) -> Any:
+        """The head of target ``name``: its spec, or for a spec without a kind today's default for the
+        target's type (class labels: binary / categorical; real values, or the ``primary`` head of a
+        regression estimator: gaussian with ``loss: gaussian_nll``, else point); class heads inherit the
+        trainer's ``class_weight`` unless set."""
+        from astromodal.training.heads import _LOSS_KIND, default_head, make_head
+
+        spec = {"kind": spec} if isinstance(spec, str) else dict(spec or {})
+        if "kind" not in spec and spec.get("loss") not in _LOSS_KIND and primary and self.task == "regression":
+            spec["kind"] = "gaussian" if self.trainer.loss == "gaussian_nll" else "point"
+        if "kind" not in spec and spec.get("loss") not in _LOSS_KIND:
+            loss = self.trainer.loss
+            suits = loss in (("auto", "bce_logits", "cross_entropy") if _is_class_like(y) else ("auto", "gaussian_nll", "mse"))
+            spec["kind"] = default_head(name, y, loss if suits else "auto").kind
+        kind = spec.get("kind") or _LOSS_KIND[spec["loss"]]
+        if head_task(kind) == "classification" and "class_weight" not in spec and self.trainer.class_weight:
+            spec["class_weight"] = self.trainer.class_weight
+        return make_head(name, spec)
+
+    def _stream(self, X: BatchSource) -> BatchSource:
+        keys = self._model_inputs()
+        src = X.select(keys)
+        for k, shape in src.shapes().items():
+            if self.input_shapes and list(shape) != list(self.input_shapes[k]):
+                raise BadValueError(f"input {k!r} has shape {list(shape)} per object but the model was "
+                                    f"trained on {self.input_shapes[k]}")
+        return src.with_transforms({k: _Standardise(self.norm.get(k)) for k in keys})
+
+    def _fit_statistics(self, X: dict[str, Any]) -> None:
+        """Input shapes, and the standardisation of every input named in ``normalise`` (training data only)."""
+        keys = self._model_inputs()
+        self.input_shapes = _input_shapes(X, keys)
+        self.norm = {}
+        names = [k for k in self.normalise if k in X and k in keys]
+        if isinstance(X, BatchSource):  # block by block in float64, equal to input_statistics
+            self.norm = stream_statistics(X, names, self.trainer.stream_block, self.trainer.stream_buffer)
+            return
+        for k in names:
+            self.norm[k] = input_statistics(X[k])
+
     # ---- fit / predict
-    def fit(self, X: Any, y: np.ndarray, X_val: Any = None, y_val: np.ndarray | None = None) -> TorchEstimator:
-        """Infer shapes and outputs, fit the standardisation on (X, y) only, build the model and train it."""
+    def fit(self, X: Any, y: Any = None, X_val: Any = None, y_val: Any = None) -> TorchEstimator:
+        """Infer shapes and outputs, fit the standardisation (and heads) on (X, y) only, build the model and
+        train it. ``y``: an array (one target), a dict ``{target: array}`` (one head each), or None with an
+        ``objective`` (embedding training)."""
         X = self._as_dict(X)
+        if self.objective_spec:
+            return self._fit_embedding(X, y, X_val)
+        if y is None:
+            raise BadValueError(f"model {self.model_name!r}: fit needs targets (or an objective such as 'contrastive')")
+        if isinstance(y, dict) or self.head_specs:
+            return self._fit_heads(X, y, X_val, y_val)
         y = np.asarray(y)
         if len(y) != _n_rows(X):
             raise BadValueError(f"{_n_rows(X)} objects but {len(y)} target values")
         keys = self._model_inputs()
-        self.input_shapes = {k: list(np.shape(X[k])[1:]) for k in keys if k in X}
+        self.input_shapes = _input_shapes(X, keys)
         if self.task == "classification":
             self.classes_ = np.unique(y)
             k = len(self.classes_)
@@ -357,13 +657,7 @@ class TorchEstimator:
         else:
             self.n_outputs = 2 if self.trainer.loss == "gaussian_nll" else 1
             self.target_norm = _target_statistics(y)
-        self.norm = {}
-        for k in self.normalise:
-            if k in X and k in keys:
-                a = np.asarray(X[k], dtype=np.float64)
-                mean, std = a.mean(axis=0), a.std(axis=0)
-                std = np.where(std > 0, std, 1.0)
-                self.norm[k] = {"mean": mean.tolist(), "std": std.tolist()}
+        self._fit_statistics(X)
         x_tr, y_tr = self._tensors(X), self._target(y)
         x_va = y_va = None
         if X_val is not None:
@@ -375,21 +669,107 @@ class TorchEstimator:
         self.result = Trainer(self.trainer).fit(self.model, x_tr, y_tr, x_va, y_va)
         return self
 
+    def _fit_heads(self, X: dict[str, Any], y: Any, X_val: Any, y_val: Any) -> TorchEstimator:
+        from astromodal.training.objectives import Objective
+
+        names = list(self.head_specs) or list(y)
+        ys = target_dict(y, names)
+        n = _n_rows(X)
+        for name, v in ys.items():
+            if len(v) != n:
+                raise BadValueError(f"{n} objects but {len(v)} values of target {name!r}")
+        self.heads = {name: self._make_head(name, self.head_specs.get(name), v, name == names[0]).fit_target(v)
+                      for name, v in ys.items()}
+        first = self.heads[names[0]]
+        self.task, self.target_name = first.task, names[0]
+        self.classes_ = getattr(first, "classes_", None) if first.task == "classification" else None
+        self.n_outputs = first.n_outputs if len(names) == 1 else {k: h.n_outputs for k, h in self.heads.items()}
+        self._fit_statistics(X)
+        x_va = y_va = None
+        if X_val is not None:
+            if y_val is None:
+                raise BadValueError("X_val given without y_val")
+            x_va, y_va = self._tensors(X_val), target_dict(y_val, names, "validation target")
+        torch.manual_seed(self.trainer.seed)  # the initial weights
+        self.model = self._build()
+        objective = Objective(list(self.heads.values()))
+        self.result = Trainer(self.trainer).fit(self.model, self._tensors(X), ys, x_va, y_va, objective=objective)
+        return self
+
+    def _fit_embedding(self, X: dict[str, Any], y: Any, X_val: Any) -> TorchEstimator:
+        from astromodal.training.objectives import make_objective
+
+        if y is not None:
+            raise BadValueError(f"objective {self.objective_spec['kind']!r} trains without targets: call fit(X)")
+        options = {k: v for k, v in self.objective_spec.items() if k != "kind"}
+        inputs = self._model_inputs()
+        if self.objective_spec["kind"] == "contrastive" and "pair" not in options and len(inputs) == 2:
+            options["pair"] = list(inputs)  # a two-encoder model returns one embedding per input
+        objective = make_objective(self.objective_spec["kind"], **options)
+        self.n_outputs = None
+        self._fit_statistics(X)
+        x_va = None if X_val is None else self._tensors(X_val)
+        torch.manual_seed(self.trainer.seed)
+        self.model = self._build()
+        self.result = Trainer(self.trainer).fit(self.model, self._tensors(X), None, x_va, None, objective=objective)
+        return self
+
     def _fitted(self) -> torch.nn.Module:
         if self.model is None:
             raise ConfigError(f"model {self.model_name!r} is not fitted yet: call fit first")
         return self.model
 
+    def _outputs(self, X: Any) -> torch.Tensor | dict[str, torch.Tensor]:
+        return Trainer(self.trainer).predict(self._fitted(), self._tensors(X))
+
+    def _head_output(self, out: Any, name: str) -> np.ndarray:
+        if isinstance(out, dict):
+            return out[name].numpy()
+        return out.numpy()
+
     def decision_function(self, X: Any) -> np.ndarray:
-        """Raw outputs (N, n_outputs): logits, or for regression the network's own outputs in standardised
-        target units (mean, and a Gaussian head's raw variance); use predict_mean_var for the target's unit."""
-        model = self._fitted()
-        return Trainer(self.trainer).predict(model, self._tensors(X)).numpy()
+        """Raw outputs (N, n_outputs) of the first head: logits, or for regression the network's own outputs
+        in standardised target units (mean, and a Gaussian head's raw variance); use predict_mean_var for
+        the target's unit."""
+        return self._head_output(self._outputs(X), self.head_names[0])
+
+    def predict_heads(self, X: Any) -> dict[str, Any]:
+        """``{head: Categorical | Gaussian}`` in the targets' own units (the legacy single target under
+        ``target_name``)."""
+        if self.task == "embedding":
+            raise ConfigError(f"model {self.model_name!r} was trained for embeddings, not heads: use transform")
+        if not self.heads:
+            from astromodal.training.predictions import legacy_predict_heads
+
+            return legacy_predict_heads(self, X, self.target_name)
+        out = self._outputs(X)
+        return {name: head.decode(self._head_output(out, name)) for name, head in self.heads.items()}
+
+    def _first(self, X: Any) -> Any:
+        name = self.head_names[0]
+        return self.heads[name].decode(self.decision_function(X))
+
+    def transform(self, X: Any) -> dict[str, Any]:
+        """``{output: Embedding}`` of the model's outputs that are not heads (a contrastive pair: one
+        embedding per encoder; a single-tensor model: ``{"embedding": ...}``)."""
+        from astromodal.training.predictions import Embedding
+
+        out = self._outputs(X)
+        if not isinstance(out, dict):
+            if self.task != "embedding":
+                raise ConfigError(f"model {self.model_name!r} returns its head output only: no embedding to read")
+            return {"embedding": Embedding(out.numpy())}
+        embeddings = {k: Embedding(v.numpy().reshape(len(v), -1)) for k, v in out.items() if k not in self.heads}
+        if not embeddings:
+            raise ConfigError(f"model {self.model_name!r} returns only its heads {list(out)}: no embedding to read")
+        return embeddings
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (N, K): sigmoid of a single logit as [1 - p, p], else softmax."""
         if self.task != "classification":
             raise NotImplementedError("predict_proba is for classification")
+        if self.heads:
+            return self._first(X).proba
         out = torch.from_numpy(self.decision_function(X)).double()
         if out.shape[1] == 1:
             return torch.stack([torch.sigmoid(-out[:, 0]), torch.sigmoid(out[:, 0])], dim=1).numpy()
@@ -398,13 +778,18 @@ class TorchEstimator:
     @property
     def gives_variance(self) -> bool:
         """True for a regression network with a Gaussian head (mean and variance outputs)."""
-        return self.task == "regression" and self.n_outputs >= 2
+        if self.heads:
+            return self.task == "regression" and self.heads[self.head_names[0]].kind == "gaussian"
+        return self.task == "regression" and isinstance(self.n_outputs, int) and self.n_outputs >= 2
 
     def predict_mean_var(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """Regression mean and variance per object in the target's unit (the training standardisation
         undone); the variance is NaN for a network without a variance head (MSE loss)."""
         if self.task != "regression":
             raise NotImplementedError("predict_mean_var is for regression")
+        if self.heads:
+            g = self._first(X)
+            return g.mean, g.var
         out = torch.from_numpy(self.decision_function(X))
         shift, scale = float(self.target_norm["mean"]), float(self.target_norm["std"])
         mean = out[:, 0].numpy().astype(np.float64) * scale + shift
@@ -420,13 +805,14 @@ class TorchEstimator:
 
     # ---- persistence
     def save(self, folder: str | Path) -> Path:
-        """``model.pt`` (state_dict) + ``model.json`` (everything needed to rebuild the model)."""
+        """``model.pt`` (state_dict) + ``model.json`` (everything needed to rebuild the model; the heads'
+        states, classes and target mean / std, under ``heads``)."""
         model = self._fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / "model.pt") as tmp:
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-        write_json(folder / "model.json", {
+        meta = {
             "kind": self.kind,
             "model_name": self.model_name,
             "options": _jsonable(self.model_options),
@@ -436,25 +822,39 @@ class TorchEstimator:
             "classes": None if self.classes_ is None else _jsonable(self.classes_),
             "normalise": list(self.normalise),
             "normalisation": self.norm,
-            "target_normalisation": self.target_norm if self.task == "regression" else None,
+            "target_normalisation": self.target_norm if self.task == "regression" and not self.heads else None,
             "trainer": self.trainer.model_dump(mode="json"),
             "loss": None if self.result is None else self.result.loss,
             "weights": "model.pt",
-        })
+            "target_name": self.target_name,
+        }
+        if self.heads:
+            meta["heads"] = [_jsonable(h.state()) for h in self.heads.values()]
+        if self.objective_spec:
+            meta["objective"] = _jsonable(self.objective_spec)
+        write_json(folder / "model.json", meta)
         return folder
 
     @classmethod
     def load(cls, folder: str | Path, trust: bool = False) -> TorchEstimator:
         """Rebuild from ``model.json`` and read the weights with ``weights_only=True`` (``trust`` unused)."""
+        from astromodal.training.heads import Head
+
         folder = Path(folder)
         meta = read_json(folder / "model.json")
         if meta.get("kind") != cls.kind:
             raise DataFormatError(f"{folder / 'model.json'}: not a neural model (kind {meta.get('kind')!r})")
         trainer = {**meta["trainer"], "device": "auto", "progress": False, "checkpoint_dir": None}
+        heads = [Head.from_state(d) for d in meta.get("heads") or []]
         est = cls(meta["model_name"], meta.get("options") or {}, TrainerConfig.from_options(trainer),
-                  meta["task"], tuple(meta.get("normalise", ())))
+                  "classification" if meta["task"] == "embedding" else meta["task"], tuple(meta.get("normalise", ())),
+                  heads={h.name: h.state() for h in heads} or None, target_name=meta.get("target_name"),
+                  objective=meta.get("objective"))
+        est.heads = {h.name: h for h in heads}
         est.input_shapes = {k: list(v) for k, v in meta["input_shapes"].items()}
-        est.n_outputs = int(meta["n_outputs"])
+        n_out = meta.get("n_outputs")
+        est.n_outputs = {k: int(v) for k, v in n_out.items()} if isinstance(n_out, dict) else (
+            None if n_out is None else int(n_out))
         est.classes_ = None if meta.get("classes") is None else np.asarray(meta["classes"])
         est.norm = meta.get("normalisation") or {}
         # folders saved before targets were standardised: the network predicts the target itself
@@ -473,23 +873,66 @@ class TorchEstimator:
         return est
 
 
+def _head_specs(heads: Any) -> dict[str, Any]:
+    """``heads`` as an ordered ``{target: spec}`` (a list of names: default specs)."""
+    if heads is None:
+        return {}
+    if isinstance(heads, str):
+        raise ConfigError(f"heads must map target names to head specs, not {heads!r}")
+    if not isinstance(heads, dict):
+        heads = {str(h): {} for h in heads}
+    if not heads:
+        raise ConfigError("heads: at least one head is needed")
+    return {str(k): ({} if v is None else v) for k, v in heads.items()}
+
+
+def _objective_spec(objective: Any) -> dict[str, Any] | None:
+    """A training objective without targets (``"contrastive"`` or ``{"kind": "contrastive", ...}``); None for
+    the supervised heads."""
+    if objective is None or objective == "supervised":
+        return None
+    spec = {"kind": objective} if isinstance(objective, str) else dict(objective)
+    if spec.get("kind") in (None, "supervised"):
+        if spec.get("kind") is None:
+            raise ConfigError(f"objective {objective!r}: no 'kind' (e.g. 'contrastive')")
+        return None
+    from astromodal.training.objectives import OBJECTIVES
+
+    OBJECTIVES.get(spec["kind"])  # an unknown kind is one line listing the registered ones
+    return spec
+
+
 # ---------------------------------------------------------------------- factories
 def make_estimator(model_name: str, options: dict[str, Any] | None = None,
                    trainer: TrainerConfig | dict[str, Any] | None = None,
                    task: str = "classification",
-                   standardise: tuple[str, ...] | list[str] | None = None) -> SklearnEstimator | TorchEstimator:
+                   standardise: tuple[str, ...] | list[str] | None = None,
+                   heads: dict[str, Any] | None = None, target_name: str | None = None,
+                   objective: str | dict[str, Any] | None = None) -> SklearnEstimator | TorchEstimator:
     """An unfitted estimator for registered model ``model_name`` (the registry family decides the kind).
 
     ``standardise`` (neural models): the inputs standardised with training statistics (default
-    columns and context); classical models always standardise every feature.
+    columns and context; 2-D inputs per feature, image / multi-channel inputs per band); classical
+    models always standardise every feature. ``heads``: an ordered ``{target: spec}`` (spec as
+    :func:`~astromodal.training.heads.make_head`, ``{}`` for the default of the target's type), for
+    ``fit(X, {target: y})``; ``target_name``: the head name of a single target (default the first head,
+    else ``"target"``); ``objective`` (neural models): a training objective without targets, e.g.
+    ``"contrastive"`` (then ``fit(X)`` and ``transform(X)``; ``task`` is ``"embedding"``).
     """
     spec = get_model(model_name)
+    if objective is not None and _objective_spec(objective) is not None:
+        if spec.family == "classical":
+            raise ConfigError(f"model {model_name!r} is a classical model: an objective is for neural models")
+        check_model_task(model_name, "embedding")
+        normalise = ("columns", "context") if standardise is None else tuple(standardise)
+        return TorchEstimator(model_name, options, trainer=trainer, normalise=normalise, objective=objective)
     check_model_task(model_name, _check_task(task))
     if spec.family == "classical":
-        return SklearnEstimator(model_name, options, task=task)
+        return SklearnEstimator(model_name, options, task=task, heads=heads, target_name=target_name)
     if standardise is None:
-        return TorchEstimator(model_name, options, trainer=trainer, task=task)
-    return TorchEstimator(model_name, options, trainer=trainer, task=task, normalise=tuple(standardise))
+        return TorchEstimator(model_name, options, trainer=trainer, task=task, heads=heads, target_name=target_name)
+    return TorchEstimator(model_name, options, trainer=trainer, task=task, normalise=tuple(standardise),
+                          heads=heads, target_name=target_name)
 
 
 def check_model_task(model_name: str, task: str, target: str | None = None) -> None:
@@ -551,12 +994,17 @@ def check_model_options(model_name: str, options: dict[str, Any] | None, where: 
 
 
 def load_estimator(folder: str | Path, trust: bool = False) -> Any:
-    """Read any saved estimator folder: a fold ensemble (``ensemble.json``) or one model (``model.json``)."""
+    """Read any saved estimator folder: a fold ensemble (``ensemble.json``), a probe on frozen embeddings
+    (``probe.json``) or one model (``model.json``)."""
     folder = Path(folder)
     if (folder / "ensemble.json").is_file():
         from astromodal.training.ensemble import EnsembleEstimator
 
         return EnsembleEstimator.load(folder, trust=trust)
+    if (folder / "probe.json").is_file():
+        from astromodal.training.probe import ProbeEstimator
+
+        return ProbeEstimator.load(folder, trust=trust)
     meta = read_json(folder / "model.json")
     kinds = {"sklearn": SklearnEstimator, "torch": TorchEstimator}
     if meta.get("kind") not in kinds:
