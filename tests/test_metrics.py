@@ -232,3 +232,21 @@ def test_trivial_baselines_by_hand():
     assert r["metrics"]["rmse"] == pytest.approx(math.sqrt(2)) and r["metrics"]["r2"] == pytest.approx(-1.0)
     assert beats_baseline("regression", regression_metrics([2.0, 4.0], [2.0, 3.0]), r)  # RMSE sqrt(1/2)
     assert not beats_baseline("regression", regression_metrics([2.0, 4.0], [2.0, 2.0]), r)  # equal: not better
+
+
+def test_pit_values_histogram_and_mean_sigma_by_hand():
+    from astromodal.evaluation.metrics import pit_histogram, pit_values
+
+    # truth (0, 1, -1), mean 0, variances (1, 1, 4): z = (0, 1, -0.5); Phi(0) = 0.5, Phi(1) = 0.841345,
+    # Phi(-0.5) = 0.308538
+    u = pit_values([0.0, 1.0, -1.0], [0.0, 0.0, 0.0], [1.0, 1.0, 4.0])
+    np.testing.assert_allclose(u, [0.5, 0.8413447460685429, 0.3085375387259869], rtol=1e-12)
+    # 10 equal bins: 0.05 -> bin 0, 0.15 twice -> bin 1, exactly 1 -> the last bin; fractions of 4 objects
+    h = pit_histogram([0.05, 0.15, 0.15, 1.0])
+    assert h["n"] == 4 and h["edges"][0] == 0.0 and h["edges"][-1] == 1.0 and len(h["edges"]) == 11
+    assert h["fraction"] == [0.25, 0.5, 0, 0, 0, 0, 0, 0, 0, 0.25]
+    # mean predicted sigma of sigmas (1, 1, 2): 4/3 (the median stays 1)
+    m = regression_metrics([0.0, 1.0, 2.0], [0.0, 0.0, 0.0], var=[1.0, 1.0, 4.0])
+    assert m["mean_sigma"] == pytest.approx(4 / 3) and m["median_sigma"] == 1.0
+    with pytest.raises(BadValueError, match="row 1"):
+        pit_values([0.0, 1.0], [0.0, 0.0], [1.0, np.nan])

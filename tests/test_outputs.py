@@ -293,6 +293,32 @@ def test_benchmark_resumes_in_place_and_refuses_others(sandbox, monkeypatch, cap
     assert snapshot(sandbox) == before
 
 
+def test_an_interrupted_benchmark_is_replaced_but_a_user_file_added_to_it_is_not(sandbox, monkeypatch, capsys):
+    """A run killed after its cells (while writing the report) has claimed its entries in the marker:
+    --overwrite replaces its folder, but a file the user put into it during the run is never the tool's."""
+    from astromodal.evaluation import benchmark_report
+
+    out = sandbox / "run"
+
+    def killed(*args, **kwargs):
+        (out / "draft.txt").write_text("mine")  # the user saves a file into the folder while it runs
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(benchmark_report, "write_benchmark_report", killed)
+        code, _, _ = cli(monkeypatch, capsys, "benchmark", sandbox / "tiny.yaml", "--out", out)
+    assert code != 0 and (out / "cells").is_dir()
+    code, _, err = cli(monkeypatch, capsys, "benchmark", sandbox / "tiny.yaml", "--out", out,
+                       "--no-resume", "--overwrite")
+    assert_one_line_error(code, err, "draft.txt")
+    assert (out / "draft.txt").read_text() == "mine"
+    (out / "draft.txt").unlink()  # moved away by the user: now the interrupted run's folder is replaced
+    code, _, err = cli(monkeypatch, capsys, "benchmark", sandbox / "tiny.yaml", "--out", out,
+                       "--no-resume", "--overwrite")
+    assert code == 0, err
+    assert (out / "report.md").is_file()
+
+
 # ------------------------------------------------------------------------------------ the mechanism
 def test_atomic_dir_rechecks_before_replacing(tmp_path):
     from astromodal.atomic import atomic_dir, is_tool_written

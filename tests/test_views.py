@@ -136,7 +136,7 @@ def _shipped_representations() -> list[tuple[str, str, dict]]:
 def _dataset_for_shipped(path: Path) -> tuple[Path, list[dict]]:
     """A tiny dataset holding every block and column the shipped representations read (block names mapped
     onto it), saved to ``path``; and those representations."""
-    ds = simulate_survey(n=8, seed=3, instruments=("lamost", "gaia_xp"), image_size=8)
+    ds = simulate_survey(n=8, seed=3, instruments=("lamost", "sdss", "gaia_xp"), image_size=8)
     from astromodal.transforms.spectra import image_representation
 
     mnist = (np.round(image_representation(ds, "lamost") * 255)).astype(np.uint8)

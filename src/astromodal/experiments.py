@@ -35,18 +35,12 @@ from pydantic import (
     model_validator,
 )
 
-from astromodal.errors import ConfigError
+from astromodal.errors import ConfigError, format_validation_error
 
-SOURCES = (
-    "simulate",  # the built-in survey simulator: options are simulate_survey's arguments
-    "hdf5",  # an astromodal HDF5 file: options.path
-    "astrospectra_mnist",  # the published PNG layout: options.path (the -v1/-v2 folder), options.version
-    "spectra_fits",  # LAMOST / SDSS spectrum FITS files: options.path (folder or glob)
-    "table",  # CSV / Parquet / FITS table: options.path, features, label (and optional test_path)
-    "gaia_xp_npz",  # Gaia XP continuous coefficients (npz: X, y, source_id) -> sampled spectra with GaiaXPy
-    "gaia_xp_sampled",  # Gaia archive XP_SAMPLED CSV / ECSV / VOTable / Parquet: options.path
-    "idx",  # MNIST-style IDX files: options.images, options.labels (and test_images / test_labels)
-)
+#: the dataset sources are registered in astromodal.data.sources (SOURCES, one decorated function each):
+#: simulate (the built-in survey simulator), hdf5, astrospectra_mnist, spectra_fits, table, gaia_xp_npz,
+#: gaia_xp_sampled, idx, and any source registered with @source
+
 
 REPRESENTATIONS = (
     "line",  # spectrum -> common grid -> 5-sample mean filter -> 721 values (LineAstroSpectra)
@@ -71,18 +65,118 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
-class DatasetConfig(_Strict):
-    """Where objects come from and which target is learned."""
+#: head kinds a dataset's ``heads`` may name when the head registry cannot be read
+_HEAD_KINDS = ("categorical", "binary", "gaussian", "point")
 
-    source: Literal[SOURCES]  # type: ignore[valid-type]
+
+def _head_kinds() -> list[str]:
+    try:
+        from astromodal.training.heads import HEADS
+    except ImportError:  # pragma: no cover - the head registry is part of the package
+        return list(_HEAD_KINDS)
+    return HEADS.names()
+
+
+class HeadConfig(_Strict):
+    """How one target is learned (``datasets.<name>.heads.<target>``); unset keys take the defaults of the
+    target's kind (class codes: categorical, binary for two classes; a real target: point, Gaussian with
+    ``trainer.loss: gaussian_nll``)."""
+
+    kind: str | None = None  # a registered head kind: categorical, binary, gaussian, point
+    weight: float = Field(default=1.0, ge=0.0)  # the head's weight in the total loss
+    class_weight: Literal["balanced"] | None = None  # class heads: weight the loss by 1 / class frequency
+    loss: str | None = None  # point heads: mse | l1
+    standardise: bool | None = None  # regression heads: learn the standardised target (default true)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str | None) -> str | None:
+        if v is not None and v not in _head_kinds():
+            raise ValueError(f"unknown head kind {v!r}; known: {', '.join(_head_kinds())}")
+        return v
+
+    @model_validator(mode="after")
+    def _keys_of_kind(self) -> HeadConfig:
+        if self.kind in ("gaussian", "point") and self.class_weight is not None:
+            raise ValueError(f"class_weight is for class heads, not a {self.kind} head")
+        if self.kind in ("categorical", "binary") and self.standardise is not None:
+            raise ValueError(f"standardise is for regression heads, not a {self.kind} head")
+        return self
+
+    def spec(self) -> dict[str, Any]:
+        """The keys given (not None), as ``make_head`` takes them."""
+        return {k: v for k, v in self.model_dump().items() if v is not None and k in self.model_fields_set}
+
+
+class DatasetConfig(_Strict):
+    """Where objects come from and which target(s) are learned."""
+
+    source: str  # a registered dataset source (astromodal.data.sources.SOURCES)
     options: dict[str, Any] = Field(default_factory=dict)
-    target: str = "class"
+    #: the target, or several (one head each; the first is the primary one: the split is stratified on it,
+    #: ``keep_classes`` and ``max_objects`` apply to it, the top-level scores of a cell are its)
+    target: str | list[str] = "class"
+    #: per target: the head's kind, loss weight, class weight and loss (optional; defaults by target kind)
+    heads: dict[str, HeadConfig] | None = None
     keep_classes: list[str] | None = None  # keep only these classes of the target (e.g. F, G, K)
     max_objects: int | None = Field(default=None, ge=1)  # a seeded stratified subsample, for quick runs
     required: bool = True  # False: skip this dataset with a note when its files are missing
     #: a class of the source's own test split that the training split lacks: "error" stops the run naming it,
     #: "count_wrong" keeps its objects, scored as misclassified (the model cannot predict a class it never saw)
     unseen_test_classes: Literal["error", "count_wrong"] = "error"
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        from astromodal.data.sources import SOURCES
+
+        if v not in SOURCES:
+            raise ValueError(f"unknown dataset source {v!r}; registered: {', '.join(SOURCES.names())}")
+        return v
+
+    @field_validator("target")
+    @classmethod
+    def _targets(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("name at least one target")
+            twice = sorted({t for t in v if v.count(t) > 1})
+            if twice:
+                raise ValueError(f"target(s) {twice} named twice")
+            return v[0] if len(v) == 1 else v
+        return v
+
+    @model_validator(mode="after")
+    def _head_targets(self) -> DatasetConfig:
+        unknown = [t for t in self.heads or {} if t not in self.targets]
+        if unknown:
+            raise ValueError(f"heads {unknown} name no target of this dataset (its targets: {self.targets})")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        # without heads the dump is the one before heads existed (cell fingerprints unchanged)
+        data = handler(self)
+        if self.heads is None:
+            data.pop("heads", None)
+        return data
+
+    @property
+    def targets(self) -> list[str]:
+        """Every target, the primary one first."""
+        return [self.target] if isinstance(self.target, str) else list(self.target)
+
+    @property
+    def primary(self) -> str:
+        """The first target (stratification, ``keep_classes``, the cell's top-level scores)."""
+        return self.targets[0]
+
+    def head_specs(self) -> dict[str, dict[str, Any]] | None:
+        """``{target: head spec}`` for ``make_estimator(heads=...)`` (only the keys set), in target order;
+        None for one target without ``heads`` (the estimator's single-head behaviour)."""
+        if len(self.targets) == 1 and not self.heads:
+            return None
+        return {t: (self.heads or {}).get(t, HeadConfig()).spec() for t in self.targets}
 
 
 class RepresentationConfig(_Strict):
@@ -157,7 +251,7 @@ def _parse_view(name: str, spec: Any, where: str | None = None) -> Any:
         try:
             return view.model_validate(spec)
         except ValidationError as exc:
-            raise ConfigError(f"input {name!r} ({spec['kind']} view): {_format_errors(exc, view)}") from None
+            raise ConfigError(f"input {name!r} ({spec['kind']} view): {format_validation_error(exc, view)}") from None
     except ConfigError as exc:
         if where is not None:
             raise ConfigError(f"{where}: {exc}") from None
@@ -171,12 +265,26 @@ class ModelConfig(_Strict):
     representations: list[str] | None = None  # default: every compatible representation
     datasets: list[str] | None = None  # default: every dataset
     trainer: dict[str, Any] = Field(default_factory=dict)  # per-model trainer overrides
-    #: neural models: inputs standardised per feature with training-split statistics (default: columns
-    #: and context; add "spectrum" for per-wavelength standardisation); classical models always are
-    standardise: list[Literal["spectrum", "image", "columns", "context"]] | None = None
+    #: neural models: the inputs standardised with training-split statistics (per feature, per band for
+    #: images), by input name (default: every input whose view kind is columns or context); classical
+    #: models always are
+    standardise: list[str] | None = None
+    #: neural models trained by an objective of their own, without targets (``contrastive``, or
+    #: ``{kind: contrastive, pair: [image, spectrum], temperature: 0.07}``): the ``pretrain_probe`` protocol
+    #: fits them, freezes them and fits its probe on their embeddings
+    objective: str | dict[str, Any] | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        # without an objective the dump is the one before objectives existed (cell fingerprints unchanged)
+        data = handler(self)
+        if self.objective is None:
+            data.pop("objective", None)
+        return data
 
 
 _RESAMPLE_KEYS = frozenset({"n_members", "member_weights", "combine_weights"})
+_PROBE_KEYS = frozenset({"probe", "probe_options"})
 
 
 class ProtocolConfig(_Strict):
@@ -200,6 +308,10 @@ class ProtocolConfig(_Strict):
     #: resample_ensemble: weights of the members' class probabilities (one per member; default equal);
     #: never applied to Gaussian (mean, variance) outputs, which combine unweighted (MESCR Eq. 1)
     combine_weights: list[float] | None = None
+    #: pretrain_probe: the registered model fitted on the frozen embeddings of the training split (e.g.
+    #: kneighbors_regressor, ridge, mlp_regressor, logistic_regression, mlp_columns) and its options
+    probe: str | None = None
+    probe_options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("kind")
     @classmethod
@@ -215,6 +327,12 @@ class ProtocolConfig(_Strict):
         extra = sorted(_RESAMPLE_KEYS & self.model_fields_set)
         if self.kind != "resample_ensemble" and extra:
             raise ValueError(f"{', '.join(extra)}: setting(s) of kind resample_ensemble, not {self.kind!r}")
+        extra = sorted(_PROBE_KEYS & self.model_fields_set)
+        if self.kind != "pretrain_probe" and extra:
+            raise ValueError(f"{', '.join(extra)}: setting(s) of kind pretrain_probe, not {self.kind!r}")
+        if self.kind == "pretrain_probe" and not self.probe:
+            raise ValueError("kind pretrain_probe needs 'probe': the registered model fitted on the embeddings "
+                             "(e.g. kneighbors_regressor, ridge, logistic_regression)")
         w = self.combine_weights
         if w is not None and (len(w) != self.n_members or min(w) < 0 or sum(w) <= 0):
             raise ValueError(f"combine_weights {w}: one non-negative weight per member ({self.n_members}), "
@@ -228,6 +346,9 @@ class ProtocolConfig(_Strict):
         data = handler(self)
         if self.kind != "resample_ensemble":
             for key in _RESAMPLE_KEYS:
+                data.pop(key, None)
+        if self.kind != "pretrain_probe":
+            for key in _PROBE_KEYS:
                 data.pop(key, None)
         return data
 
@@ -275,47 +396,40 @@ class ExperimentConfig(_Strict):
             for d in m.datasets or []:
                 if d not in self.datasets:
                     raise ValueError(f"model {m.name!r} names dataset {d!r}; defined: {list(self.datasets)}")
+            _check_standardise(m, self.representations)
         if self.save_models and self.protocol.kind == "cv":
             raise ValueError("save_models: the cv protocol scores every object out of fold and keeps no model; "
                              "use protocol.kind holdout (one model) or kfold_ensemble (a fold ensemble) to save models")
         return self
 
 
+def _check_standardise(m: ModelConfig, representations: dict[str, RepresentationConfig]) -> None:
+    """Every input a model's ``standardise`` names is an input of one of the representations it may run on."""
+    if not m.standardise:
+        return
+    inputs: set[str] = set()
+    for r in m.representations or list(representations):
+        try:
+            inputs |= set(representations[r].views())
+        except ConfigError:  # a bad shorthand option: reported by the runner's checks, naming it
+            return
+    missing = [k for k in m.standardise if k not in inputs]
+    if missing:
+        raise ValueError(f"model {m.label or m.name!r}: standardise names input(s) {missing} that none of its "
+                         f"representations has (their inputs: {sorted(inputs)})")
+
+
+def standardised_inputs(m: ModelConfig, representation: RepresentationConfig) -> list[str]:
+    """The inputs of ``representation`` a neural model standardises: its ``standardise`` list (those the
+    representation has), by default every input whose view kind is ``columns`` or ``context``."""
+    views = representation.views()
+    if m.standardise is not None:
+        return [k for k in m.standardise if k in views]
+    return [k for k, v in views.items() if v.kind in ("columns", "context")]
+
+
 def _format_validation_error(exc: ValidationError, source: str) -> str:
-    return f"{source}: invalid experiment config: " + _format_errors(exc)
-
-
-def _format_errors(exc: ValidationError, root: Any = None) -> str:
-    """A pydantic error as one line: each key at fault, with the allowed keys for an unknown one."""
-    lines = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            parent_loc = err["loc"][:-1]
-            allowed = _allowed_keys(parent_loc, root)
-            lines.append(f"unknown key '{where}'" + (f"; allowed keys here: {', '.join(allowed)}" if allowed else ""))
-        else:
-            lines.append(f"'{where}': {err['msg']}")
-    return "; ".join(lines)
-
-
-def _allowed_keys(loc: tuple[Any, ...], root: Any = None) -> list[str]:
-    """The field names of the config section at ``loc`` below ``root`` (default: the experiment config)."""
-    model: Any = root or ExperimentConfig
-    for part in loc:
-        if isinstance(part, int) or model is None:
-            continue
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:  # a dict key such as a dataset name
-            continue
-        ann = field.annotation
-        args = getattr(ann, "__args__", ())
-        inner = [a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not inner:
-            for a in args:
-                inner += [b for b in getattr(a, "__args__", ()) if isinstance(b, type) and issubclass(b, BaseModel)]
-        model = inner[0] if inner else None
-    return sorted(model.model_fields) if model is not None else []
+    return format_validation_error(exc, ExperimentConfig, f"{source}: invalid experiment config")
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:

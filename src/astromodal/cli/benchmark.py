@@ -71,4 +71,12 @@ def _print_summary(results: dict) -> None:
         score = f"{key} {metrics[key]:.3f}" if key is not None and isinstance(metrics[key], (int, float)) else ""
         name = "  ".join(str(c.get(k, "")) for k in ("dataset", "representation", "model"))
         seed = f"  seed {c['seed']}" if "seed" in c else ""
+        heads = c.get("heads") or {}
+        if len(heads) > 1:  # several heads: each head's headline score
+            score = "  ".join(f"{h}: {_headline(m.get('metrics') or {})}" for h, m in heads.items())
         out_console.print(f"  {name}{seed}  {score}".rstrip(), highlight=False)
+
+
+def _headline(metrics: dict) -> str:
+    key = next((k for k in ("accuracy", "mae", "rmse") if isinstance(metrics.get(k), (int, float))), None)
+    return "" if key is None else f"{key} {metrics[key]:.3f}"

@@ -48,28 +48,29 @@ def quickstart_config(n: int, seed: int, epochs: int) -> dict[str, Any]:
     }
 
 
-def _examples_hook(report: Any, runner: Any) -> None:
-    """Add example spectra and image cutouts per class to the quickstart report."""
+def _examples_hook(report: Any, context: Any) -> None:
+    """Add example spectra and image cutouts per class to the quickstart report (``context``: the report's
+    :class:`~astromodal.evaluation.benchmark_report.ReportContext`)."""
     from astromodal.evaluation import plots
 
-    loaded = runner._datasets.get("sim")
-    if not loaded:
+    ds = context.datasets.get("sim")
+    if ds is None:
         return
-    ds = loaded[0]
     target = ds.target("class")
     labels = target.values.read()
-    fig_dir = runner.out / "figures"
+    out = context.out
+    fig_dir = out / "figures"
     spec = ds.spectra["lamost"]
     report.heading("What the data look like", 2)
     path = plots.plot_spectra_examples(spec.wavelength, spec.flux.read(), labels, list(target.class_names),
                                        fig_dir / "example_spectra.png", per_class=2)
-    report.image(Path(path).relative_to(runner.out), "Example simulated LAMOST-like spectra per class")
+    report.image(Path(path).relative_to(out), "Example simulated LAMOST-like spectra per class")
     if ds.images:
         name = next(iter(ds.images))
         im = ds.images[name]
         path = plots.plot_image_cutouts(im.pixels.read(), list(im.bands), labels, list(target.class_names),
                                         fig_dir / "example_cutouts.png", per_class=3)
-        report.image(Path(path).relative_to(runner.out), "Simulated gri cutouts per class (Lupton RGB)")
+        report.image(Path(path).relative_to(out), "Simulated gri cutouts per class (Lupton RGB)")
 
 
 @app.command("quickstart")

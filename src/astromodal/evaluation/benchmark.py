@@ -18,7 +18,7 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,14 @@ from astromodal.atomic import write_json
 from astromodal.data.dataset import Dataset
 from astromodal.data.preparation import with_class_names
 from astromodal.data.sources import align_test_classes, keep_classes, load_source, paths_missing
-from astromodal.errors import ConfigError, DataFormatError
+from astromodal.errors import BadValueError, ConfigError, DataFormatError
+from astromodal.evaluation.results import (
+    SCORING_VERSION,
+    CellResult,
+    DatasetSummary,
+    DataSummary,
+    TargetSummary,
+)
 from astromodal.experiments import ExperimentConfig, ModelConfig
 from astromodal.models.registry import get_model
 from astromodal.transforms.representations import build_inputs, flatten_inputs
@@ -56,9 +63,18 @@ class PreparedData:
 
     train: Dataset
     test: Dataset | None  # None under cross-validation (folds are made inside each cell)
-    target: str
+    target: str  # the primary target
     inputs_train: dict[str, dict[str, np.ndarray]]
     inputs_test: dict[str, dict[str, np.ndarray]]
+    targets: list[str] = field(default_factory=list)  # every target, the primary first
+
+    def __post_init__(self) -> None:
+        self.targets = self.targets or [self.target]
+
+    def y(self, split: str) -> dict[str, np.ndarray]:
+        """``{target: values}`` of the ``train`` or ``test`` split (empty arrays without a test split)."""
+        ds = self.train if split == "train" else self.test
+        return {t: ds.target(t).values.read() if ds is not None else np.empty(0) for t in self.targets}
 
 
 class BenchmarkRunner:
@@ -89,7 +105,9 @@ class BenchmarkRunner:
                                                     ("channels_last", channels_last)) if v is not None}
         self.command = command or "astromodal " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         self.notes: list[str] = []
-        #: callables ``f(report, runner)`` adding sections to the report before it is written
+        #: callables ``f(report, context)`` adding sections to the report before it is written (``context``: a
+        #: :class:`~astromodal.evaluation.benchmark_report.ReportContext`: the output folder, config, results,
+        #: data summary and the loaded training datasets)
         self.report_hooks: list[Any] = []
         self._datasets: dict[str, tuple[Dataset, Dataset | None]] = {}
 
@@ -139,19 +157,21 @@ class BenchmarkRunner:
         from astromodal.training.estimator import check_model_task
 
         seen: set[tuple[str, str]] = set()
+        probe = self.config.protocol.probe if self.config.protocol.kind == "pretrain_probe" else None
         for cell in cells:
-            if (cell.dataset, cell.model.name) in seen:
+            name = probe or cell.model.name  # under pretrain_probe the probe predicts the targets
+            if (cell.dataset, name) in seen:
                 continue
-            seen.add((cell.dataset, cell.model.name))
+            seen.add((cell.dataset, name))
             loaded = self._load(cell.dataset)
             if loaded is None:  # an optional dataset whose files are missing: skipped with a note
                 continue
-            target = self.config.datasets[cell.dataset].target
-            kind = loaded[0].target(target).kind
-            try:
-                check_model_task(cell.model.name, "classification" if kind == "class" else "regression", target)
-            except ConfigError as exc:
-                raise ConfigError(f"dataset {cell.dataset!r}: {exc}") from None
+            for target in self.config.datasets[cell.dataset].targets:  # every head's task
+                kind = loaded[0].target(target).kind
+                try:
+                    check_model_task(name, "classification" if kind == "class" else "regression", target)
+                except ConfigError as exc:
+                    raise ConfigError(f"dataset {cell.dataset!r}: {exc}") from None
 
     # ------------------------------------------------------------------ data
     def _load(self, name: str) -> tuple[Dataset, Dataset | None] | None:
@@ -164,32 +184,46 @@ class BenchmarkRunner:
             self._datasets[name] = None  # type: ignore[assignment]
             return None
         train, test = load_source(dcfg.source, dcfg.options, self.base)
+        primary = dcfg.primary
+        missing = [t for t in dcfg.targets if t not in train.targets]
+        if missing:  # one line naming the targets and those the dataset has
+            raise BadValueError(f"dataset {name!r}: unknown target(s) {missing}; it has targets {list(train.targets)}")
         if dcfg.keep_classes:
-            train = keep_classes(train, dcfg.target, dcfg.keep_classes)
-        if test is not None:  # the source's own test split: its labels coded BY NAME with the training classes
-            files = test.meta.get("source") or ", ".join(test.meta.get("source_files", [])) or "(the source's test split)"
-            where = f"dataset {name!r}: test file {files}"
-            test = align_test_classes(train, test, dcfg.target, dcfg.unseen_test_classes, dcfg.keep_classes, where)
-            unseen = test.target(dcfg.target).unseen_classes(train.target(dcfg.target).class_names) \
-                if train.target(dcfg.target).kind == "class" else {}
+            train = keep_classes(train, primary, dcfg.keep_classes)
+        if test is not None:
+            test = self._align_test(name, train, test)
+        if dcfg.max_objects and len(train) > dcfg.max_objects:
+            train = _stratified_subsample(train, primary, dcfg.max_objects, seed=0)
+        if isinstance(train.meta.get("preparation"), dict) and train.target(primary).kind == "class":
+            # the class mapping a saved model predicts with (after keep_classes)
+            train.meta = {**train.meta, "preparation": with_class_names(train.meta["preparation"],
+                                                                       train.target(primary).class_names)}
+        self._datasets[name] = (train, test)
+        return train, test
+
+    def _align_test(self, name: str, train: Dataset, test: Dataset) -> Dataset:
+        """The source's own test split with each class target coded BY NAME with the training classes (a test
+        class never trained on: an error, or with ``unseen_test_classes: count_wrong`` a note)."""
+        dcfg = self.config.datasets[name]
+        files = test.meta.get("source") or ", ".join(test.meta.get("source_files", [])) or "(the source's test split)"
+        where = f"dataset {name!r}: test file {files}"
+        for i, target in enumerate(dcfg.targets):
+            keep = dcfg.keep_classes if i == 0 else None
+            test = align_test_classes(train, test, target, dcfg.unseen_test_classes, keep, where)
+            unseen = test.target(target).unseen_classes(train.target(target).class_names) \
+                if train.target(target).kind == "class" else {}
             if unseen:
                 self.notes.append(f"{where}: class(es) " + ", ".join(f"{c} ({n:,} objects)" for c, n in unseen.items())
                                   + " never seen in training, scored as misclassified (unseen_test_classes: count_wrong)")
-        if dcfg.max_objects and len(train) > dcfg.max_objects:
-            train = _stratified_subsample(train, dcfg.target, dcfg.max_objects, seed=0)
-        if isinstance(train.meta.get("preparation"), dict) and train.target(dcfg.target).kind == "class":
-            # the class mapping a saved model predicts with (after keep_classes)
-            train.meta = {**train.meta, "preparation": with_class_names(train.meta["preparation"],
-                                                                       train.target(dcfg.target).class_names)}
-        self._datasets[name] = (train, test)
-        return train, test
+        return test
 
     def prepare(self, ds_name: str, seed: int) -> PreparedData | None:
         loaded = self._load(ds_name)
         if loaded is None:
             return None
         full, given_test = loaded
-        target = self.config.datasets[ds_name].target
+        targets = self.config.datasets[ds_name].targets
+        target = targets[0]
         stratify = target if full.target(target).kind == "class" else None
         from astromodal.evaluation.protocols import get_protocol
 
@@ -206,6 +240,7 @@ class BenchmarkRunner:
             target,
             {r: build_inputs(train, rc) for r, rc in reps.items()},
             {r: build_inputs(test, rc) for r, rc in reps.items()} if test is not None else {},
+            targets,
         )
 
     # ------------------------------------------------------------------ one cell
@@ -238,65 +273,99 @@ class BenchmarkRunner:
             if spec.family == "classical" and m.trainer:
                 raise ConfigError(f"{where}: 'trainer' settings are for neural models; {m.name!r} is a classical "
                                   "(scikit-learn) model: set its options under 'options'")
+            self._check_objective(m, spec, where)
+        if cfg.protocol.kind == "pretrain_probe":
+            check_model_options(cfg.protocol.probe, cfg.protocol.probe_options, where="protocol probe")
+
+    def _check_objective(self, m: ModelConfig, spec: Any, where: str) -> None:
+        """A model with its own ``objective`` is for (and required by) the ``pretrain_probe`` protocol."""
+        probing = self.config.protocol.kind == "pretrain_probe"
+        if m.objective is not None and spec.family == "classical":
+            raise ConfigError(f"{where}: an 'objective' is for neural models; {m.name!r} is a classical model")
+        if probing and m.objective is None:
+            raise ConfigError(f"{where}: protocol pretrain_probe fits each model by an objective of its own, "
+                              "without targets: set e.g. 'objective: contrastive' on the model")
+        if m.objective is not None and not probing:
+            raise ConfigError(f"{where}: a model with an 'objective' learns embeddings, not the targets: use "
+                              "protocol kind pretrain_probe (its probe predicts the targets)")
+
+    def _make_probe(self, cell: Cell, task: str) -> Any:
+        """A fresh probe (``protocol.probe``) for the embeddings of ``cell``'s model, predicting its targets."""
+        from astromodal.training.estimator import make_estimator
+
+        p, dcfg = self.config.protocol, self.config.datasets[cell.dataset]
+        options = dict(p.probe_options)
+        heads = dcfg.head_specs()
+        extra = {"target_name": dcfg.target} if heads is None else {"heads": heads}
+        if get_model(p.probe).family == "classical":
+            options.setdefault("random_state", cell.seed)
+            return make_estimator(p.probe, options, task=task, **extra)
+        return make_estimator(p.probe, options, trainer=self._trainer_config(cell.model, cell.seed), task=task,
+                              **extra)
 
     def _make_estimator(self, cell: Cell, task: str) -> Any:
+        from astromodal.experiments import standardised_inputs
         from astromodal.training.estimator import make_estimator
 
         spec = get_model(cell.model.name)
         options = dict(cell.model.options)
+        dcfg = self.config.datasets[cell.dataset]
+        heads = dcfg.head_specs()
+        # a single target names its one head after the target (predict_heads keys are target names)
+        extra = {"target_name": dcfg.target} if heads is None else {"heads": heads}
         if spec.family == "classical":
             options.setdefault("random_state", cell.seed)
-            return make_estimator(cell.model.name, options, task=task)
+            return make_estimator(cell.model.name, options, task=task, **extra)
+        standardise = standardised_inputs(cell.model, self.config.representations[cell.representation])
+        if cell.model.objective is not None:  # an encoder trained without targets (pretrain_probe)
+            extra = {"objective": cell.model.objective}
         return make_estimator(cell.model.name, options, trainer=self._trainer_config(cell.model, cell.seed), task=task,
-                              standardise=cell.model.standardise)
+                              standardise=standardise, **extra)
 
-    def run_cell(self, cell: Cell, data: PreparedData) -> dict[str, Any]:
-        """One cell's record: the shared keys, then what its protocol (``protocol.kind``) adds."""
+    def run_cell(self, cell: Cell, data: PreparedData) -> CellResult:
+        """One cell's typed result: the shared keys, then what its protocol (``protocol.kind``) adds."""
+        from astromodal.evaluation.protocols import CellContext, get_protocol
+
         t = data.train.target(data.target)
         task = "classification" if t.kind == "class" else "regression"
         X_tr = data.inputs_train[cell.representation]
         X_te = data.inputs_test.get(cell.representation)
-        y_tr = data.train.target(data.target).values.read()
-        y_te = data.test.target(data.target).values.read() if data.test is not None else np.empty(0)
+        heads_tr, heads_te = data.y("train"), data.y("test")
+        several = self.config.datasets[cell.dataset].head_specs() is not None
+        # one target without heads: the estimator is fitted with the array (its single-head behaviour)
+        y_tr, y_te = (heads_tr, heads_te) if several else (heads_tr[data.target], heads_te[data.target])
         spec = get_model(cell.model.name)
         if spec.family == "classical":
             X_tr = flatten_inputs(X_tr)
             X_te = flatten_inputs(X_te) if X_te is not None else None
         record: dict[str, Any] = {
-            "cell": cell.id,
-            "dataset": cell.dataset,
-            "representation": cell.representation,
-            "model": cell.label,
-            "model_name": cell.model.name,
-            "family": spec.family,
-            "seed": cell.seed,
-            "n_train": int(len(y_tr)),
-            "n_test": int(len(y_te)),
-            "task": task,
+            "cell": cell.id, "dataset": cell.dataset, "representation": cell.representation, "model": cell.label,
+            "model_name": cell.model.name, "family": spec.family, "seed": cell.seed,
+            "n_train": int(len(heads_tr[data.target])), "n_test": int(len(heads_te[data.target])), "task": task,
         }
-        from astromodal.evaluation.protocols import CellContext, get_protocol
-
         # the protocol (evaluation/protocols.py) trains and scores the cell
-        ctx = CellContext(self, cell, data, task, t, spec, X_tr, y_tr, X_te, y_te, record, time.perf_counter())
-        return get_protocol(self.config.protocol.kind).run(ctx)
-
-    def _add_baseline(self, record: dict[str, Any], y_train: np.ndarray, y_test: np.ndarray,
-                      y_base: np.ndarray | None = None) -> None:
-        """The trivial baseline (training majority class / training mean) on the same test objects, in
-        ``record["baseline"]``, and ``record["beats_baseline"]``; a cell that does not beat it is a warning."""
-        from astromodal.evaluation.metrics import beats_baseline, trivial_baseline
-
-        task = record["task"]
-        record["baseline"] = trivial_baseline(y_train, y_test, task, record.get("class_names"), y_base=y_base)
-        record["beats_baseline"] = beats_baseline(task, record["metrics"], record["baseline"])
-        if not record["beats_baseline"]:
-            from astromodal.progress import console
-
-            console.print(f"warning: {baseline_text(record)}", markup=False, highlight=False, soft_wrap=True)
+        ctx = CellContext(self, cell, data, task, t, spec, X_tr, y_tr, X_te, y_te, record, time.perf_counter(),
+                          heads_tr, heads_te)
+        record = get_protocol(self.config.protocol.kind).run(ctx)
+        result = CellResult.model_validate(record)
+        return result.set_heads(result.heads) if result.heads else result
 
     # ------------------------------------------------------------------ the run
+    #: the top-level entries a benchmark run writes into its folder, claimed in the marker BEFORE they are
+    #: created (astromodal.atomic.claim_entries): an interrupted run can be replaced with --overwrite, and a
+    #: file a user adds to the folder is never counted as the tool's
+    ENTRIES = ("cells", "config.json", "models", "figures", "report.html", "report.md", "results.csv",
+               "results.json", "results.parquet")
+
     def run(self) -> dict[str, Any]:
-        from astromodal.atomic import MARKER, check_output_dir, read_marker, write_marker
+        from astromodal.atomic import (
+            MARKER,
+            check_output_dir,
+            claim_entries,
+            read_marker,
+            recorded_entries,
+            write_marker,
+        )
         from astromodal.progress import progress
 
         cells = self.cells()  # validates every model and representation before anything is written
@@ -308,33 +377,33 @@ class BenchmarkRunner:
         created = not self.out.exists()
         was_empty = created or not any(self.out.iterdir())
         self.out.mkdir(parents=True, exist_ok=True)
-        before = {p.name for p in self.out.iterdir()} - {MARKER}
-        marker = read_marker(self.out) or {}
-        recorded = marker.get("entries") if marker.get("verb") == "benchmark" else None
-        if marker.get("verb") != "benchmark":
-            write_marker(self.out, "benchmark")
+        claim_entries(self.out, "benchmark", self.ENTRIES)
         try:
             results = self._run(cells, cells_dir, progress)
-            # the marker records what the runs wrote, so a file a user adds later is never replaced
+            # the marker keeps the claimed entries that exist (never a file a user added during the run)
             now = {p.name for p in self.out.iterdir()} - {MARKER}
-            ours = (set(recorded) if isinstance(recorded, list) else before) | (now - before)
-            write_marker(self.out, "benchmark", sorted(ours & now))
+            write_marker(self.out, "benchmark", sorted(set(recorded_entries(read_marker(self.out)) or []) & now))
             return results
         except BaseException:
-            # a run that failed before finishing any cell leaves no folder behind (an empty folder it was
-            # given stays, emptied again: everything in it was written by this run)
             if was_empty and self.out.exists() and not any(cells_dir.glob("*.json")):
-                import shutil
-
-                if created:
-                    shutil.rmtree(self.out, ignore_errors=True)
-                else:
-                    for child in self.out.iterdir():
-                        if child.is_dir():
-                            shutil.rmtree(child, ignore_errors=True)
-                        else:
-                            child.unlink(missing_ok=True)
+                self._remove_output(created)
             raise
+
+    def _remove_output(self, created: bool) -> None:
+        """A run that failed before finishing any cell leaves no folder behind: the entries it claimed are
+        removed (an empty folder it was given stays; a file a user added meanwhile is kept)."""
+        import shutil
+
+        from astromodal.atomic import MARKER
+
+        for name in (*self.ENTRIES, MARKER):
+            child = self.out / name
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+        if created and not any(self.out.iterdir()):
+            self.out.rmdir()
 
     def _data_paths(self) -> list[Path]:
         """The dataset files and folders the config reads (the output folder may never be or hold one)."""
@@ -346,7 +415,7 @@ class BenchmarkRunner:
     def fingerprint(self, cell: Cell) -> str:
         """A digest of every setting that decides a cell's result (data, representation, model, protocol,
         seed, and for networks the trainer settings; not the report settings or the device): a finished
-        cell is reused only when it matches."""
+        cell is reused only when it matches (and when it was scored by this :data:`SCORING_VERSION`)."""
         import hashlib
 
         cfg = self.config
@@ -356,6 +425,7 @@ class BenchmarkRunner:
             "model": cell.model.model_dump(),
             "protocol": cfg.protocol.model_dump(exclude={"seeds"}),
             "seed": cell.seed,
+            "scoring": SCORING_VERSION,  # a cell scored by an older version is scored again
         }
         if get_model(cell.model.name).family == "neural":  # trainer settings decide only the networks
             payload["trainer"] = cfg.trainer
@@ -368,7 +438,7 @@ class BenchmarkRunner:
         self.check_tasks(cells)  # a classifier on a regression target (or the reverse): before any cell trains
         cells_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "config.json", self.config.model_dump())
-        records: list[dict[str, Any]] = []
+        results: list[CellResult] = []
         prepared: dict[tuple[str, int], PreparedData | None] = {}
         changed: list[str] = []
         with progress() as bar:
@@ -376,36 +446,119 @@ class BenchmarkRunner:
             for cell in cells:
                 path = cells_dir / f"{cell.id}.json"
                 fingerprint = self.fingerprint(cell)
-                if self.resume and path.exists():
-                    old = json.loads(path.read_text())
-                    # records written before fingerprints existed carry none and are reused
-                    if old.get("fingerprint", fingerprint) == fingerprint:
-                        records.append(_with_intervals(old))  # cells written before intervals existed
-                        bar.update(task, advance=1, description=f"{cell.id} (done before)")
-                        continue
-                    changed.append(cell.id)
-                key = (cell.dataset, cell.seed)
-                if key not in prepared:
-                    prepared[key] = self.prepare(cell.dataset, cell.seed)
-                data = prepared[key]
-                if data is None:
-                    bar.update(task, advance=1)
+                old = self._finished(path, fingerprint, changed, cell.id)
+                if old is not None:
+                    results.append(old)
+                    bar.update(task, advance=1, description=f"{cell.id} (done before)")
                     continue
                 bar.update(task, description=cell.id)
-                record = _with_intervals(self.run_cell(cell, data))
-                record["fingerprint"] = fingerprint
-                write_json(path, record)
-                records.append(record)
+                result = self._train(cell, prepared)
+                if result is not None:
+                    result.fingerprint = fingerprint
+                    write_json(path, result.to_record())
+                    results.append(result)
                 bar.update(task, advance=1)
-        if not records and cells:
+        if not results and cells:
             raise DataFormatError("no cell could run: " + "; ".join(self.notes or ["every dataset was skipped"]))
         if changed:
-            self.notes.append(f"{len(changed)} finished cell(s) were trained again because their settings changed: "
-                              + ", ".join(changed))
+            self.notes.append(f"{len(changed)} finished cell(s) were trained again because their settings changed "
+                              "(or an older version scored them): " + ", ".join(changed))
+        return self._write_report(results, prepared)
+
+    def _finished(self, path: Path, fingerprint: str, changed: list[str], cell_id: str) -> CellResult | None:
+        """The cell's earlier result when it may be reused: written by this scoring version with the same
+        settings (the same fingerprint); a cell without a fingerprint, or one that does not read back as a
+        result, is trained again."""
+        if not (self.resume and path.exists()):
+            return None
+        from pydantic import ValidationError
+
+        try:
+            old = CellResult.model_validate(json.loads(path.read_text()))
+        except (ValueError, ValidationError):  # not JSON, or not a cell result
+            old = None
+        if old is not None and old.fingerprint == fingerprint:
+            return old
+        changed.append(cell_id)
+        return None
+
+    def _train(self, cell: Cell, prepared: dict[tuple[str, int], PreparedData | None]) -> CellResult | None:
+        """Train and score one cell (its dataset split prepared once per seed); None for a skipped dataset."""
+        key = (cell.dataset, cell.seed)
+        if key not in prepared:
+            prepared[key] = self.prepare(cell.dataset, cell.seed)
+        data = prepared[key]
+        return None if data is None else self.run_cell(cell, data)
+
+    # ------------------------------------------------------------------ what the report reads
+    def data_summary(self) -> DataSummary:
+        """Per dataset that was loaded: its source, sizes and, per target, kind, classes and counts."""
+        out = []
+        for name, dcfg in self.config.datasets.items():
+            loaded = self._load(name)  # cached; loaded here when every cell was done before
+            if not loaded:
+                continue
+            train, test = loaded
+            out.append(DatasetSummary(name=name, source=dcfg.source, n_train=len(train),
+                                      n_test=None if test is None else len(test),
+                                      targets=[_target_summary(t, train, test) for t in dcfg.targets]))
+        return DataSummary(datasets=out)
+
+    def embedding_sets(self, prepared: dict[tuple[str, int], PreparedData | None]) -> list[Any]:
+        """The training inputs of every representation of every dataset with a class (primary) target, for
+        the report's PCA / t-SNE maps (first seed's split)."""
+        from astromodal.evaluation.benchmark_report import EmbeddingSet
+
+        cfg, out = self.config, []
+        if not cfg.report.embeddings:
+            return out
+        for name, dcfg in cfg.datasets.items():
+            data = prepared.get((name, cfg.protocol.seeds[0]))
+            if data is None:
+                loaded = self._load(name)  # cached; loaded here when every cell was done before
+                if not loaded:
+                    continue
+                train = loaded[0]
+                inputs = {r: build_inputs(train, rc) for r, rc in cfg.representations.items()}
+            else:
+                train, inputs = data.train, data.inputs_train
+            t = train.target(dcfg.primary)
+            if t.kind != "class":
+                continue
+            out += [EmbeddingSet(name, r, flatten_inputs(arrays), t.values.read(), list(t.class_names))
+                    for r, arrays in inputs.items()]
+        return out
+
+    def _write_report(self, results: list[CellResult], prepared: dict[tuple[str, int], PreparedData | None]) -> dict[str, Any]:
         from astromodal.evaluation.benchmark_report import write_benchmark_report
 
-        results = write_benchmark_report(self, records, prepared)
-        return results
+        datasets = {n: loaded[0] for n in self.config.datasets if (loaded := self._datasets.get(n))}
+        return write_benchmark_report(results, self.data_summary(), self.config, self.out, command=self.command,
+                                      notes=self.notes, hooks=self.report_hooks,
+                                      embeddings=self.embedding_sets(prepared), datasets=datasets)
+
+
+def _target_summary(name: str, train: Dataset, test: Dataset | None) -> TargetSummary:
+    """One target's kind, classes or unit and counts (objects where it applies; per class)."""
+    from astromodal.evaluation.protocols import valid_rows
+
+    t = train.target(name)
+    task = "classification" if t.kind == "class" else "regression"
+
+    def counts(ds: Dataset) -> dict[str, int]:
+        if t.kind != "class":
+            return {}
+        tt = ds.target(name)
+        y = tt.values.read()
+        n = np.bincount(y[valid_rows(y, task)].astype(np.int64), minlength=tt.n_classes)
+        return dict(zip(tt.class_names, (int(v) for v in n), strict=True))
+
+    def n_valid(ds: Dataset) -> int:
+        return int(valid_rows(ds.target(name).values.read(), task).sum())
+
+    return TargetSummary(name=name, kind=t.kind, class_names=list(t.class_names), unit=t.unit,
+                         train_counts=counts(train), test_counts=None if test is None else counts(test),
+                         n_train_valid=n_valid(train), n_test_valid=None if test is None else n_valid(test))
 
 
 def _stratified_subsample(ds: Dataset, target: str, n: int, seed: int) -> Dataset:
@@ -415,33 +568,6 @@ def _stratified_subsample(ds: Dataset, target: str, n: int, seed: int) -> Datase
     labels = t.values.read() if t.kind == "class" else None
     keep, _ = train_test_indices(len(ds), 1.0 - n / len(ds), labels, seed)
     return ds.subset(keep)
-
-
-def _safe_proba(estimator: Any, X: Any) -> np.ndarray | None:
-    try:
-        proba = estimator.predict_proba(X)
-    except (AttributeError, NotImplementedError):
-        return None
-    return None if proba is None else np.asarray(proba)
-
-
-def _with_intervals(record: dict[str, Any]) -> dict[str, Any]:
-    """Add the 95 % bootstrap intervals of a classification cell's accuracy, balanced accuracy and macro F1
-    (from its confusion matrix) to its metrics as ``ci95``; the report's tables read them from there."""
-    if record["task"] == "classification" and "ci95" not in record["metrics"]:
-        from astromodal.evaluation.metrics import bootstrap_confusion
-
-        record["metrics"]["ci95"] = bootstrap_confusion(record["metrics"]["confusion_matrix"], seed=0)
-    return record
-
-
-def _mean_var(estimator: Any, X: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Regression prediction and its variance (NaN where the model predicts no uncertainty)."""
-    if hasattr(estimator, "predict_mean_var"):
-        mean, var = estimator.predict_mean_var(X)
-        mean = np.asarray(mean, dtype=np.float64).reshape(n)
-        return mean, np.full(n, np.nan) if var is None else np.asarray(var, dtype=np.float64).reshape(n)
-    return np.asarray(estimator.predict(X), dtype=np.float64).reshape(n, -1)[:, 0], np.full(n, np.nan)
 
 
 def baseline_text(record: dict[str, Any]) -> str:

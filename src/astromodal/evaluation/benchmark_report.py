@@ -9,6 +9,8 @@ validation loss and validation accuracy over folds beside the test metrics of th
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,15 @@ def protocol_sentence(protocol: Any) -> str:
         if protocol.threshold != "argmax":
             text += (f"; binary decision threshold maximising {protocol.threshold} on the out-of-fold "
                      "predictions of the training split")
+    elif protocol.kind == "resample_ensemble":
+        text = (f"Protocol: a stratified test split of {protocol.test_fraction:g} (or the source's own test file) "
+                f"left untouched; {protocol.n_members} fresh models, each on a {protocol.member_weights} draw with "
+                "replacement of the training split, their ensemble tested once")
+    elif protocol.kind == "pretrain_probe":
+        text = (f"Protocol: a stratified test split of {protocol.test_fraction:g} (or the source's own test file) "
+                "left untouched; each model trained by its own objective on the training split's inputs alone "
+                f"(no target read), frozen, and a {protocol.probe} probe fitted on its embeddings of the training "
+                "split; the pair tested once")
     else:
         text = (f"Protocol: holdout, a stratified test split of {protocol.test_fraction:g} (or the source's own "
                 "test file)")
@@ -73,8 +84,24 @@ def flat_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row.update(baseline=None if base is None else base["metrics"][key], beats_baseline=r.get("beats_baseline"))
         row.update(fit_seconds=r.get("fit_seconds"), n_parameters=r.get("n_parameters"),
                    n_members=r.get("n_members", 1))
+        row.update(_other_head_columns(r))
         rows.append(row)
     return rows
+
+
+#: the columns of ``results.csv`` for each head after the first of a cell with several heads
+_HEAD_COLUMNS = {"classification": ("accuracy", "balanced_accuracy", "macro_f1"),
+                 "regression": ("rmse", "mae", "nmad", "nll", "coverage_68", "coverage_95", "mean_sigma")}
+
+
+def _other_head_columns(r: dict[str, Any]) -> dict[str, Any]:
+    """``<head>_<metric>`` of every head but the primary one (none for a single-target cell)."""
+    out: dict[str, Any] = {}
+    for name, h in list((r.get("heads") or {}).items())[1:]:
+        out.update({f"{name}_{k}": h["metrics"].get(k) for k in _HEAD_COLUMNS[h["task"]]})
+        if h.get("sigma_net"):
+            out[f"{name}_sigma_net"] = h["sigma_net"]["mean"]
+    return out
 
 
 def baseline_section(rep: Any, records: list[dict[str, Any]], where: str) -> None:
@@ -91,7 +118,7 @@ def baseline_section(rep: Any, records: list[dict[str, Any]], where: str) -> Non
                   "accuracy, where it is at chance level), regression the training mean (scored by RMSE). "
                   "`beats_baseline` is False for a cell that is not strictly better.")
     rows = []
-    for r in recs:
+    for r in _per_head(recs):
         b, m = r["baseline"], r["metrics"]
         cls = r["task"] == "classification"
         key = "balanced_accuracy" if cls else "rmse"
@@ -100,10 +127,23 @@ def baseline_section(rep: Any, records: list[dict[str, Any]], where: str) -> Non
                      "metric": key, "model": m[key], "baseline score": b["metrics"][key],
                      "beats_baseline": "yes" if r.get("beats_baseline") else "**NO**"})
     rep.table(rows, ["cell", "task", "baseline", "metric", "model", "baseline score", "beats_baseline"])
-    losers = [r for r in recs if not r.get("beats_baseline")]
+    losers = [r for r in _per_head(recs) if not r.get("beats_baseline")]
     if losers:
         rep.paragraph(f"**Warning: {len(losers)} cell(s) do not beat the trivial baseline:** "
                       + "; ".join(baseline_text(r) for r in losers) + ".")
+
+
+def _per_head(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records as they are, a cell with several heads as one record per head (``cell (head)``)."""
+    out = []
+    for r in records:
+        heads = r.get("heads") or {}
+        if len(heads) < 2:
+            out.append(r)
+            continue
+        out += [{**r, **{k: h.get(k) for k in ("task", "metrics", "baseline", "beats_baseline")},
+                 "cell": f"{r['cell']} ({name})"} for name, h in heads.items() if h.get("baseline")]
+    return out
 
 
 def grid_table(records: list[dict[str, Any]], family: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
@@ -166,11 +206,33 @@ def resample_table(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
         oob = r.get("oob") or {}
         score = oob.get("score")
         net = (r.get("sigma_net") or {}).get("mean")
+        if net is None:  # several heads: the first head with a sigma_net (a Gaussian head after a class head)
+            net = next(((h["sigma_net"] or {}).get("mean") for h in (r.get("heads") or {}).values()
+                        if h.get("sigma_net")), None)
         rows.append({"model": r["model"], "dataset": r["dataset"], "representation": r["representation"],
                      "n_members": r.get("n_members"), "member_weights": r.get("member_weights", ""),
                      "oob": f"{oob.get('metric', '')} {score:.4f}" if score is not None else "n/a",
                      "sigma_net": "n/a" if net is None else f"{net:.4g}"})
     return rows, ["model", "dataset", "representation", "n_members", "member_weights", "oob", "sigma_net"]
+
+
+def probe_table(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per pretrain_probe cell: the probe, its headline score on the test split, and the cross-modal
+    retrieval of the two embeddings (top-1 / top-5 in both directions, beside chance)."""
+    rows = []
+    for r in records:
+        ret = r.get("retrieval") or {}
+        a, b = ret.get("pair") or ("a", "b")
+        row = {"model": r["model"], "dataset": r["dataset"], "representation": r["representation"],
+               "probe": (r.get("probe") or {}).get("model", ""),
+               "score": f"{'accuracy' if r['task'] == 'classification' else 'rmse'} {_headline(r):.4f}"}
+        for k in (1, 5):
+            if f"top{k}_{a}_to_{b}" in ret:
+                row[f"top-{k} {a}->{b}"] = f"{ret[f'top{k}_{a}_to_{b}']:.3f}"
+                row[f"top-{k} {b}->{a}"] = f"{ret[f'top{k}_{b}_to_{a}']:.3f}"
+                row[f"chance top-{k}"] = f"{ret[f'chance_top{k}']:.3f}"
+        rows.append(row)
+    return rows, list(dict.fromkeys(k for row in rows for k in row))
 
 
 def _binary_or_macro_f1(r: dict[str, Any]) -> float:
@@ -195,71 +257,130 @@ def per_class_table(records: list[dict[str, Any]], dataset: str) -> tuple[list[d
     return rows, ["model", "representation", *[f"F1 {n}" for n in names]]
 
 
-def write_benchmark_report(runner: Any, records: list[dict[str, Any]], prepared: dict[Any, Any]) -> dict[str, Any]:
-    from astromodal.evaluation import plots
-    from astromodal.evaluation.report import Report
-    from astromodal.transforms.representations import build_inputs, flatten_inputs
+@dataclass
+class EmbeddingSet:
+    """The training inputs of one representation of one dataset, for a PCA / t-SNE map coloured by class."""
 
-    cfg = runner.config
-    out: Path = runner.out
-    fig_dir = out / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    rep = Report(f"astromodal benchmark: {cfg.name}")
-    if cfg.description:
-        rep.paragraph(cfg.description)
+    dataset: str
+    representation: str
+    X: np.ndarray  # (N, D) flattened inputs
+    labels: np.ndarray  # class codes
+    class_names: list[str]
+
+
+@dataclass
+class ReportContext:
+    """What a report hook reads (``hook(report, context)``): never the runner."""
+
+    out: Path
+    config: Any  # ExperimentConfig
+    results: list[dict[str, Any]]  # the cell records
+    data: Any  # DataSummary
+    datasets: Mapping[str, Any] = field(default_factory=dict)  # name -> the loaded training Dataset
+
+
+def write_benchmark_report(results: Sequence[Any], data: Any, config: Any, out: Path, command: str,
+                           notes: Sequence[str] = (), hooks: Sequence[Any] = (),
+                           embeddings: Sequence[EmbeddingSet] = (),
+                           datasets: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``results.json``, ``results.csv`` / ``.parquet``, the figures and ``report.md`` / ``.html`` into
+    ``out`` from the cell results (:class:`~astromodal.evaluation.results.CellResult` or their records) and a
+    :class:`~astromodal.evaluation.results.DataSummary`; ``hooks`` (``f(report, ReportContext)``) add
+    sections before it is written; ``embeddings`` are the inputs of the PCA / t-SNE maps. Returns the
+    ``results.json`` content."""
+    from astromodal.evaluation.report import Report
+
+    out = Path(out)
+    records = [_as_record(r) for r in results]
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    rep = Report(f"astromodal benchmark: {config.name}")
+    _intro(rep, config, command, notes, records)
+    _data_section(rep, data, config)
+    _main_tables(rep, records, config)
+    _cells_table(rep, records, config, out)
+    _head_sections(rep, records)
+    cv = config.protocol.kind == "cv"
+    baseline_section(rep, records, "on the same pooled out-of-fold predictions" if cv else "on the same test split")
+    _confusion_figures(rep, records, config, out)
+    _roc_figures(rep, records, config, out)
+    _pit_figures(rep, records, config, out)
+    _embedding_figures(rep, embeddings, config, out)
+    summary = _write_results(out, records, config, command, notes)
+    context = ReportContext(out, config, summary["cells"], data, dict(datasets or {}))
+    for hook in hooks:
+        hook(rep, context)
+    rep.write(out)
+    return summary
+
+
+def _as_record(result: Any) -> dict[str, Any]:
+    """A cell's plain record (a CellResult's, or a record as it is)."""
+    return result.to_record() if hasattr(result, "to_record") else dict(result)
+
+
+def _intro(rep: Any, config: Any, command: str, notes: Sequence[str], records: list[dict[str, Any]]) -> None:
+    if config.description:
+        rep.paragraph(config.description)
     rep.heading("Reproduce", 2)
-    rep.code(runner.command)
-    for note in runner.notes:
+    rep.code(command)
+    for note in notes:
         rep.paragraph(f"Note: {note}")
     if not records:
         rep.paragraph("No cell was run (every dataset was skipped).")
 
-    # dataset summaries
+
+def _counts(c: dict[str, int] | None) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in c.items()) if c else "n/a"
+
+
+def _data_section(rep: Any, data: Any, config: Any) -> None:
+    """One row per dataset (per dataset and target with several targets): objects and classes of the
+    training file and of the source's own test file (a test class unseen in training shows here)."""
     rep.heading("Data", 2)
-    ds_rows = []
-    for name in cfg.datasets:
-        loaded = runner._load(name)  # cached; loaded here when every cell was done before
-        if not loaded:
-            continue
-        train, test = loaded
-        target = cfg.datasets[name].target
-        t = train.target(target)
-
-        def counts(ds: Any, target: str = target) -> str:
-            c = ds.summary()["targets"][target].get("counts", {})
-            return ", ".join(f"{k} {v:,}" for k, v in c.items()) if c else "n/a"
-
-        # the training file and the source's own test file apart (a test class unseen in training shows here);
+    rows = []
+    cv = config.protocol.kind == "cv"
+    for d in data.datasets:
         # without a test file the test objects are a split of the training ones (counted before the split)
-        if test is not None:
-            n_train, n_test = f"{len(train):,}", f"{len(test):,}" + (" (not used under cv)" if cfg.protocol.kind == "cv"
-                                                                     else "")
+        if d.n_test is not None:
+            n_train, n_test = f"{d.n_train:,}", f"{d.n_test:,}" + (" (not used under cv)" if cv else "")
         else:
-            n_train = f"{len(train):,} (before the split)"
-            n_test = ("each one, out of fold" if cfg.protocol.kind == "cv"
-                      else f"a stratified {cfg.protocol.test_fraction:g} of them")
-        ds_rows.append({"dataset": name, "source": cfg.datasets[name].source, "target": target, "kind": t.kind,
-                        "train objects": n_train, "train classes": counts(train),
-                        "test objects": n_test, "test classes": counts(test) if test is not None else ""})
-    if ds_rows:
-        rep.table(ds_rows, ["dataset", "source", "target", "kind", "train objects", "train classes", "test objects",
-                            "test classes"])
-    rep.paragraph(protocol_sentence(cfg.protocol))
+            n_train = f"{d.n_train:,} (before the split)"
+            n_test = "each one, out of fold" if cv else f"a stratified {config.protocol.test_fraction:g} of them"
+        for t in d.targets:
+            row = {"dataset": d.name, "source": d.source, "target": t.name, "kind": t.kind,
+                   "train objects": n_train, "train classes": _counts(t.train_counts), "test objects": n_test,
+                   "test classes": _counts(t.test_counts) if d.n_test is not None else ""}
+            if len(d.targets) > 1:  # several targets: the objects where each applies
+                row["train objects"] = f"{t.n_train_valid:,} of {n_train}"
+                if t.n_test_valid is not None:
+                    row["test objects"] = f"{t.n_test_valid:,} of {n_test}"
+                if t.kind != "class":
+                    row["train classes"] = f"unit {t.unit}" if t.unit else ""
+                    row["test classes"] = row["train classes"] if d.n_test is not None else ""
+            rows.append(row)
+    if rows:
+        rep.table(rows, ["dataset", "source", "target", "kind", "train objects", "train classes", "test objects",
+                         "test classes"])
+    rep.paragraph(protocol_sentence(config.protocol))
 
-    # main tables
+
+def _main_tables(rep: Any, records: list[dict[str, Any]], config: Any) -> None:
+    """The protocol's own table (k-fold, resample) and the headline grid (Table 1 / 2 of study A)."""
     metric_name = "accuracy" if all(r["task"] == "classification" for r in records) else "RMSE (classification: accuracy)"
-    cv = cfg.protocol.kind == "cv"
-    where = "mean ± std over the cross-validation folds" if cv else "on the test split"
-    pooled = "out-of-fold predictions" if cv else "test split"
-    if cfg.protocol.kind == "kfold_ensemble":
+    where = "mean ± std over the cross-validation folds" if config.protocol.kind == "cv" else "on the test split"
+    if config.protocol.kind == "kfold_ensemble":
         rows, cols = kfold_table(records)
         rep.heading("Results per model (k-fold training, ensemble on the test split)", 2)
         rep.table(rows, cols)
-    if cfg.protocol.kind == "resample_ensemble":
+    if config.protocol.kind == "resample_ensemble":
         rows, cols = resample_table(records)
         rep.heading("Resample ensembles (out-of-bag score on the training split; sigma_net on the test split)", 2)
         rep.table(rows, cols)
-    if cfg.report.tables == "astrospectra":
+    if config.protocol.kind == "pretrain_probe" and records:
+        rows, cols = probe_table(records)
+        rep.heading("Probes of the frozen embeddings (score and cross-modal retrieval on the test split)", 2)
+        rep.table(rows, cols)
+    if config.report.tables == "astrospectra":
         for title, fam in (("Table 1: classical models", "classical"), ("Table 2: deep models", "neural")):
             rows, cols = grid_table(records, fam)
             if rows:
@@ -270,80 +391,198 @@ def write_benchmark_report(runner: Any, records: list[dict[str, Any]], prepared:
         if rows:
             rep.heading(f"{metric_name.capitalize()} per model ({where})", 2)
             rep.table(rows, cols)
+
+
+def _cells_table(rep: Any, records: list[dict[str, Any]], config: Any, out: Path) -> None:
+    """Every cell's headline scores (also ``results.csv`` / ``.parquet``) and the per-class F1 tables."""
     flat = flat_rows(records)
-    if flat:
-        rep.heading("All cells", 2)
-        if any("accuracy_lo" in row for row in flat):
-            rep.paragraph("`_lo` / `_hi`: the 95 % bootstrap interval (2,000 resamples of the "
-                          + ("pooled out-of-fold predictions" if cv else "test objects") + ").")
-        rep.table(flat, list(dict.fromkeys(k for row in flat for k in row)))
-        frame = pd.DataFrame(flat)
-        frame.to_csv(out / "results.csv", index=False)
-        frame.to_parquet(out / "results.parquet", index=False)
-        for name in cfg.datasets:
-            rows, cols = per_class_table(records, name)
-            if rows:
-                rep.heading(f"Per-class F1: {name}", 3)
-                rep.table(rows, cols)
-    baseline_section(rep, records, "on the same pooled out-of-fold predictions" if cv else "on the same test split")
+    if not flat:
+        return
+    rep.heading("All cells", 2)
+    if any("accuracy_lo" in row for row in flat):
+        rep.paragraph("`_lo` / `_hi`: the 95 % bootstrap interval (2,000 resamples of the "
+                      + ("pooled out-of-fold predictions" if config.protocol.kind == "cv" else "test objects") + ").")
+    rep.table(flat, list(dict.fromkeys(k for row in flat for k in row)))
+    frame = pd.DataFrame(flat)
+    frame.to_csv(out / "results.csv", index=False)
+    frame.to_parquet(out / "results.parquet", index=False)
+    for name in config.datasets:
+        rows, cols = per_class_table(records, name)
+        if rows:
+            rep.heading(f"Per-class F1: {name}", 3)
+            rep.table(rows, cols)
 
-    # figures
-    if cfg.report.confusion_matrices:
-        first_seed = cfg.protocol.seeds[0]
-        cm_recs = [r for r in records if r["task"] == "classification" and r["seed"] == first_seed]
-        if cm_recs:
-            rep.heading(f"Confusion matrices ({pooled}, rows = true class)", 2)
-        for r in cm_recs:
-            path = fig_dir / f"cm_{r['dataset']}_{r['representation']}_{r['model']}.png"
-            plots.plot_confusion_matrix(np.asarray(r["metrics"]["confusion_matrix"]), r["class_names"], path,
-                                        title=f"{r['model']} | {r['representation']}-{r['dataset']}")
-            rep.image(path.relative_to(out), f"{r['model']} on {r['representation']}-{r['dataset']}")
-    if cfg.report.roc_curves:
-        roc = [r for r in records if r.get("_proba") is not None and r["seed"] == cfg.protocol.seeds[0]]
-        if roc:
-            rep.heading(f"ROC curves ({pooled})", 2)
-            for r in roc:
-                proba = np.asarray(r["_proba"])
-                path = fig_dir / f"roc_{r['dataset']}_{r['representation']}_{r['model']}.png"
-                plots.plot_roc(np.asarray(r["_y_true"]), np.stack([1 - proba, proba], axis=1), r["class_names"], path)
-                rep.image(path.relative_to(out), f"ROC: {r['model']} on {r['representation']}-{r['dataset']}")
-    if cfg.report.embeddings:
-        emb_done = False
-        for name in cfg.datasets:
-            data = prepared.get((name, cfg.protocol.seeds[0]))
-            if data is None:
-                loaded = runner._load(name)  # cached; loaded here when every cell was done before
-                if not loaded:
-                    continue
-                train = loaded[0]
-                inputs = {r: build_inputs(train, rc) for r, rc in cfg.representations.items()}
-            else:
-                train, inputs = data.train, data.inputs_train
-            t = train.target(cfg.datasets[name].target)
-            if t.kind != "class":
-                continue
-            for rname, arrays in inputs.items():
-                X = flatten_inputs(arrays)
-                for method in cfg.report.embeddings:
-                    if not emb_done:
-                        rep.heading("Embeddings of the data" if cv else "Embeddings of the training data", 2)
-                        emb_done = True
-                    path = fig_dir / f"{method}_{rname}_{name}.png"
-                    plots.plot_embedding(X, t.values.read(), list(t.class_names), path, method=method, seed=0)
-                    rep.image(path.relative_to(out), f"{method.upper()} of {rname}-{name}")
 
-    results = {
-        "name": cfg.name,
-        "study": cfg.study,
-        "command": runner.command,
-        "protocol": cfg.protocol.model_dump(),
-        "notes": runner.notes,
-        "cells": [{k: v for k, v in r.items() if not k.startswith("_")} for r in records],
-    }
+def _several_heads(records: list[dict[str, Any]]) -> list[str]:
+    """The head names of the cells that have more than one head (first-seen order)."""
+    return list(dict.fromkeys(h for r in records if len(r.get("heads") or {}) > 1 for h in r["heads"]))
+
+
+def head_table(records: list[dict[str, Any]], head: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per cell with head ``head``: classification accuracy, balanced accuracy, macro F1 and
+    per-class F1; regression RMSE, MAE, NMAD, bias, NLL, 68 / 95 % coverage, mean sigma and sigma_net."""
+    rows = []
+    for r in records:
+        h = (r.get("heads") or {}).get(head)
+        if h is None:
+            continue
+        m = h["metrics"]
+        row: dict[str, Any] = {"model": r["model"], "dataset": r["dataset"], "representation": r["representation"],
+                               "seed": r["seed"], "n": h.get("n")}
+        if h["task"] == "classification":
+            row.update(accuracy=m["accuracy"], balanced_accuracy=m["balanced_accuracy"], macro_f1=m["macro_f1"])
+            row.update({f"F1 {c}": v["f1"] for c, v in m["per_class"].items()})
+        else:
+            row.update({k: m.get(k) for k in ("rmse", "mae", "nmad", "bias", "nll", "coverage_68", "coverage_95",
+                                              "mean_sigma")})
+            row["sigma_net"] = (h.get("sigma_net") or {}).get("mean")
+        row["beats_baseline"] = "yes" if h.get("beats_baseline") else "**NO**"
+        rows.append(row)
+    return rows, list(dict.fromkeys(k for row in rows for k in row))
+
+
+def loss_table(records: list[dict[str, Any]], heads: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per cell, each head's part of the training and validation loss (``loss_<head>``): at the last epoch
+    of its history, or the mean over its folds / members."""
+    keys = [f"{split}_loss_{h}" for h in heads for split in ("train", "val")]
+    rows = []
+    for r in records:
+        entries = [r["history"][-1]] if r.get("history") else [*(r.get("folds") or []), *(r.get("members") or [])]
+        row: dict[str, Any] = {"model": r["model"], "dataset": r["dataset"], "representation": r["representation"]}
+        for k in keys:
+            vals = [e[k] for e in entries if isinstance(e.get(k), (int, float))]
+            if vals:
+                row[k.replace("train_loss_", "train loss_").replace("val_loss_", "val loss_")] = float(np.mean(vals))
+        if len(row) > 3:
+            rows.append(row)
+    return rows, list(dict.fromkeys(k for row in rows for k in row))
+
+
+def _head_sections(rep: Any, records: list[dict[str, Any]]) -> None:
+    """For cells with several heads: a table per head and the per-head parts of the loss."""
+    heads = _several_heads(records)
+    if not heads:
+        return
+    rep.heading("Results per head", 2)
+    rep.paragraph("Each head scored on the test objects where its target applies (`n`; a NaN or missing target "
+                  "is left out), against its own trivial baseline.")
+    for head in heads:
+        rows, cols = head_table(records, head)
+        if rows:
+            rep.heading(f"Head: {head}", 3)
+            rep.table(rows, cols, floatfmt=".4f")
+    rows, cols = loss_table(records, heads)
+    if rows:
+        rep.heading("Loss per head (loss_<head>)", 3)
+        rep.table(rows, cols, floatfmt=".4f")
+
+
+def _figure_name(kind: str, r: dict[str, Any], head: str, primary: str | None) -> str:
+    suffix = "" if head == primary else f"_{head}"
+    return f"{kind}_{r['dataset']}_{r['representation']}_{r['model']}{suffix}.png"
+
+
+def _heads_of(r: dict[str, Any], task: str) -> list[tuple[str, dict[str, Any]]]:
+    """``(name, head record)`` of a cell's heads of ``task`` (a cell without heads: its top-level scores)."""
+    heads = r.get("heads") or {"": {"task": r["task"], "metrics": r["metrics"], "class_names": r.get("class_names")}}
+    return [(n, h) for n, h in heads.items() if h["task"] == task]
+
+
+def _confusion_figures(rep: Any, records: list[dict[str, Any]], config: Any, out: Path) -> None:
+    from astromodal.evaluation import plots
+
+    if not config.report.confusion_matrices:
+        return
+    pooled = "out-of-fold predictions" if config.protocol.kind == "cv" else "test split"
+    cm_recs = [r for r in records if r["seed"] == config.protocol.seeds[0] and _heads_of(r, "classification")]
+    if cm_recs:
+        rep.heading(f"Confusion matrices ({pooled}, rows = true class)", 2)
+    for r in cm_recs:
+        primary = next(iter(r.get("heads") or {""}))
+        for name, h in _heads_of(r, "classification"):
+            path = out / "figures" / _figure_name("cm", r, name, primary)
+            what = f"{r['model']} | {r['representation']}-{r['dataset']}" + ("" if name == primary else f" | {name}")
+            plots.plot_confusion_matrix(np.asarray(h["metrics"]["confusion_matrix"]), h["class_names"], path,
+                                        title=what)
+            rep.image(path.relative_to(out), f"{r['model']} on {r['representation']}-{r['dataset']}"
+                      + ("" if name == primary else f" ({name})"))
+
+
+def _roc_figures(rep: Any, records: list[dict[str, Any]], config: Any, out: Path) -> None:
+    from astromodal.evaluation import plots
+
+    if not config.report.roc_curves:
+        return
+    items = [(r, n, h) for r in records if r["seed"] == config.protocol.seeds[0]
+             for n, h in (r.get("heads") or {}).items() if (h.get("curves") or {}).get("roc")]
+    if items:
+        rep.heading(f"ROC curves ({'out-of-fold predictions' if config.protocol.kind == 'cv' else 'test split'})", 2)
+    for r, name, h in items:
+        primary = next(iter(r["heads"]))
+        roc = h["curves"]["roc"]
+        proba = np.asarray(roc["proba"])
+        path = out / "figures" / _figure_name("roc", r, name, primary)
+        plots.plot_roc(np.asarray(roc["y_true"]), np.stack([1 - proba, proba], axis=1), h["class_names"], path)
+        rep.image(path.relative_to(out), f"ROC: {r['model']} on {r['representation']}-{r['dataset']}"
+                  + ("" if name == primary else f" ({name})"))
+
+
+def plot_pit(pit: dict[str, Any], path: Path, title: str = "") -> Path:
+    """The PIT histogram (fraction of objects per bin) against the uniform line of honest uncertainties."""
+    from astromodal.evaluation.plots import _figure, _save
+
+    edges, frac = np.asarray(pit["edges"]), np.asarray(pit["fraction"])
+    fig = _figure(4.5, 3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.bar(edges[:-1], frac, width=np.diff(edges), align="edge", color="#4c72b0", edgecolor="white")
+    ax.axhline(1.0 / len(frac), color="k", ls="--", lw=1, label="uniform (honest sigmas)")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("PIT = Phi((y - mu) / sigma)")
+    ax.set_ylabel("fraction of objects")
+    ax.set_title(title or f"PIT histogram (n = {pit['n']})", fontsize=9)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _pit_figures(rep: Any, records: list[dict[str, Any]], config: Any, out: Path) -> None:
+    """The PIT histogram of every Gaussian head with a predicted variance (first seed)."""
+    items = [(r, n, h) for r in records if r["seed"] == config.protocol.seeds[0]
+             for n, h in (r.get("heads") or {}).items() if (h.get("curves") or {}).get("pit")]
+    if not items:
+        return
+    rep.heading("PIT histograms (uniform when the predicted uncertainties are honest)", 2)
+    for r, name, h in items:
+        path = out / "figures" / _figure_name("pit", r, name, None)
+        plot_pit(h["curves"]["pit"], path, f"{r['model']} | {r['representation']}-{r['dataset']} | {name}")
+        rep.image(path.relative_to(out), f"PIT: {r['model']} on {r['representation']}-{r['dataset']} ({name})")
+
+
+def _embedding_figures(rep: Any, embeddings: Sequence[EmbeddingSet], config: Any, out: Path) -> None:
+    from astromodal.evaluation import plots
+
+    if not embeddings or not config.report.embeddings:
+        return
+    rep.heading("Embeddings of the data" if config.protocol.kind == "cv" else "Embeddings of the training data", 2)
+    for e in embeddings:
+        for method in config.report.embeddings:
+            path = out / "figures" / f"{method}_{e.representation}_{e.dataset}.png"
+            plots.plot_embedding(e.X, e.labels, e.class_names, path, method=method, seed=0)
+            rep.image(path.relative_to(out), f"{method.upper()} of {e.representation}-{e.dataset}")
+
+
+def _write_results(out: Path, records: list[dict[str, Any]], config: Any, command: str,
+                   notes: Sequence[str]) -> dict[str, Any]:
+    """``results.json``: the run's settings and every cell (without the per-object ROC arrays)."""
     from astromodal.atomic import write_json
+    from astromodal.evaluation.results import CellResult
 
+    cells = []
+    for r in records:
+        try:
+            cells.append(CellResult.model_validate(r).to_record(curves=False))
+        except ValueError:  # a record that is not a cell result (a report of hand-made records)
+            cells.append({k: v for k, v in r.items() if not k.startswith("_")})
+    results = {"name": config.name, "study": config.study, "command": command,
+               "protocol": config.protocol.model_dump(), "notes": list(notes), "cells": cells}
     write_json(out / "results.json", results)
-    for hook in runner.report_hooks:
-        hook(rep, runner)
-    rep.write(out)
     return results

@@ -10,7 +10,9 @@ A regressor that predicts its own uncertainty (a Gaussian head: variance ``var``
 scored on it: ``nll`` is the mean Gaussian negative log-likelihood ``0.5 log(2 pi var) + (y - mu)^2 / (2 var)``
 (constant included, in nats; lower is better), ``coverage_68`` / ``coverage_95`` the fraction of test
 objects whose truth lies in the central 68 % / 95 % interval ``mu +- z sigma`` (z = 0.9945 / 1.9600):
-0.68 / 0.95 for honest uncertainties, less when they are too small.
+0.68 / 0.95 for honest uncertainties, less when they are too small; ``median_sigma`` / ``mean_sigma`` the
+median / mean predicted sigma; :func:`pit_values` / :func:`pit_histogram` the probability integral
+transform ``Phi((y - mu) / sigma)`` of each truth (uniform for honest uncertainties).
 
 Every report compares a model with the trivial baseline fitted on the same training objects
 (:func:`trivial_baseline`): the training split's majority class, or its mean target. A classifier beats
@@ -32,6 +34,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from astromodal.errors import BadValueError
+from astromodal.training.predictions import decide  # noqa: F401  (re-exported: evaluation code decides here)
 
 #: Scale that turns the median absolute deviation of a Gaussian into its standard deviation.
 NMAD_SCALE = 1.4826
@@ -190,23 +193,14 @@ def best_threshold(y_true: Any, p_positive: Any, metric: str = "balanced_accurac
     return float(mid[best[np.argmin(np.abs(mid[best] - 0.5))]])
 
 
-def decide(proba: Any, threshold: float | None = None) -> np.ndarray:
-    """Class indices from probabilities (N, K): the most probable class, or for two classes with a
-    ``threshold``, class 1 where its probability is at least the threshold."""
-    proba = np.asarray(proba)
-    if threshold is not None and proba.ndim == 2 and proba.shape[1] == 2:
-        return (proba[:, 1] >= threshold).astype(np.int64)
-    return np.argmax(proba, axis=1)
-
-
 def regression_metrics(y_true: Any, y_pred: Any, var: Any = None) -> dict[str, Any]:
     """RMSE, MAE, R^2, bias, sigma and NMAD of the residuals ``y_pred - y_true`` (target's unit).
 
     ``bias`` = mean residual; ``sigma`` = population standard deviation of the residuals (so
     ``rmse**2 == bias**2 + sigma**2``); ``nmad`` = 1.4826 * median(|res - median(res)|); ``r2`` is
     ``None`` when the truth is constant (undefined). With ``var`` (the predicted variance per object,
-    target unit squared) also ``nll``, ``coverage_68``, ``coverage_95`` and ``median_sigma`` (see the
-    module text); a ``var`` that is None or NaN everywhere (a model without uncertainty) adds nothing.
+    target unit squared) also ``nll``, ``coverage_68``, ``coverage_95``, ``median_sigma`` and ``mean_sigma``
+    (see the module text); a ``var`` that is None or NaN everywhere (a model without uncertainty) adds nothing.
     """
     t = np.asarray(y_true, dtype=np.float64).reshape(-1)
     p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
@@ -235,7 +229,7 @@ def regression_metrics(y_true: Any, y_pred: Any, var: Any = None) -> dict[str, A
 
 
 def uncertainty_metrics(y_true: Any, mean: Any, var: Any) -> dict[str, float]:
-    """Gaussian NLL, 68 % / 95 % interval coverage and median sigma of predicted ``(mean, var)`` (module
+    """Gaussian NLL, 68 % / 95 % interval coverage and median and mean sigma of predicted ``(mean, var)`` (module
     text); {} when ``var`` is NaN everywhere (no uncertainty predicted)."""
     t = np.asarray(y_true, dtype=np.float64).reshape(-1)
     mu = np.asarray(mean, dtype=np.float64).reshape(-1)
@@ -254,7 +248,42 @@ def uncertainty_metrics(y_true: Any, mean: Any, var: Any) -> dict[str, float]:
         "coverage_68": float(np.mean(z <= Z68)),
         "coverage_95": float(np.mean(z <= Z95)),
         "median_sigma": float(np.median(np.sqrt(v))),
+        "mean_sigma": float(np.mean(np.sqrt(v))),
     }
+
+
+#: bins of the PIT histogram (equal widths on [0, 1])
+PIT_BINS = 10
+
+
+def pit_values(y_true: Any, mean: Any, var: Any) -> np.ndarray:
+    """Probability integral transform ``u_i = Phi((y_i - mu_i) / sigma_i)`` of each truth under its predicted
+    Gaussian: uniform on [0, 1] for honest uncertainties, U-shaped when the sigmas are too small, peaked in
+    the middle when they are too large, skewed for a biased mean. The variance must be finite and positive."""
+    from scipy.special import ndtr
+
+    t = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    mu = np.asarray(mean, dtype=np.float64).reshape(-1)
+    v = np.asarray(var, dtype=np.float64).reshape(-1)
+    if not len(t) == len(mu) == len(v):
+        raise BadValueError(f"y_true has {len(t)} values but the prediction has {len(mu)} means and {len(v)} variances")
+    bad = ~(np.isfinite(v) & (v > 0))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise BadValueError(f"predicted variance must be finite and positive, got {v[row]} at row {row}")
+    return np.asarray(ndtr((t - mu) / np.sqrt(v)), dtype=np.float64)
+
+
+def pit_histogram(pit: Any, bins: int = PIT_BINS) -> dict[str, Any]:
+    """The PIT values in ``bins`` equal bins on [0, 1]: ``{"edges": [...], "fraction": [...], "n": N}``
+    (fractions of the objects per bin, summing to one; 1 / bins each for honest uncertainties). A value of
+    exactly 1 falls in the last bin."""
+    u = np.asarray(pit, dtype=np.float64).reshape(-1)
+    if len(u) == 0:
+        raise BadValueError("no PIT values to histogram")
+    edges = np.linspace(0.0, 1.0, int(bins) + 1)
+    counts, _ = np.histogram(np.clip(u, 0.0, 1.0), bins=edges)
+    return {"edges": [float(e) for e in edges], "fraction": [float(c) / len(u) for c in counts], "n": int(len(u))}
 
 
 BASELINES = {"classification": "majority_class", "regression": "training_mean"}

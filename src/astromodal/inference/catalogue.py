@@ -43,7 +43,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from astromodal.atomic import atomic_path, check_output_file, write_json
+from astromodal.atomic import atomic_path, check_output_file, read_json, write_json
 from astromodal.data.dataset import Dataset
 from astromodal.data.ids import as_int_ids
 from astromodal.errors import AstromodalError, BadValueError, ConfigError, DataFormatError
@@ -148,13 +148,8 @@ def load_predictor(model_dir: str | Path, trust: bool = False) -> Predictor:
     meta_path = model_dir / "predictor.json"
     if not meta_path.is_file():
         raise DataFormatError(f"{model_dir}: not an astromodal model folder (no predictor.json)")
+    meta = read_json(meta_path)  # one line naming the file: unreadable, not JSON, not a JSON object
     try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataFormatError(f"{meta_path}: not valid JSON ({_first_line(exc)})") from None
-    try:
-        if not isinstance(meta, dict):
-            raise TypeError("not a JSON object")
         representation = RepresentationConfig(**meta["representation"])
         preparation = meta.get("preparation")
         if preparation is not None and not isinstance(preparation, dict):

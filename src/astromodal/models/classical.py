@@ -24,6 +24,11 @@ random_forest                     entropy, max_depth 100, 100 trees
 sgd                               modified Huber loss, L2
 ================================  ==========================================================
 
+Study D's single-modality baselines are the tree regressors (``decision_tree_regressor``,
+``random_forest_regressor``, ``gradient_boosting_regressor``, ``hist_gradient_boosting_regressor``); its
+probes of frozen contrastive embeddings (protocol ``pretrain_probe``) are ``kneighbors_regressor`` (k 10,
+distance-weighted), ``ridge`` and ``mlp_regressor`` (128-64 ReLU, early stopping).
+
 Models without ``predict_proba`` (LinearSVC, Perceptron, passive-aggressive, hinge-loss SGD) are
 handled by the estimator front end, which falls back to their decisions.
 """
@@ -43,11 +48,11 @@ from sklearn.ensemble import (
     RandomForestClassifier,
     RandomForestRegressor,
 )
-from sklearn.linear_model import LogisticRegression, Perceptron, SGDClassifier
+from sklearn.linear_model import LogisticRegression, Perceptron, Ridge, SGDClassifier
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.naive_bayes import GaussianNB
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.neural_network import MLPClassifier
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier
 
@@ -215,6 +220,16 @@ _simple("gradient_boosting_regressor", GradientBoostingRegressor, study="D", tas
         description="Gradient-boosted tree regressor (study D baseline)", n_estimators=100)
 _simple("hist_gradient_boosting_regressor", HistGradientBoostingRegressor, study="D", tasks=("regression",),
         description="Histogram gradient-boosted tree regressor (study D baseline)")
+
+# ---------------------------------------------------------------------- probes of frozen embeddings (study D)
+_simple("kneighbors_regressor", KNeighborsRegressor, study="D", tasks=("regression",),
+        description="k nearest neighbours regressor (study D probe of frozen embeddings: k = 10, distance-weighted)",
+        n_neighbors=10, weights="distance")
+_simple("ridge", Ridge, study="D", tasks=("regression",),
+        description="Ridge regression (a linear probe of frozen embeddings)", alpha=1.0)
+_simple("mlp_regressor", MLPRegressor, study="D", tasks=("regression",),
+        description="scikit-learn multilayer perceptron regressor (study D MLP probe: 128-64 ReLU)",
+        hidden_layer_sizes=(128, 64), activation="relu", max_iter=500, early_stopping=True)
 
 
 @register_model("soft_vote", modality="columns", family="classical", study=None,
