@@ -119,3 +119,18 @@ def test_the_default_stellar_selection_follows_the_first_instrument():
     assert gaia.columns["r"].values.read().max() < 18.5
     with pytest.raises(ConfigError, match="stellar_selection"):
         simulate_survey(n=10, stellar_selection="hipparcos")
+
+
+def test_sky_directions_follow_the_galaxy_o_b_stars_in_the_plane():
+    """A star's direction is weighted by the stars its sightline holds inside the limits: young O/B field
+    stars (a 60 pc disc) lie at low latitude and kiloparsecs away, not at high latitude near the Sun."""
+    from astropy.coordinates import SkyCoord
+
+    ds = simulate_survey(n=1500, seed=5, instruments=["gaia_xp"], with_images=False, class_mix=[1, 0, 0],
+                         associations=False)
+    lat = np.abs(SkyCoord(ra=ds.ra, dec=ds.dec, unit="deg").galactic.b.deg)
+    ob = ds.target("massive").values.read() == 1
+    assert ob.sum() > 100
+    assert np.mean(lat[ob] > 20) < 0.15  # uniform directions would put 66 % there
+    assert np.median(ds.target("distance").values.read()[ob]) > 1000.0
+    assert np.mean(lat[~ob] > 20) > np.mean(lat[ob] > 20)  # older, thicker populations reach higher

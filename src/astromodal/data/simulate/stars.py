@@ -17,6 +17,9 @@ Model and simplifications:
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 import numpy as np
 
 from astromodal.data.simulate.photometry import coarse_ab_magnitudes, coarse_band_grid
@@ -148,36 +151,17 @@ def _g_band(t):
     return _metal_strength(t, 6200.0, 400.0) * logistic((t - 3300.0) / 300.0)
 
 
-def _mg_b(t):
-    return _metal_strength(t, 6300.0, 500.0)
+def _metal(t_half: float, width: float) -> Any:
+    """The strength function of a low-ionisation metal line with half-strength at ``t_half`` K."""
+    return partial(_metal_strength, t_half=t_half, width=width)
 
 
-def _na_d(t):
-    return _metal_strength(t, 5000.0, 400.0)
-
-
-def _cat(t):
-    return _metal_strength(t, 7000.0, 800.0)
+_mg_b, _na_d, _cat = _metal(6300.0, 500.0), _metal(5000.0, 400.0), _metal(7000.0, 800.0)
+_fe1, _ca1, _cool, _na1_ir = _metal(7000.0, 600.0), _metal(6000.0, 500.0), _metal(5600.0, 500.0), _metal(4300.0, 300.0)
 
 
 def _paschen(t):
     return 0.45 * balmer_strength(t)
-
-
-def _fe1(t):
-    return _metal_strength(t, 7000.0, 600.0)
-
-
-def _ca1(t):
-    return _metal_strength(t, 6000.0, 500.0)
-
-
-def _cool(t):
-    return _metal_strength(t, 5600.0, 500.0)
-
-
-def _na1_ir(t):
-    return _metal_strength(t, 4300.0, 300.0)
 
 
 def _ion(t):

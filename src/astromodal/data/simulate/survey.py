@@ -251,45 +251,56 @@ INSTRUMENT_SELECTIONS = {"lamost": "lamost", "sdss": "sdss", "gaia_xp": "gaia"}
 _D_GRID = np.geomspace(10.0, 2.0e5, 500)
 
 
+#: candidate sightlines per star: its direction is drawn among them with probability proportional to the
+#: number of such stars the sightline holds inside the survey's limits (so the sky density follows the Galaxy)
+SIGHTLINE_CANDIDATES = 16
+
+
 def _magnitude_limited(rng, stars, selection, patch):
     """l, b, distance and population code of field stars of a magnitude-limited sample.
 
-    Each star gets a sightline in the survey footprint and a distance drawn from n(d) d^2 (the Juric et al.
-    2008 thin + thick disc + halo densities; the young O/B disc for massive stars) restricted to the distances
-    where its apparent magnitude M + 5 log10(d / 10 pc) + R_band E(B-V)(d) lies inside the survey's limits
-    (continuum magnitudes, see :func:`~astromodal.data.simulate.stars.selection_magnitudes`); its population is
-    drawn from the components' densities at that point. A star whose limits no density reaches is placed at
-    the grid distance nearest the limits.
+    A star's position is drawn from n(l, b, d) d^2 (the Juric et al. 2008 thin + thick disc + halo densities;
+    the young O/B disc for massive stars) restricted to the distances where its apparent magnitude
+    M + 5 log10(d / 10 pc) + R_band E(B-V)(d) lies inside the survey's limits (continuum magnitudes, see
+    :func:`~astromodal.data.simulate.stars.selection_magnitudes`): :data:`SIGHTLINE_CANDIDATES` directions
+    isotropic over the footprint, one chosen with probability proportional to its integral of that density
+    (so O/B stars crowd the Galactic plane and halo giants reach high latitudes, as in the sky), then the
+    distance along it; its population is drawn from the components' densities at that point. A star whose
+    limits no density reaches is placed at the grid distance nearest the limits on its first candidate.
     """
     band, m_lo, m_hi, b_min = STELLAR_SELECTIONS[selection]
-    m = len(stars["teff"])
+    m, k = len(stars["teff"]), SIGHTLINE_CANDIDATES
     abs_mag = selection_magnitudes(stars["teff"], stars["radius"], band, stars["logg"])
     r_band = extinction_coefficient(band)
-    l_deg, b_deg = ast.survey_sightlines(rng, m, b_min)
+    l_all, b_all = (a.reshape(m, k) for a in ast.survey_sightlines(rng, m * k, b_min))
     young = stars["massive"] == 1
-    distance, population = np.empty(m), np.empty(m, dtype=np.int64)
+    l_deg, b_deg, distance = np.empty(m), np.empty(m), np.empty(m)
+    population = np.empty(m, dtype=np.int64)
     ln_d = np.log(_D_GRID)
     step = ln_d[1] - ln_d[0]
-    u = rng.random((m, 3))
-    for s in range(0, m, 1024):
-        sl = slice(s, min(m, s + 1024))
-        ll, bb = l_deg[sl, None], b_deg[sl, None]
-        R, Z = ast.galactocentric(ll, bb, _D_GRID[None, :])
+    u = rng.random((m, 4))
+    for s in range(0, m, 256):
+        sl = slice(s, min(m, s + 256))
+        ll, bb = l_all[sl, :, None], b_all[sl, :, None]
+        R, Z = ast.galactocentric(ll, bb, _D_GRID[None, None, :])
         dens = ast.population_densities(R, Z)
-        total = np.where(young[sl, None], ast.young_disc_density(R, Z), dens.sum(axis=-1))
-        mag = abs_mag[sl, None] + 5.0 * np.log10(_D_GRID / 10.0)[None, :] + r_band * ast.reddening_ebv(
-            ll, bb, _D_GRID[None, :], patch[sl, None])
+        total = np.where(young[sl, None, None], ast.young_disc_density(R, Z), dens.sum(axis=-1))
+        mag = abs_mag[sl, None, None] + 5.0 * np.log10(_D_GRID / 10.0) + r_band * ast.reddening_ebv(
+            ll, bb, _D_GRID[None, None, :], patch[sl, None, None])
         inside = (mag > m_lo) & (mag < m_hi)
-        with np.errstate(divide="ignore"):
-            logw = np.where(inside, np.log(total) + 3.0 * ln_d[None, :], -np.inf)
-        peak = logw.max(axis=1, keepdims=True)
-        ok = np.isfinite(peak[:, 0])
-        w = np.where(ok[:, None], np.exp(logw - np.where(ok[:, None], peak, 0.0)), 0.0)
+        w = np.where(inside, total * _D_GRID**3, 0.0)  # n(d) d^2 per unit ln d
+        counts = w.sum(axis=2)  # (chunk, k): the stars each candidate sightline holds
+        ok = counts.sum(axis=1) > 0
+        line_cdf = np.cumsum(counts, axis=1)
+        pick = np.where(ok, (line_cdf < u[sl, 3:4] * line_cdf[:, -1:]).sum(axis=1), 0)
+        pick = np.minimum(pick, k - 1)
+        rows = np.arange(len(pick))
+        w, mag, dens = w[rows, pick], mag[rows, pick], dens[rows, pick]
         cdf = np.cumsum(w, axis=1)
         idx = np.where(ok, (cdf < u[sl, 0:1] * cdf[:, -1:]).sum(axis=1), 0)
         miss = np.abs(mag - np.clip(mag, m_lo, m_hi))
         idx = np.where(ok, np.minimum(idx, len(_D_GRID) - 1), np.argmin(miss, axis=1))
-        rows = np.arange(idx.size)
+        l_deg[sl], b_deg[sl] = l_all[sl][rows, pick], b_all[sl][rows, pick]
         distance[sl] = np.exp(ln_d[idx] + (u[sl, 1] - 0.5) * step)
         frac = dens[rows, idx] / dens[rows, idx].sum(axis=1, keepdims=True)
         comp = (np.cumsum(frac, axis=1) < u[sl, 2:3]).sum(axis=1)
