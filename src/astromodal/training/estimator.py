@@ -556,11 +556,7 @@ class TorchEstimator:
         kwargs: dict[str, Any] = {"input_shape": tuple(self.input_shapes[main])}
         if self.n_outputs is not None:
             kwargs["n_outputs"] = self.n_outputs
-        try:
-            params = inspect.signature(spec.factory).parameters
-        except (TypeError, ValueError):  # pragma: no cover
-            params = {}
-        if "input_shapes" in params:
+        if "input_shapes" in inspect.signature(spec.factory).parameters:  # fusion models: every input's shape
             kwargs["input_shapes"] = {k: tuple(v) for k, v in self.input_shapes.items()}
         return spec.build(**kwargs, **self.model_options)
 
