@@ -87,18 +87,11 @@ def invoke(*args):
 
 def interrupted(monkeypatch, k: int, *args):
     """Run predict and 'kill' it after k finished chunks (the chunk writer raises on chunk k+1)."""
-    real = cat._chunk_table
-    calls = {"n": 0}
-
-    def dying(*a, **kw):
-        calls["n"] += 1
-        if calls["n"] > k:
-            raise KeyboardInterrupt
-        return real(*a, **kw)
-
-    with monkeypatch.context() as m:
-        m.setattr(cat, "_chunk_table", dying)
+    undo = _dying(monkeypatch, k)
+    try:
         result = invoke(*args)
+    finally:
+        undo()
     assert result.exit_code != 0
     return result
 
