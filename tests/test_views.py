@@ -129,7 +129,8 @@ def _shipped_representations() -> list[tuple[str, str, dict]]:
     out = []
     for f in sorted((REPO / "experiments").glob("*.yaml")):
         for name, r in yaml.safe_load(f.read_text())["representations"].items():
-            out.append((f.name, name, r))
+            if "kind" in r:  # the one-kind shorthand (the mapping form is newer than the pristine tree)
+                out.append((f.name, name, r))
     return out
 
 
@@ -334,3 +335,16 @@ def test_a_fusion_model_reads_the_inputs_named_in_its_options():
     est.fit(X, ds.targets["class"].values.read())
     assert est.input_shapes == {"gri": [3, 4, 4], "astrometry": [3]}
     assert est.predict_proba(X).shape == (30, 3)
+
+
+def test_cutout_asinh_stretch_is_a_fixed_function_of_each_pixel():
+    ds = simulate_survey(n=12, seed=4, instruments=(), image_size=8)
+    raw = ds.inputs(rep(inputs={"x": {"kind": "cutout", "images": "sdss"}}).views())["x"]
+    r = rep(inputs={"x": {"kind": "cutout", "images": "sdss", "stretch": "asinh", "softening": 0.1}})
+    np.testing.assert_allclose(ds.inputs(r.views())["x"], np.arcsinh(raw.astype(np.float64) / 0.1), rtol=1e-6)
+    # per object: the stretch of a subset is the subset of the stretch (never fitted)
+    np.testing.assert_array_equal(ds.subset(np.arange(3, 7)).inputs(r.views())["x"], ds.inputs(r.views())["x"][3:7])
+    # the default (no stretch) dumps as before stretches existed
+    assert "stretch" not in rep(inputs={"x": {"kind": "cutout", "images": "sdss"}}).model_dump()["inputs"]["x"]
+    with pytest.raises(ValueError, match="softening"):  # pydantic's ValidationError, a config error line
+        rep(inputs={"x": {"kind": "cutout", "images": "sdss", "stretch": "asinh", "softening": 0}})
