@@ -323,6 +323,10 @@ def predict_catalogue(
     del frame  # the kept columns are copied: the raw table is not held while predicting
     if side.warning:
         say(f"warning: {side.warning}")
+    heads = list(getattr(predictor.estimator, "head_names", None) or [])
+    if len(heads) > 1:  # never a silent drop: say what is written and what is not
+        say(f"warning: the model predicts the heads {heads}; this version writes the first, {heads[0]!r}, only "
+            f"(not {', '.join(repr(h) for h in heads[1:])})")
     n = len(ds)
     starts = list(range(0, n, chunk_size))
     options = {"keep": list(keep), "id_column": id_column, "positions": [ra_column, dec_column]}
