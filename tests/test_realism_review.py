@@ -86,3 +86,20 @@ def test_options_are_checked_in_one_place_before_any_work(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.startswith("error:") and "--jobs" in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_lamost_set_counts_spectra_of_other_subclasses(tmp_path, monkeypatch):
+    from astromodal.data import readers
+    from astromodal.data.simulate import simulate_survey
+
+    fake = simulate_survey(n=120, seed=5, class_mix=(1.0, 0.0, 0.0), snr=30.0, instruments="lamost",
+                           with_images=False, stellar_selection="lamost", associations=False)
+    st = fake.targets["spectral_type"]
+    fake.targets["subclass"] = st
+    names = [str(st.class_names[int(c)]).upper() for c in np.asarray(st.values.read() if hasattr(st.values, "read")
+                                                                     else st.values)]
+    n_other = sum(name not in realism.LAMOST_CLASSES for name in names)
+    monkeypatch.setattr(readers, "read", lambda path: fake)
+    out = realism.run_lamost(tmp_path / "x.h5", 120, 0, tmp_path / "fig", repeats=1)
+    assert out["n_real_other_class"] == n_other and out["n_real_total"] == len(names)
+    assert out["n_real"] == len(names) - n_other

@@ -58,6 +58,12 @@ class RowView:
         rows = np.asarray(rows)
         if rows.dtype == bool:
             rows = np.flatnonzero(rows)
+        rows = np.asarray(rows, dtype=np.int64)
+        n = len(self)
+        if rows.size and (int(rows.min()) < -n or int(rows.max()) >= n):
+            raise IndexError(f"row {int(rows.max()) if int(rows.max()) >= n else int(rows.min())} is out of range "
+                             f"for {n} rows")
+        rows = np.where(rows < 0, rows + n, rows)  # a slice read on disk must never see -1 (base[-1:0] is empty)
         return RowView(self.base, self._compose(rows))
 
     def read(self, rows: np.ndarray | slice | None = None) -> np.ndarray:
@@ -95,6 +101,8 @@ def _read_sorted(base: Any, rows: np.ndarray) -> np.ndarray:
     """Rows (unique, increasing) of an on-disk array: one slice when they are consecutive, one slice per run
     when they form a few long runs (the blocks of a streamed epoch; h5py's point selections are several
     times slower than slices), else one point selection."""
+    if rows[0] < 0 or rows[-1] >= base.shape[0]:  # a slice past the end would silently read fewer rows
+        raise IndexError(f"rows {int(rows[0])}..{int(rows[-1])} are out of range for {base.shape[0]} rows")
     if rows[-1] - rows[0] + 1 == len(rows):
         return np.asarray(base[int(rows[0]) : int(rows[-1]) + 1])
     breaks = np.flatnonzero(np.diff(rows) != 1) + 1

@@ -355,9 +355,10 @@ def run_lamost(real_path: Path, n: int, seed: int, fig_dir: Path, log: Log = _qu
     tgt = real.targets["subclass"]
     y_real = _codes_by_name(_values(tgt.values), tgt.class_names, LAMOST_CLASSES)
     keep = y_real >= 0
+    n_other = int(np.sum(~keep))  # spectra of another (or no) subclass are left out, and counted
     X_real = line_representation(real, "lamost")[keep]
     y_real = y_real[keep]
-    log(f"lamost: {len(y_real)} real spectra read; simulating {n} stars")
+    log(f"lamost: {len(y_real)} real spectra read ({n_other} of another subclass left out); simulating {n} stars")
 
     def simulated(sim_seed: int) -> tuple[np.ndarray, np.ndarray]:
         sim = simulate_survey(n=n, seed=sim_seed, class_mix=(1.0, 0.0, 0.0), snr=30.0, instruments="lamost",
@@ -422,12 +423,15 @@ def run_lamost(real_path: Path, n: int, seed: int, fig_dir: Path, log: Log = _qu
             (_ks_curve_figure(wave, curves, fig_dir / "lamost_ks_per_pixel.png", "wavelength [A]"),
              "Per-pixel KS statistic, simulated against real, per class")]
     return {"set": "lamost", "source": str(real_path), "n_real": int(len(y_real)), "n_sim": int(len(y_sim)),
+            "n_real_other_class": n_other, "n_real_total": int(len(keep)),
             "real_counts": {n: int(np.sum(y_real == c)) for c, n in enumerate(LAMOST_CLASSES)},
             "sim_counts": {n: int(np.sum(y_sim == c)) for c, n in enumerate(LAMOST_CLASSES)},
             "ks": ks_rows, "c2st": c2st, "tasks": tasks, "rows": rows, "figures": figs,
             "notes": [f"simulated: simulate_survey(n={n}, seed={seed}, class_mix=(1, 0, 0), snr=30, "
                       "instruments='lamost'), O and B stars dropped; both sides through the project's 721-point "
                       "line representation",
+                      f"real: {n_other} of {len(keep)} spectra whose subclass is not one of "
+                      f"{', '.join(LAMOST_CLASSES)} left out",
                       "two-sample test: simulated stars drawn per class to the real class counts",
                       f"sim -> real: the mean over {repeats} independent simulations (seeds {seed}..{seed + repeats - 1})"
                       " ± their standard deviation; distributions and two-sample test: the first"],
