@@ -528,3 +528,24 @@ def test_a_multi_head_model_says_which_head_predict_writes(tmp_path):
     assert any("heads ['class', 'radius']" in s and "'radius'" in s.split("not ")[-1] for s in said), said
     table = pd.read_parquet(tmp_path / "pred.parquet")
     assert len(table) == 30 and "label" in table.columns
+
+
+def test_a_file_put_at_out_while_predicting_is_never_replaced(tmp_path, models):
+    """OUT is checked before any work and again before the final write: a user's file that appears there
+    while the chunks run is kept, and the finished chunks stay to resume."""
+    from astromodal.errors import ConfigError
+
+    csv = write_csv(tmp_path / "c.csv", frame(200))
+    out = tmp_path / "p.parquet"
+
+    class Bar:
+        def add_task(self, *a, **k):
+            return 0
+
+        def update(self, *a, **k):
+            out.write_text("my notes")
+
+    with pytest.raises(ConfigError, match="not written by astromodal"):
+        predict_catalogue(models["a"], csv, out, chunk_size=100, trust=True, progress=Bar())
+    assert out.read_text() == "my notes"
+    assert (tmp_path / "p.parquet.parts").is_dir()

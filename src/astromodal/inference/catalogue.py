@@ -356,6 +356,8 @@ def predict_catalogue(
     info = {"tool": "astromodal", "verb": "predict", "version": _version(), "model": str(model_dir),
             "catalogue": "(in-memory dataset)" if isinstance(catalogue, Dataset) else str(catalogue),
             "rows": n, "fingerprint": fingerprint}
+    # checked again: a file a user put at OUT while the chunks ran is never replaced (the parts stay)
+    check_output_file(out, inputs=inputs, overwrite=overwrite)
     with atomic_path(out) as tmp_out:
         if files:
             schema = pq.read_schema(files[0]).with_metadata({b"astromodal": json.dumps(info).encode()})
