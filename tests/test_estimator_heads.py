@@ -291,3 +291,17 @@ def test_folders_saved_before_heads_load_as_today(tmp_path):
     np.testing.assert_allclose(np.stack([g.mean, g.var]), np.load(tmp_path / "reg.npy"), rtol=1e-6)
     s = load_estimator(tmp_path / "sk", trust=True)
     np.testing.assert_allclose(s.predict_heads(X)["target"].proba, np.load(tmp_path / "sk.npy"))
+
+
+def test_loading_a_folder_of_another_kind_is_one_clear_error(tmp_path):
+    from astromodal.errors import DataFormatError
+    from astromodal.training.probe import ProbeEstimator
+
+    (tmp_path / "model.json").write_text(json.dumps({"kind": "other"}))
+    (tmp_path / "probe.json").write_text(json.dumps({"kind": "other"}))
+    with pytest.raises(DataFormatError, match=r"model\.json: not a neural model \(kind 'other'\)"):
+        TorchEstimator.load(tmp_path)
+    with pytest.raises(DataFormatError, match=r"model\.json: not a scikit-learn model \(kind 'other'\)"):
+        SklearnEstimator.load(tmp_path, trust=True)
+    with pytest.raises(DataFormatError, match=r"probe\.json: not an astromodal probe \(kind 'other'\)"):
+        ProbeEstimator.load(tmp_path)

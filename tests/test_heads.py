@@ -200,3 +200,10 @@ def test_a_new_head_kind_is_one_decorated_class():
         assert float(head.loss(torch.zeros(2, 1), head.encode([1.0, 3.0]))) == pytest.approx(1.0)
     finally:
         HEADS.unregister("poisson_test")
+
+
+def test_given_classes_in_any_order_encode_to_their_own_index():
+    head = make_head("c", {"kind": "categorical", "classes": ["star", "galaxy", "qso"]})
+    head.fit_target(np.array(["star", "galaxy", "qso", "star"]))
+    assert head.encode(np.array(["star", "galaxy", "qso", ""])).tolist() == [0, 1, 2, -1]
+    assert list(head.decode(np.eye(3)).classes) == ["star", "galaxy", "qso"]

@@ -108,6 +108,9 @@ def test_resuming_with_other_target_normalisation_or_seed_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="differs in: .*seed"):
         Trainer(cfg(max_epochs=2, seed=7, checkpoint_dir=str(tmp_path))).fit(TwoHeads(), {"columns": x}, y,
                                                                              objective=heads())
+    with pytest.raises(ConfigError, match="differs in: batch_size"):  # other steps per epoch and schedule
+        Trainer(cfg(max_epochs=2, batch_size=16, checkpoint_dir=str(tmp_path))).fit(TwoHeads(), {"columns": x}, y,
+                                                                                    objective=heads())
     res = Trainer(cfg(max_epochs=2, checkpoint_dir=str(tmp_path))).fit(TwoHeads(), {"columns": x}, y, objective=heads())
     assert res.resumed_from_epoch == 1 and len(res.history) == 2
 

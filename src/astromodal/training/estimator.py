@@ -96,6 +96,15 @@ def read_json(path: Path) -> dict[str, Any]:
     return _read(path, hint="not a saved astromodal model folder?")
 
 
+def read_meta(folder: Path, name: str, kind: str, what: str) -> dict[str, Any]:
+    """The saved description ``folder / name`` of an estimator of ``kind`` (every estimator's ``load``); another
+    kind is one :class:`DataFormatError` line: ``<path>: not <what> (kind ...)``."""
+    meta = read_json(folder / name)
+    if meta.get("kind") != kind:
+        raise DataFormatError(f"{folder / name}: not {what} (kind {meta.get('kind')!r})")
+    return meta
+
+
 def _n_rows(X: Any) -> int:
     if isinstance(X, BatchSource):
         return len(X)
@@ -369,9 +378,7 @@ class SklearnEstimator:
         import joblib
 
         folder = Path(folder)
-        meta = read_json(folder / "model.json")
-        if meta.get("kind") != cls.kind:
-            raise DataFormatError(f"{folder / 'model.json'}: not a scikit-learn model (kind {meta.get('kind')!r})")
+        meta = read_meta(folder, "model.json", cls.kind, "a scikit-learn model")
         if not trust:
             raise ConfigError(
                 f"{folder / 'model.joblib'} is a pickle of a scikit-learn model; unpickling can run arbitrary code. "
@@ -837,9 +844,7 @@ class TorchEstimator:
         from astromodal.training.heads import Head
 
         folder = Path(folder)
-        meta = read_json(folder / "model.json")
-        if meta.get("kind") != cls.kind:
-            raise DataFormatError(f"{folder / 'model.json'}: not a neural model (kind {meta.get('kind')!r})")
+        meta = read_meta(folder, "model.json", cls.kind, "a neural model")
         trainer = {**meta["trainer"], "device": "auto", "progress": False, "checkpoint_dir": None}
         heads = [Head.from_state(d) for d in meta.get("heads") or []]
         est = cls(meta["model_name"], meta.get("options") or {}, TrainerConfig.from_options(trainer),

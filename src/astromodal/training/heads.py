@@ -232,7 +232,8 @@ class ClassHead(Head):
 
     def _codes(self, y: np.ndarray, what: str) -> np.ndarray:
         classes = self.classes_
-        codes = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+        order = np.argsort(classes, kind="stable")  # a given ``classes`` list need not be sorted
+        codes = order[np.clip(np.searchsorted(classes, y, sorter=order), 0, len(classes) - 1)]
         bad = classes[codes] != y if len(y) else np.zeros(0, dtype=bool)
         if bad.any():
             raise BadValueError(f"head {self.name!r}: {what} labels {sorted(set(y[bad].tolist()))[:5]} are not "

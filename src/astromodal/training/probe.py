@@ -18,8 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from astromodal.errors import DataFormatError
-
 #: the input name the probe reads (the encoder's embeddings, side by side)
 PROBE_INPUT = "columns"
 
@@ -102,13 +100,10 @@ class ProbeEstimator:
 
     @classmethod
     def load(cls, folder: str | Path, trust: bool = False) -> ProbeEstimator:
-        from astromodal.atomic import read_json
-        from astromodal.training.estimator import load_estimator
+        from astromodal.training.estimator import load_estimator, read_meta
 
         folder = Path(folder)
-        meta = read_json(folder / "probe.json")
-        if meta.get("kind") != cls.kind:
-            raise DataFormatError(f"{folder / 'probe.json'}: not an astromodal probe (kind {meta.get('kind')!r})")
+        meta = read_meta(folder, "probe.json", cls.kind, "an astromodal probe")
         return cls(load_estimator(folder / str(meta.get("encoder", "encoder")), trust=trust),
                    load_estimator(folder / str(meta.get("probe", "probe")), trust=trust))
 

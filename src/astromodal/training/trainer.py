@@ -399,7 +399,8 @@ class Trainer:
                              n_outputs=n_outputs, n_train=n_tr, n_val=0 if x_va is None else _n_rows(x_va),
                              objective=objective)
         fingerprint = {"n_train": n_tr, "shapes": {k: list(v) for k, v in shapes.items()},
-                       "n_outputs": n_outputs, "loss": loss_name, "objective": objective.state(), "seed": c.seed}
+                       "n_outputs": n_outputs, "loss": loss_name, "objective": objective.state(), "seed": c.seed,
+                       "batch_size": bs, "drop_last": c.drop_last}  # the steps per epoch and the schedule
         if c.data == "stream":  # the order of the batches depends on these
             fingerprint.update(data=c.data, stream_block=c.stream_block, stream_buffer=c.stream_buffer)
         return _Run(model, objective, device, amp_dtype, opt, self._scheduler(opt, steps),
