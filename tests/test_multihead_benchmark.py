@@ -54,6 +54,21 @@ def test_two_heads_scored_on_their_valid_rows_by_hand():
     assert r.beats_baseline
 
 
+def test_a_second_head_worse_than_its_baseline_is_flagged_in_results_csv():
+    from astromodal.evaluation.benchmark_report import flat_rows
+
+    m = {"accuracy": 0.9, "balanced_accuracy": 0.9, "macro_f1": 0.9,
+         "ci95": {"accuracy": [0.8, 1.0], "balanced_accuracy": [0.8, 1.0]}}
+    rec = {"dataset": "d", "representation": "r", "model": "m", "family": "neural", "seed": 0, "n_train": 10,
+           "n_test": 5, "task": "classification", "metrics": m, "beats_baseline": True,
+           "baseline": {"metrics": {"balanced_accuracy": 0.5}},
+           "heads": {"class": {"task": "classification", "metrics": m, "beats_baseline": True},
+                     "radius": {"task": "regression", "metrics": {"rmse": 3.0, "mae": 2.0},
+                                "beats_baseline": False}}}
+    (row,) = flat_rows([rec])
+    assert row["beats_baseline"] is True and row["radius_beats_baseline"] is False
+
+
 # ---------------------------------------------------------------------- through the runner
 def stars_and_galaxies(n: int = 120, seed: int = 0) -> Dataset:
     """Two classes in 3 columns; a radius (linear in c2) for the stars only (NaN for galaxies)."""

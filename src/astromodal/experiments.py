@@ -69,6 +69,14 @@ class _Strict(BaseModel):
 _HEAD_KINDS = ("categorical", "binary", "gaussian", "point")
 
 
+def _without_unset(data: dict[str, Any], model: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """A dump without the ``keys`` left unset (None): the dump before they existed (fingerprints unchanged)."""
+    for key in keys:
+        if getattr(model, key) is None:
+            data.pop(key, None)
+    return data
+
+
 def _head_kinds() -> list[str]:
     try:
         from astromodal.training.heads import HEADS
@@ -156,10 +164,7 @@ class DatasetConfig(_Strict):
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict[str, Any]:
         # without heads the dump is the one before heads existed (cell fingerprints unchanged)
-        data = handler(self)
-        if self.heads is None:
-            data.pop("heads", None)
-        return data
+        return _without_unset(handler(self), self, ("heads",))
 
     @property
     def targets(self) -> list[str]:
@@ -277,10 +282,7 @@ class ModelConfig(_Strict):
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict[str, Any]:
         # without an objective the dump is the one before objectives existed (cell fingerprints unchanged)
-        data = handler(self)
-        if self.objective is None:
-            data.pop("objective", None)
-        return data
+        return _without_unset(handler(self), self, ("objective",))
 
 
 _RESAMPLE_KEYS = frozenset({"n_members", "member_weights", "combine_weights"})

@@ -99,6 +99,7 @@ def _other_head_columns(r: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, h in list((r.get("heads") or {}).items())[1:]:
         out.update({f"{name}_{k}": h["metrics"].get(k) for k in _HEAD_COLUMNS[h["task"]]})
+        out[f"{name}_beats_baseline"] = h.get("beats_baseline")  # a head worse than its baseline: False
         if h.get("sigma_net"):
             out[f"{name}_sigma_net"] = h["sigma_net"]["mean"]
     return out

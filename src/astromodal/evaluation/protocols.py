@@ -148,8 +148,7 @@ class CellContext:
         """Per head, the truth ``y`` on the scored objects and ``y_train`` on the training ones."""
         data, out = self.data, {}
         for name in y:
-            t = data.train.target(name)
-            task = "classification" if t.kind == "class" else "regression"
+            t, task = data.train.target(name), self.task_of(name)
             names = None
             if task == "classification":  # the training classes, then a test class never trained on
                 scored = data.test if data.test is not None else data.train
