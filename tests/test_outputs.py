@@ -369,3 +369,18 @@ def test_a_failed_benchmark_leaves_an_empty_folder_empty(sandbox, monkeypatch, c
     code, _, err = cli(monkeypatch, capsys, "benchmark", sandbox / "broken.yaml", "--out", out)
     assert_one_line_error(code, err, "broken.h5")
     assert list(out.iterdir()) == []
+
+
+def test_a_data_file_changed_in_place_is_not_resumed_with_old_numbers(sandbox, monkeypatch, capsys):
+    """Resume reuses a finished cell only for the same data: the dataset file rewritten after the run makes
+    the cell train again (it was reused with the old data's numbers, exit 0)."""
+    import os
+
+    out = sandbox / "run"
+    assert cli(monkeypatch, capsys, "benchmark", sandbox / "tiny.yaml", "--out", out)[0] == 0
+    data = sandbox / "t.h5"
+    st = data.stat()
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))  # the file rewritten later
+    code, _, err = cli(monkeypatch, capsys, "benchmark", sandbox / "tiny.yaml", "--out", out)
+    assert code == 0, err
+    assert "trained again because their settings changed" in (out / "report.md").read_text()

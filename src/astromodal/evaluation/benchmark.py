@@ -405,16 +405,35 @@ class BenchmarkRunner:
         if created and not any(self.out.iterdir()):
             self.out.rmdir()
 
-    def _data_paths(self) -> list[Path]:
-        """The dataset files and folders the config reads (the output folder may never be or hold one)."""
+    def _data_paths(self, dataset: str | None = None) -> list[Path]:
+        """The dataset files and folders the config reads (the output folder may never be or hold one); of
+        one ``dataset``, or of all."""
         from astromodal.data.sources import _PATH_KEYS, resolve_path
 
-        return [resolve_path(d.options[k], self.base) for d in self.config.datasets.values() for k in _PATH_KEYS
+        chosen = [self.config.datasets[dataset]] if dataset else list(self.config.datasets.values())
+        return [resolve_path(d.options[k], self.base) for d in chosen for k in _PATH_KEYS
                 if isinstance(d.options.get(k), (str, Path))]
 
+    def _data_stamps(self, dataset: str) -> list[Any]:
+        """Size and modification time of every file a dataset reads (the files of a folder, recursively): a
+        file changed in place after a cell finished makes that cell's fingerprint differ, so a resume trains
+        it again instead of reusing numbers of the old data. Read once per dataset and run."""
+        cache = self.__dict__.setdefault("_stamp_cache", {})
+        if dataset in cache:
+            return cache[dataset]
+        stamps: list[Any] = []
+        for path in self._data_paths(dataset):
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            for f in files:
+                st = f.stat() if f.exists() else None
+                stamps.append([str(f), None if st is None else st.st_size, None if st is None else st.st_mtime_ns])
+        cache[dataset] = stamps
+        return stamps
+
     def fingerprint(self, cell: Cell) -> str:
-        """A digest of every setting that decides a cell's result (data, representation, model, protocol,
-        seed, and for networks the trainer settings; not the report settings or the device): a finished
+        """A digest of every setting that decides a cell's result (data settings and the size and time of its
+        files, representation, model, protocol, seed, and for networks the trainer settings; not the report
+        settings or the device): a finished
         cell is reused only when it matches (and when it was scored by this :data:`SCORING_VERSION`)."""
         import hashlib
 
@@ -426,6 +445,7 @@ class BenchmarkRunner:
             "protocol": cfg.protocol.model_dump(exclude={"seeds"}),
             "seed": cell.seed,
             "scoring": SCORING_VERSION,  # a cell scored by an older version is scored again
+            "data_files": self._data_stamps(cell.dataset),  # data changed in place: trained again
         }
         if get_model(cell.model.name).family == "neural":  # trainer settings decide only the networks
             payload["trainer"] = cfg.trainer
