@@ -19,6 +19,7 @@ from astromodal.data.views import (
     ContextView,
     CutoutView,
     LineView,
+    RGBView,
     SpectrumImageView,
     SpectrumView,
 )
@@ -52,6 +53,8 @@ VIEW_CASES = [
     ColumnsView(columns=["*_err"], normalise="l2"),
     CutoutView(images="sdss"),
     CutoutView(images="sdss", bands=["g", "r", "i"], size=8),
+    RGBView(images="sdss", bands="gri"),
+    RGBView(images="sdss", bands="uz", roi=True, size=8),
 ]
 
 

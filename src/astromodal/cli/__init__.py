@@ -28,6 +28,8 @@ _VERB_MODULES = (
     "astromodal.cli.predict",
     "astromodal.cli.associations",
     "astromodal.cli.realism",
+    "astromodal.cli.cutouts",
+    "astromodal.cli.crossmatch",
 )
 
 #: verb name -> its function (a command) or its typer app (a group of sub-verbs)
