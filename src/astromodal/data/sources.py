@@ -164,12 +164,32 @@ def _idx(options: dict[str, Any]) -> Loaded:
     return train, test
 
 
+#: the options of the ``image_folder`` source (astromodal.data.readers.image_folder.read_image_folder)
+IMAGE_FOLDER_OPTIONS = ("images", "labels", "id_column", "label_column", "class_names", "bands", "size", "crop", "limit",
+                        "per_class", "seed", "missing", "name", "target", "pixel_scale")
+
+
+@source("image_folder", options=IMAGE_FOLDER_OPTIONS)
+def _image_folder(options: dict[str, Any]) -> Loaded:
+    """Images named ``<id>.<ext>`` (a folder or a glob) with a label CSV, e.g. Galaxy Zoo 1."""
+    from astromodal.data.readers.image_folder import read_image_folder
+
+    opts = dict(options)
+    images, labels = _need(opts, "images", "image_folder"), _need(opts, "labels", "image_folder")
+    for key in ("images", "labels"):
+        opts.pop(key)
+    return read_image_folder(images, labels, **opts), None
+
+
 _PATH_KEYS = ("path", "test_path", "images", "labels", "test_images", "test_labels")
 
 
-def load_source(kind: str, options: dict[str, Any], base: Path | None = None) -> Loaded:
+def load_source(kind: str, options: dict[str, Any], base: Path | None = None, cuts: dict[str, Any] | None = None,
+                name: str | None = None) -> Loaded:
     """Load the dataset(s) of one config entry; paths are resolved against ``base``. An unknown source, or
-    an option the source does not accept, is one line naming it and the allowed ones."""
+    an option the source does not accept, is one line naming it and the allowed ones. ``cuts`` (a dataset's
+    quality cuts, :func:`apply_dataset_cuts`) are applied to the loaded training and test datasets; ``name``
+    is the dataset's name in messages."""
     loader = SOURCES.get(kind)
     allowed = SOURCES.meta(kind).get("options")
     unknown = sorted(set(options) - set(allowed)) if allowed is not None else []
@@ -179,7 +199,35 @@ def load_source(kind: str, options: dict[str, Any], base: Path | None = None) ->
     for key in _PATH_KEYS:
         if key in opts and opts[key] is not None:
             opts[key] = str(resolve_path(opts[key], base))
-    return loader(opts)
+    loaded = loader(opts)
+    return apply_dataset_cuts(loaded, cuts, name or kind) if cuts else loaded
+
+
+def apply_dataset_cuts(loaded: Loaded, cuts: dict[str, Any] | None, name: str) -> Loaded:
+    """The loaded (train, test) datasets with only the rows passing the quality ``cuts``
+    (:func:`astromodal.data.crossmatch.apply_quality_cuts`: parallax_over_error_min, pmra_error_max,
+    pmdec_error_max, ruwe_max, drop_saturated); the counts kept at each cut go to each dataset's
+    ``meta["selection"]`` (a list of ``{"cut": "parallax_over_error > 2", "kept": n}``, first
+    ``{"cut": "input", ...}``). A cut whose column a dataset lacks is one ConfigError line naming the column
+    and dataset ``name``."""
+    from astromodal.data.crossmatch import apply_quality_cuts
+
+    out = []
+    for ds, split in zip(loaded, ("", " (test split)"), strict=True):
+        if ds is None or not cuts:
+            out.append(ds)
+            continue
+        where = f"dataset {name!r}{split}"
+        mask, counts = apply_quality_cuts(ds.columns, cuts, where=where)
+        if not mask.any():
+            from astromodal.errors import BadValueError
+
+            raise BadValueError(f"{where}: the quality cuts keep no object ("
+                                + ", ".join(f"{c['cut']}: {c['kept']}" for c in counts) + ")")
+        kept = ds.subset(np.flatnonzero(mask))
+        kept.meta = {**kept.meta, "selection": counts}
+        out.append(kept)
+    return out[0], out[1]
 
 
 def paths_missing(options: dict[str, Any], base: Path | None = None) -> list[str]:

@@ -54,6 +54,7 @@ _READER_MODULES = (
     "astromodal.data.readers.gaia_xp",
     "astromodal.data.readers.tables",
     "astromodal.data.readers.als",
+    "astromodal.data.readers.image_folder",
 )
 
 #: reader name -> :class:`ReaderSpec` (the reader modules are imported on the first lookup)

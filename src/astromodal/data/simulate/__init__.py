@@ -16,7 +16,9 @@ Gaia-like astrometry, and the physical truth as targets. The physical model, in 
 * photometry (:mod:`.photometry`): AB magnitudes through analytic SDSS-like bandpasses, sky-limited errors;
 * astrometry (:mod:`.astrometry`): disc star positions, OB associations, parallax 1000/d with Gaia-like
   errors, proper motion v_t / (4.74047 d_kpc);
-* images (:mod:`.imaging`): Gaussian PSF, Fourier-space rendering, neighbours, sky noise, nanomaggies.
+* images (:mod:`.imaging`): Gaussian PSF, Fourier-space rendering, neighbours, sky noise, nanomaggies;
+* quality columns (:mod:`.quality`): Gaia-like RUWE with a binary tail, total proper motion and its error, the
+  expected r-band PSF-flux S/N of the cutouts (``snr_r``) and an SDSS-like ``saturated`` flag.
 
 Stars are a magnitude-limited sample (``stellar_selection``: SEGUE-like or LAMOST-like limits) of a Juric et al.
 (2008) Galaxy with thin/thick disc and halo [Fe/H], Galactic kinematics and Fitzpatrick (1999) reddening.

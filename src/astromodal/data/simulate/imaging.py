@@ -104,10 +104,12 @@ def _neighbours(rng: np.random.Generator, n: int, size: int, fraction: float) ->
 
 def render_cutouts(rng: np.random.Generator, flux_nmgy: np.ndarray, extended: np.ndarray, sersic: dict[str, np.ndarray],
                    size: int = 64, neighbour_fraction: float = 0.1, pixel_scale: float = PIXEL_SCALE,
-                   out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   out: np.ndarray | None = None, seeing_out: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Noisy cutouts (N, 5, size, size) float32 in nanomaggies, and the number of neighbours per cutout.
 
-    The cutouts are written into ``out`` when given (a float32 array of that shape).
+    The cutouts are written into ``out`` when given (a float32 array of that shape); each cutout's seeing
+    factor (its PSF FWHM over :data:`PSF_FWHM`, the same in every band) into ``seeing_out`` (N,) when given.
     ``flux_nmgy`` (N, 5) true band fluxes; ``extended`` (N,) True for Sersic galaxies with ``sersic`` arrays
     n, r_e (arcsec), axis_ratio, position_angle (deg) (any values where not extended).
     """
@@ -127,6 +129,8 @@ def render_cutouts(rng: np.random.Generator, flux_nmgy: np.ndarray, extended: np
         ft[ext] = scipy.fft.rfft2(img, axes=(1, 2))
     band_flux = (flux_nmgy[src] * scale[:, None]).astype(np.float32)
     seeing = rng.uniform(0.85, 1.2, n_obj)
+    if seeing_out is not None:
+        seeing_out[...] = seeing
     psf_sigma = np.array([PSF_FWHM[b] for b in BANDS])[None, :] * seeing[:, None] * FWHM_TO_SIGMA / pixel_scale
     otf = gaussian_transfer(size, psf_sigma)  # (N, 5, S, S/2+1), the host's seeing for all its components
     total = ft[:n_obj, None] * (otf * band_flux[:n_obj, :, None, None])

@@ -2,8 +2,10 @@
 
 Random numbers: one :class:`numpy.random.SeedSequence` per seed, spawned into independent streams per
 component (classes, stars, galaxies, quasars, positions, photometric noise, astrometric noise, each
-instrument's noise, images), so the same seed gives identical arrays, and switching images off leaves every
-other array unchanged. Objects are processed in batches (``batch_size``) with no per-object Python loop; the
+instrument's noise, images, the quality columns of :mod:`.quality`), so the same seed gives identical arrays,
+and switching images off leaves every other array unchanged except ``snr_r`` and ``saturated``, which use
+each cutout's seeing (the nominal seeing without images). A stream added later is appended to the list, so
+the arrays of the earlier streams stay the same for a seed. Objects are processed in batches (``batch_size``) with no per-object Python loop; the
 batches run on ``SIM_THREADS`` threads ($ASTROMODAL_SIM_THREADS, default min(2, cores)), each with its own
 seeded stream, so the arrays depend on the seed and the batch size only.
 """
@@ -30,6 +32,7 @@ from astromodal.data.simulate.photometry import (
     observe_magnitudes,
 )
 from astromodal.data.simulate.physics import C_KMS, SIM_THREADS, luminosity_distance_pc
+from astromodal.data.simulate.quality import quality_columns
 from astromodal.data.simulate.quasars import quasar_spectra, sample_quasars
 from astromodal.data.simulate.spectroscopy import add_noise, observe_noise_free
 from astromodal.data.simulate.stars import (
@@ -49,7 +52,10 @@ LUMINOSITY_CLASS_NAMES = ("V", "III", "none")
 #: Galactic population of each star (galaxies and quasars: "none")
 POPULATION_NAMES = ("young_disc", *ast.POPULATIONS, "none")
 DEFAULT_INSTRUMENTS = ("lamost", "sdss", "gaia_xp")
-_STREAMS = ("classes", "stars", "galaxies", "quasars", "positions", "photometry", "astrometry", "images", "spectra")
+#: the random streams, one per component; a new stream is appended (never inserted), so the earlier streams'
+#: numbers stay the same for a seed
+_STREAMS = ("classes", "stars", "galaxies", "quasars", "positions", "photometry", "astrometry", "images", "spectra",
+            "quality")
 
 
 def simulate_survey(
@@ -82,6 +88,10 @@ def simulate_survey(
     Targets: class, spectral_type, massive, luminosity_class, teff, radius, luminosity, redshift, sfr, distance,
     logg, feh, ebv (stars' reddening), population
     (NaN where a quantity does not apply, e.g. teff of a galaxy). The same seed gives identical arrays.
+    Catalogue columns: u g r i z with errors, phot_g_mean_mag, parallax, pmra, pmdec with errors,
+    parallax_over_error, l, b, association_id, n_neighbours (with images) and the quality columns of
+    :mod:`.quality`: ruwe, pm, pm_error, snr_r (expected r-band PSF-flux S/N in the cutouts' sky noise and
+    seeing) and saturated (bool, SDSS-like saturation at r ~ 14).
 
     ``progress``, when given, is called as ``progress(stage, done, total)`` (stage ``"spectra"`` or
     ``"images"``, counts of objects) as batches finish, possibly from worker threads; it does not change
@@ -106,11 +116,16 @@ def simulate_survey(
                                           _Ticker(progress, "spectra", n))
     columns = _catalogue(rng, truth, true_mags)
     images = {}
+    seeing = np.ones(n)
     if with_images:
-        pixels, n_nb = _images(streams["images"], labels, params, rows, true_mags, image_size, neighbour_fraction,
-                               int(batch_size), _Ticker(progress, "images", n))
+        pixels, n_nb, seeing = _images(streams["images"], labels, params, rows, true_mags, image_size,
+                                       neighbour_fraction, int(batch_size), _Ticker(progress, "images", n))
         images["sdss"] = Images(pixels, BANDS, PIXEL_SCALE, "nanomaggies")
         columns["n_neighbours"] = Column(n_nb, "")
+    astro = {k: columns[k].values.read() for k in ("pmra", "pmdec", "pmra_error", "pmdec_error")}
+    quality = quality_columns(rng["quality"], true_mags, astro, seeing)
+    units = {"ruwe": "", "pm": "mas/yr", "pm_error": "mas/yr", "snr_r": "", "saturated": ""}
+    columns.update({k: Column(v, units[k]) for k, v in quality.items()})
     meta = {
         "source": "astromodal.simulate", "seed": int(seed), "n": int(n), "class_mix": [float(m) for m in mix],
         "snr": float(snr), "instruments": [i.name for i in insts], "image_size": int(image_size) if with_images else 0,
@@ -398,7 +413,8 @@ def _catalogue(rng, truth, true_mags) -> dict[str, Column]:
 
 
 def _images(seed, labels, params, rows, true_mags, size, neighbour_fraction, batch_size, tick=None):
-    """u g r i z cutouts (N, 5, S, S) float32 in nanomaggies (threaded batches in row order), neighbour counts."""
+    """u g r i z cutouts (N, 5, S, S) float32 in nanomaggies (threaded batches in row order), neighbour counts
+    and each cutout's seeing factor (N,)."""
     n = len(labels)
     sersic = {"sersic_n": np.ones(n), "r_e_arcsec": np.ones(n), "axis_ratio": np.ones(n), "position_angle": np.zeros(n)}
     for key in sersic:
@@ -406,6 +422,7 @@ def _images(seed, labels, params, rows, true_mags, size, neighbour_fraction, bat
     flux = nanomaggies(true_mags[:, : len(BANDS)])
     pixels = np.empty((n, len(BANDS), size, size), dtype=np.float32)
     n_nb = np.zeros(n, dtype=np.int64)
+    seeing = np.ones(n)
     starts = list(range(0, n, batch_size))
     seeds = seed.spawn(len(starts))
 
@@ -413,12 +430,12 @@ def _images(seed, labels, params, rows, true_mags, size, neighbour_fraction, bat
         sl = slice(starts[b], starts[b] + batch_size)
         sub = {k: v[sl] for k, v in sersic.items()}
         _, n_nb[sl] = render_cutouts(np.random.default_rng(seeds[b]), flux[sl], labels[sl] == 1, sub, size,
-                                     neighbour_fraction, out=pixels[sl])
+                                     neighbour_fraction, out=pixels[sl], seeing_out=seeing[sl])
         if tick is not None:
             tick(len(n_nb[sl]))
 
     _parallel(run, list(range(len(starts))))
-    return pixels, n_nb
+    return pixels, n_nb, seeing
 
 
 def _targets(labels, truth) -> dict[str, Target]:
