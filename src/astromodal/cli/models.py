@@ -14,8 +14,10 @@ from astromodal.cli import app
 def parameter_count(spec, input_length: int, image_size: int, channels: int, n_columns: int, n_classes: int,
                     mode: str) -> int | None:
     """Trainable parameters of a neural model for the given input shape (built on the meta device: no memory);
-    None for classical models and for multimodal ones (their size depends on the inputs a config gives them)."""
-    if spec.family != "neural" or spec.modality == "multimodal":
+    None for classical models and for multimodal ones (their size depends on the inputs a config gives them),
+    except a model giving its own ``example_shapes(image_size)`` (scnet, mmscnet: RGB inputs of that size)."""
+    example = getattr(spec.factory, "example_shapes", None)
+    if spec.family != "neural" or (spec.modality == "multimodal" and example is None):
         return None
     import torch
 
@@ -25,6 +27,8 @@ def parameter_count(spec, input_length: int, image_size: int, channels: int, n_c
         spec.modality, (input_length,)
     )
     kwargs = {"input_shape": shape, "n_outputs": n_classes}
+    if example is not None:
+        kwargs.update(example(image_size))
     if spec.modality == "image" and "mode" in _init_params(spec.factory):
         kwargs["mode"] = mode
     with torch.device("meta"):

@@ -38,6 +38,7 @@ _MODEL_MODULES = (
     "astromodal.models.images2d",
     "astromodal.models.tabular",
     "astromodal.models.fusion",
+    "astromodal.models.scnet",
 )
 
 
@@ -56,10 +57,14 @@ class ModelSpec:
 
     def declared_inputs(self, options: dict[str, Any] | None = None) -> tuple[str, ...] | None:
         """The input names a neural model with ``options`` reads: the option ``inputs`` (a list, for fusion
-        models whose constructor takes it) or else the class attribute ``inputs`` (default ``("columns",)``).
+        models whose constructor takes it) or else the class attribute ``inputs`` (default ``("columns",)``);
+        a factory with its own ``declared_inputs(options)`` (``mmscnet``) answers for itself.
         None for classical models, which read every input flattened side by side."""
         if self.family != "neural":
             return None
+        hook = getattr(self.factory, "declared_inputs", None)
+        if callable(hook):  # names from the model's own options (mmscnet: branches, numeric_input, numeric)
+            return tuple(hook(options or {}))
         chosen = (options or {}).get("inputs")
         if chosen is not None:
             if isinstance(chosen, str) or not all(isinstance(c, str) for c in chosen) or not chosen:
