@@ -30,7 +30,7 @@ def test_minimal_config_gets_defaults():
     ("patch", "message"),
     [
         ({"colour": 1}, "unknown key 'colour'; allowed keys here: datasets, description"),
-        ({"datasets": {"d": {"source": "simulate", "opts": {}}}}, "unknown key 'datasets.d.opts'; allowed keys here: heads, keep_classes"),
+        ({"datasets": {"d": {"source": "simulate", "opts": {}}}}, "unknown key 'datasets.d.opts'; allowed keys here: cuts, heads, keep_classes"),
         ({"models": [{"name": "random_forest", "option": {}}]}, "unknown key 'models.0.option'"),
         ({"protocol": {"kind": "bootstrap"}}, "'protocol.kind'"),
         ({"datasets": {"d": {"source": "ftp"}}}, "'datasets.d.source'"),

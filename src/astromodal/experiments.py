@@ -29,6 +29,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_serializer,
@@ -132,6 +133,20 @@ class DatasetConfig(_Strict):
     #: a class of the source's own test split that the training split lacks: "error" stops the run naming it,
     #: "count_wrong" keeps its objects, scored as misclassified (the model cannot predict a class it never saw)
     unseen_test_classes: Literal["error", "count_wrong"] = "error"
+    #: quality cuts applied when the dataset loads (astromodal.data.crossmatch.QUALITY_CUTS), each optional:
+    #: {parallax_over_error_min: 2, pmra_error_max: 0.2, pmdec_error_max: 0.2, ruwe_max: 1.4,
+    #: drop_saturated: true}; the rows kept after each cut are counted in Dataset.meta["selection"]
+    cuts: dict[str, Any] | None = None
+
+    @field_validator("cuts")
+    @classmethod
+    def _cuts(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        from astromodal.data.crossmatch import check_cuts
+
+        try:
+            return None if v is None else check_cuts(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("cuts: ")) from None
 
     @field_validator("source")
     @classmethod
@@ -163,8 +178,8 @@ class DatasetConfig(_Strict):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict[str, Any]:
-        # without heads the dump is the one before heads existed (cell fingerprints unchanged)
-        return _without_unset(handler(self), self, ("heads",))
+        # without heads (cuts) the dump is the one before heads (cuts) existed (cell fingerprints unchanged)
+        return _without_unset(handler(self), self, ("heads", "cuts"))
 
     @property
     def targets(self) -> list[str]:
@@ -278,15 +293,23 @@ class ModelConfig(_Strict):
     #: ``{kind: contrastive, pair: [image, spectrum], temperature: 0.07}``): the ``pretrain_probe`` protocol
     #: fits them, freezes them and fits its probe on their embeddings
     objective: str | dict[str, Any] | None = None
+    #: a partial protocol section merged over the config's ``protocol`` for this model's cells (e.g.
+    #: ``{kind: resample_ensemble, n_members: 6}`` beside a holdout baseline), validated as a whole; the test
+    #: split depends only on the dataset, the seed and ``test_fraction``, never on the kind
+    protocol: dict[str, Any] | None = None
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict[str, Any]:
-        # without an objective the dump is the one before objectives existed (cell fingerprints unchanged)
-        return _without_unset(handler(self), self, ("objective",))
+        # without an objective or a protocol the dump is the one before they existed (fingerprints unchanged)
+        return _without_unset(handler(self), self, ("objective", "protocol"))
 
 
-_RESAMPLE_KEYS = frozenset({"n_members", "member_weights", "combine_weights"})
+_RESAMPLE_KEYS = frozenset({"n_members", "member_weights", "combine_weights", "draw_size", "augment_duplicates",
+                            "validation_by_source"})
+#: resample settings added later: dumped only when set (the fingerprints of earlier resample cells unchanged)
+_RESAMPLE_LATER = frozenset({"draw_size", "augment_duplicates", "validation_by_source"})
 _PROBE_KEYS = frozenset({"probe", "probe_options"})
+_CALIBRATION_KEYS = frozenset({"recalibrate", "calibration_fraction", "variance_scale"})
 
 
 class ProtocolConfig(_Strict):
@@ -305,15 +328,45 @@ class ProtocolConfig(_Strict):
     threshold: Literal["argmax", "balanced_accuracy", "f1"] = "argmax"
     #: resample_ensemble: number of members (MESCR: 6)
     n_members: int = Field(default=6, ge=1)
-    #: resample_ensemble: draw probabilities, "uniform" (plain bagging) or "balanced" (1 / class frequency)
-    member_weights: Literal["uniform", "balanced"] = "uniform"
-    #: resample_ensemble: weights of the members' class probabilities (one per member; default equal);
-    #: never applied to Gaussian (mean, variance) outputs, which combine unweighted (MESCR Eq. 1)
-    combine_weights: list[float] | None = None
+    #: resample_ensemble: draw probabilities, "uniform" (plain bagging), "balanced" (1 / class frequency) or
+    #: "mescr" (member "base" 1/f, then one member per class with 1/f^2 for that class; n_members = 1 + K)
+    member_weights: Literal["uniform", "balanced", "mescr"] = "uniform"
+    #: resample_ensemble: weights of the members' class probabilities (one per member; default equal), or
+    #: under mescr a mapping by member name {base: 0.1, A: 0.2, ...}; normalised; never applied to Gaussian
+    #: (mean, variance) outputs, which combine unweighted (MESCR Eq. 1)
+    combine_weights: list[float] | dict[str, float] | None = None
+    #: resample_ensemble: rows drawn (with replacement) per member; default the training split's size
+    #: (MESCR: 9,000)
+    draw_size: int | None = Field(default=None, ge=1)
+    #: resample_ensemble: the 2nd, 3rd, ... copy of a row in a member's draw is augmented at least once per
+    #: epoch (needs the trainer's augment; without it no effect, as the cell record says)
+    augment_duplicates: bool = True
+    #: resample_ensemble: a member's validation part drawn over whole source rows (copies of a row never
+    #: straddle training and validation); default true under mescr, false otherwise
+    validation_by_source: bool | None = None
     #: pretrain_probe: the registered model fitted on the frozen embeddings of the training split (e.g.
     #: kneighbors_regressor, ridge, mlp_regressor, logistic_regression, mlp_columns) and its options
     probe: str | None = None
     probe_options: dict[str, Any] = Field(default_factory=dict)
+    #: every tested protocol (not cv): hold out calibration_fraction of the training split (stratified on the
+    #: first class head, seeded by the cell seed) BEFORE fitting, fit a temperature (class heads) and a variance
+    #: scale (Gaussian heads) on the model's predictions for it, and score the test split before and after
+    #: (heads[h].calibration; the headline metrics stay the raw model's). astromodal.evaluation.calibration
+    recalibrate: bool = False
+    calibration_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
+    #: the Gaussian heads' variance scale: "nll" (c = mean z^2, the NLL minimiser) or "coverage" (c such that
+    #: 68 % of the calibration rows fall inside mu +- sigma: robust to heavy-tailed z-scores)
+    variance_scale: Literal["nll", "coverage"] = "nll"
+
+    @model_validator(mode="after")
+    def _calibration_settings(self) -> ProtocolConfig:
+        extra = sorted((_CALIBRATION_KEYS - {"recalibrate"}) & self.model_fields_set)
+        if extra and not self.recalibrate:
+            raise ValueError(f"{', '.join(extra)}: setting(s) of recalibrate: true")
+        if self.recalibrate and self.kind == "cv":
+            raise ValueError("recalibrate: the cv protocol has no test split to recalibrate for; use holdout, "
+                             "kfold_ensemble, resample_ensemble or pretrain_probe")
+        return self
 
     @field_validator("kind")
     @classmethod
@@ -336,7 +389,13 @@ class ProtocolConfig(_Strict):
             raise ValueError("kind pretrain_probe needs 'probe': the registered model fitted on the embeddings "
                              "(e.g. kneighbors_regressor, ridge, logistic_regression)")
         w = self.combine_weights
-        if w is not None and (len(w) != self.n_members or min(w) < 0 or sum(w) <= 0):
+        if isinstance(w, dict):
+            if self.member_weights != "mescr":
+                raise ValueError(f"combine_weights by member name {sorted(w)}: only member_weights mescr names its "
+                                 "members (base and one per class); give a list")
+            if min(w.values(), default=-1) < 0 or sum(w.values()) <= 0:
+                raise ValueError(f"combine_weights {w}: non-negative weights, not all zero")
+        elif w is not None and (len(w) != self.n_members or min(w) < 0 or sum(w) <= 0):
             raise ValueError(f"combine_weights {w}: one non-negative weight per member ({self.n_members}), "
                              "not all zero")
         return self
@@ -346,11 +405,14 @@ class ProtocolConfig(_Strict):
         # the resample settings only where they apply: configs of the other kinds keep their dump (and so the
         # fingerprints of their finished cells)
         data = handler(self)
-        if self.kind != "resample_ensemble":
-            for key in _RESAMPLE_KEYS:
+        for key in _RESAMPLE_KEYS:
+            if self.kind != "resample_ensemble" or (key in _RESAMPLE_LATER and key not in self.model_fields_set):
                 data.pop(key, None)
         if self.kind != "pretrain_probe":
             for key in _PROBE_KEYS:
+                data.pop(key, None)
+        if not self.recalibrate:  # off: the dump (and cell fingerprints) of configs from before it existed
+            for key in _CALIBRATION_KEYS:
                 data.pop(key, None)
         return data
 
@@ -367,6 +429,192 @@ class ReportConfig(_Strict):
     embeddings: list[Literal["pca", "tsne"]] = Field(default_factory=lambda: ["pca", "tsne"])
     roc_curves: bool = True
     tables: Literal["astrospectra", "plain"] = "plain"  # astrospectra: Table 1 / Table 2 of study A
+    #: the test objects' column binned on the x axis of the sigma_pred / sigma_net figure (MESCR Figure 4b:
+    #: the r-band S/N, ``snr_r``); read from the dataset, saved with each cell's test predictions
+    snr_column: str | None = None
+    #: input names shown as a figure of example objects per class (e.g. ``[gri, urz]``): RGB inputs as RGB,
+    #: other images as a Lupton composite of their g, r, i bands (first representation that has them)
+    image_grid: list[str] | None = None
+    image_grid_per_class: int = Field(default=3, ge=1, le=10)
+    #: the per-class Table 1 form (F1, recall, precision, count) per cell: true, false, or None (default)
+    #: for runs of at most 12 such cells (a large grid keeps its per-class F1 table only)
+    per_class_tables: bool | None = None
+
+
+_SWEEP_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+class SweepConfig(_Strict):
+    """One named sweep (``sweeps:``): a base model entry or representation expanded into labelled variants
+    ``<name>=<value>``, each run as cells of its own (only those cells are added: a model variant runs on
+    its base's representations, a representation variant with the models that run on the base, or those
+    named in ``models``), reported as one table (and a line figure for numeric values).
+
+    Model sweeps: ``model`` (the base entry's label or name) with ``option`` + ``values`` (the model option
+    each value sets) or ``variants`` (``{label: {options: {...}, trainer: {...}}}``).
+    Representation sweeps: ``representation`` with ``input_option`` + ``values`` (the view key each value
+    sets on ``inputs``, default every input whose view has the key), ``set`` (one key: ``combination`` ->
+    values like ``gru+iuz`` whose parts become the ``bands`` of the RGB inputs in order, or
+    ``"<input>.<key>"``) or ``variants`` (``{label: {<input>: {key: value}}}``)."""
+
+    name: str
+    title: str = ""
+    model: str | None = None
+    option: str | None = None
+    representation: str | None = None
+    models: list[str] | None = None
+    input_option: str | None = None
+    inputs: list[str] | None = None
+    values: list[Any] | None = None
+    set: dict[str, list[Any]] | None = None
+    variants: dict[str, dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> SweepConfig:
+        where = f"sweep {self.name!r}"
+        if not _SWEEP_NAME.fullmatch(self.name):
+            raise ValueError(f"{where}: name: use letters, digits, '_', '-' and '.' only")
+        if (self.model is None) == (self.representation is None):
+            raise ValueError(f"{where}: give either 'model' (a model entry's label or name) or 'representation'")
+        forms = {"values": self.values is not None, "set": self.set is not None, "variants": self.variants is not None}
+        if sum(forms.values()) != 1:
+            raise ValueError(f"{where}: give exactly one of 'values' (with 'option' / 'input_option'), 'set' or "
+                             f"'variants' (given: {[k for k, v in forms.items() if v] or 'none'})")
+        if self.model is not None:
+            wrong = [k for k in ("representation", "models", "input_option", "inputs", "set") if getattr(self, k)]
+            if wrong:
+                raise ValueError(f"{where}: {', '.join(wrong)}: setting(s) of a representation sweep, not of a "
+                                 "model sweep")
+            if (self.values is not None) != (self.option is not None):
+                raise ValueError(f"{where}: a model sweep with 'values' names the model 'option' they set "
+                                 "(or give 'variants')")
+        else:
+            if self.option is not None:
+                raise ValueError(f"{where}: option: a setting of a model sweep; a representation sweep sets a "
+                                 "view key with 'input_option'")
+            if (self.values is not None) != (self.input_option is not None):
+                raise ValueError(f"{where}: a representation sweep with 'values' names the view key they set "
+                                 "('input_option'), or give 'set' or 'variants'")
+        if self.set is not None and len(self.set) != 1:
+            raise ValueError(f"{where}: set: one key (e.g. combination), got {list(self.set)}")
+        points = self.points()
+        if not points:
+            raise ValueError(f"{where}: give at least one value")
+        texts = [t for t, _ in points]
+        bad = [t for t in texts if not re.fullmatch(r"[^/\\\s]+", t)]
+        if bad:  # a variant's label is part of its cells' file names
+            raise ValueError(f"{where}: value(s) {bad}: a variant label may not be empty or hold '/', '\\' or spaces")
+        twice = sorted({t for t in texts if texts.count(t) > 1})
+        if twice:
+            raise ValueError(f"{where}: value(s) {twice} given twice")
+        return self
+
+    @property
+    def axis(self) -> str:
+        """What the sweep varies: the option / view key, the ``set`` key, or ``variant``."""
+        if self.set is not None:
+            return next(iter(self.set))
+        return self.option or self.input_option or "variant"
+
+    def points(self) -> list[tuple[str, Any]]:
+        """``(value text, value)`` per variant, in the order given (``variants``: the label and its patch)."""
+        if self.variants is not None:
+            return [(str(k), v) for k, v in self.variants.items()]
+        values = self.values if self.values is not None else next(iter((self.set or {}).values()), [])
+        return [(_value_text(v), v) for v in values]
+
+    def label(self, text: str) -> str:
+        """A variant's label: ``<name>=<value>`` (the model label or representation name of its cells)."""
+        return f"{self.name}={text}"
+
+    def numeric(self) -> bool:
+        """True when every value is a number (the report draws a line figure against it)."""
+        return self.variants is None and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                             for _, v in self.points())
+
+
+def _value_text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return "none" if v is None else str(v)
+
+
+def _model_variant(s: SweepConfig, base: ModelConfig, text: str, value: Any) -> ModelConfig:
+    """The base model entry with the sweep's value set, labelled ``<name>=<value>``."""
+    data = base.model_dump()
+    data["label"] = s.label(text)
+    if s.variants is not None:
+        if not isinstance(value, dict) or set(value) - {"options", "trainer"}:
+            raise ValueError(f"sweep {s.name!r} variant {text!r}: a model variant is a mapping of 'options' and/or "
+                             f"'trainer' settings, got {value!r}")
+        for key in ("options", "trainer"):
+            data[key] = {**data[key], **(value.get(key) or {})}
+    else:
+        data["options"] = {**data["options"], s.option: value}
+    try:
+        return ModelConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(f"sweep {s.name!r} ({s.label(text)}): {format_validation_error(exc, ModelConfig)}") from None
+
+
+def _representation_variant(s: SweepConfig, base: RepresentationConfig, text: str, value: Any) -> RepresentationConfig:
+    """The base representation with the sweep's value set on its inputs' views."""
+    from astromodal.data.views import view_class
+
+    where = f"sweep {s.name!r} ({s.label(text)})"
+    data = base.model_dump()
+    if base.inputs is not None:
+        views = data["inputs"]
+    else:  # the shorthand: its one main input, keys at the top level
+        name = _SHORTHAND[base.kind][0]
+        views = {name: {**data, "kind": _SHORTHAND[base.kind][1]}}
+    unknown = [n for n in s.inputs or [] if n not in views]
+    if unknown:
+        raise ValueError(f"{where}: inputs {unknown} are not inputs of representation {s.representation!r} "
+                         f"(its inputs: {list(views)})")
+    patches: dict[str, dict[str, Any]] = {}
+    if s.variants is not None:
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise ValueError(f"{where}: a representation variant maps input names to view settings, got {value!r}")
+        patches = value
+    elif s.axis == "combination":
+        from astromodal.transforms.images import parse_combination
+
+        try:
+            parts = parse_combination(str(value))
+        except ConfigError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        targets = s.inputs or [n for n, v in views.items() if v.get("kind") == "rgb"]
+        if len(targets) != len(parts):
+            raise ValueError(f"{where}: combination {value!r} has {len(parts)} part(s) but representation "
+                             f"{s.representation!r} has {len(targets)} RGB input(s) {targets} (name them with 'inputs')")
+        patches = {n: {"bands": list(p) if isinstance(views[n].get("bands"), list) else p}
+                   for n, p in zip(targets, parts, strict=True)}
+    else:
+        key = s.input_option or s.axis
+        if s.set is not None and "." in key:  # "<input>.<key>"
+            name, key = key.split(".", 1)
+            if name not in views:
+                raise ValueError(f"{where}: set: {name!r} is not an input of representation {s.representation!r} "
+                                 f"(its inputs: {list(views)})")
+            targets = [name]
+        else:
+            targets = s.inputs or [n for n, v in views.items() if key in view_class(v["kind"]).model_fields]
+        if not targets:
+            raise ValueError(f"{where}: no input of representation {s.representation!r} has the view key {key!r}")
+        patches = {n: {key: value} for n in targets}
+    for name, patch in patches.items():
+        if name not in views:
+            raise ValueError(f"{where}: {name!r} is not an input of representation {s.representation!r} "
+                             f"(its inputs: {list(views)})")
+        views[name] = {**views[name], **patch}
+    if base.inputs is None:
+        (only,) = views.values()
+        data = {**only, "kind": base.kind}
+    try:
+        return RepresentationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(f"{where}: {format_validation_error(exc, RepresentationConfig)}") from None
 
 
 class ExperimentConfig(_Strict):
@@ -381,6 +629,12 @@ class ExperimentConfig(_Strict):
     trainer: dict[str, Any] = Field(default_factory=dict)  # defaults for every neural model
     report: ReportConfig = Field(default_factory=ReportConfig)
     save_models: bool = False  # keep each cell's trained model in OUT/models/<cell>/ for `astromodal predict`
+    #: named sweeps, each expanding a base model entry or representation into variants ``<name>=<value>``
+    #: (:class:`SweepConfig`); the variants join ``models`` / ``representations`` when the config is read
+    sweeps: list[SweepConfig] | None = None
+    #: variant label -> (sweep name, value text) of the model entries / representations the sweeps made
+    _sweep_models: dict[str, tuple[str, str]] = PrivateAttr(default_factory=dict)
+    _sweep_representations: dict[str, tuple[str, str]] = PrivateAttr(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -389,8 +643,109 @@ class ExperimentConfig(_Strict):
             raise ValueError("use letters, digits, '_', '-' and '.' only")
         return v
 
+    @field_validator("sweeps")
+    @classmethod
+    def _sweep_names(cls, v: list[SweepConfig] | None) -> list[SweepConfig] | None:
+        names = [s.name for s in v or []]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"sweep name(s) {twice} used twice")
+        return v
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        # as written: without the sweeps' variants (they are made again when the dump is read) and, without
+        # sweeps, the dump before sweeps existed
+        data = _without_unset(handler(self), self, ("sweeps",))
+        if self._sweep_models:
+            data["models"] = [d for d, m in zip(data["models"], self.models, strict=True)
+                              if (m.label or m.name) not in self._sweep_models]
+        for name in self._sweep_representations:
+            data["representations"].pop(name, None)
+        return data
+
+    def protocol_for(self, model: ModelConfig) -> ProtocolConfig:
+        """The protocol of ``model``'s cells: the config's, with the entry's ``protocol`` merged over it (the
+        config's settings of another kind are dropped when the entry changes the kind; a bad merge: ConfigError)."""
+        if model.protocol is None:
+            return self.protocol
+        kind = model.protocol.get("kind", self.protocol.kind)
+        # the settings that belong to one kind only: dropped from the config's protocol when the entry changes
+        # the kind (e.g. a holdout baseline beside a top-level resample ensemble with draw_size)
+        of_kind = {"resample_ensemble": _RESAMPLE_KEYS, "pretrain_probe": _PROBE_KEYS}
+        drop = set().union(*(keys for k, keys in of_kind.items() if k != kind))
+        given = self.protocol.model_dump(exclude_unset=True)
+        base = {k: v for k, v in given.items() if kind == self.protocol.kind or k not in drop}
+        try:
+            return ProtocolConfig.model_validate({**base, **model.protocol})
+        except ValidationError as exc:
+            raise ConfigError(f"model {model.label or model.name!r}: protocol: "
+                              f"{format_validation_error(exc, ProtocolConfig)}") from None
+
+    def sweep_of(self, model: str | None = None, representation: str | None = None) -> tuple[str, str] | None:
+        """``(sweep name, value text)`` of a sweep's model variant (by label) or representation variant."""
+        if model is not None and model in self._sweep_models:
+            return self._sweep_models[model]
+        if representation is not None:
+            return self._sweep_representations.get(representation)
+        return None
+
+    @property
+    def sweep_representations(self) -> list[str]:
+        """The representations the sweeps made (run only with the models of their sweep)."""
+        return list(self._sweep_representations)
+
+    @property
+    def sweep_model_labels(self) -> list[str]:
+        """The labels of the model entries the sweeps made."""
+        return list(self._sweep_models)
+
+    def _expand_sweeps(self) -> None:
+        """Add every sweep's variants to ``models`` / ``representations`` (errors name the sweep and key)."""
+        taken = {m.label or m.name for m in self.models} | set(self.representations)
+        for s in self.sweeps or []:
+            where = f"sweep {s.name!r}"
+            if s.model is not None:
+                bases = [m for m in self.models if (m.label or m.name) == s.model and
+                         (m.label or m.name) not in self._sweep_models]
+                bases = bases or [m for m in self.models if m.name == s.model and m.label is None]
+                if len(bases) != 1:
+                    labels = [m.label or m.name for m in self.models if (m.label or m.name) not in self._sweep_models]
+                    raise ValueError(f"{where}: model {s.model!r} " + ("matches several entries; name one by its "
+                                     "label" if bases else "is no model entry") + f" (entries: {labels})")
+            else:
+                if s.representation not in self.representations or s.representation in self._sweep_representations:
+                    raise ValueError(f"{where}: representation {s.representation!r} is not defined (defined: "
+                                     f"{[r for r in self.representations if r not in self._sweep_representations]})")
+                known = {m.label or m.name for m in self.models}
+                unknown = [m for m in s.models or [] if m not in known]
+                if unknown:
+                    raise ValueError(f"{where}: models {unknown} name no model entry (entries: {sorted(known)})")
+            for text, value in s.points():
+                label = s.label(text)
+                if label in taken:
+                    raise ValueError(f"{where}: variant {label!r} clashes with a model label or representation name")
+                taken.add(label)
+                if s.model is not None:
+                    self.models.append(_model_variant(s, bases[0], text, value))
+                    self._sweep_models[label] = (s.name, text)
+                else:
+                    base = self.representations[s.representation]
+                    self.representations[label] = _representation_variant(s, base, text, value)
+                    self._sweep_representations[label] = (s.name, text)
+
+    def _merge_protocols(self) -> None:
+        """Each model entry's effective protocol validated as a whole (errors name the model)."""
+        for m in self.models:
+            try:
+                self.protocol_for(m)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+
     @model_validator(mode="after")
     def _references(self) -> ExperimentConfig:
+        self._expand_sweeps()
+        self._merge_protocols()
         for m in self.models:
             for r in m.representations or []:
                 if r not in self.representations:
@@ -399,7 +754,7 @@ class ExperimentConfig(_Strict):
                 if d not in self.datasets:
                     raise ValueError(f"model {m.name!r} names dataset {d!r}; defined: {list(self.datasets)}")
             _check_standardise(m, self.representations)
-        if self.save_models and self.protocol.kind == "cv":
+        if self.save_models and any(self.protocol_for(m).kind == "cv" for m in self.models):
             raise ValueError("save_models: the cv protocol scores every object out of fold and keeps no model; "
                              "use protocol.kind holdout (one model) or kfold_ensemble (a fold ensemble) to save models")
         return self

@@ -18,6 +18,7 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from astromodal.data.dataset import Dataset
 from astromodal.data.preparation import with_class_names
 from astromodal.data.sources import align_test_classes, keep_classes, load_source, paths_missing
 from astromodal.errors import BadValueError, ConfigError, DataFormatError
+from astromodal.evaluation.protocols import CellContext
 from astromodal.evaluation.results import (
     SCORING_VERSION,
     CellResult,
@@ -47,6 +49,8 @@ class Cell:
     representation: str
     model: ModelConfig
     seed: int
+    #: the cell's protocol (the config's, with the model entry's ``protocol`` merged over it); None: the config's
+    protocol: Any = None
 
     @property
     def label(self) -> str:
@@ -75,6 +79,100 @@ class PreparedData:
         """``{target: values}`` of the ``train`` or ``test`` split (empty arrays without a test split)."""
         ds = self.train if split == "train" else self.test
         return {t: ds.target(t).values.read() if ds is not None else np.empty(0) for t in self.targets}
+
+
+class _LazyInputs(Mapping):
+    """``{representation: inputs}`` of one split, each built when first read (a sweep of many
+    representations builds only those its cells use)."""
+
+    def __init__(self, ds: Dataset, representations: Mapping[str, Any]):
+        self._ds, self._reps, self._built = ds, representations, {}
+
+    def __getitem__(self, name: str) -> dict[str, np.ndarray]:
+        if name not in self._built:
+            self._built[name] = build_inputs(self._ds, self._reps[name])
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._reps)
+
+    def __len__(self) -> int:
+        return len(self._reps)
+
+
+class _CellContext(CellContext):
+    """The protocol context of a cell whose settings are the cell's own protocol (a model entry's
+    ``protocol`` merged over the config's)."""
+
+    @property
+    def settings(self) -> Any:
+        return self.runner.protocol_of(self.cell)
+
+
+# ---------------------------------------------------------------------- test predictions per cell
+def predictions_path(cells_dir: Path, cell_id: str) -> Path:
+    """Where a cell's test predictions are kept: ``cells/<cell>.predictions.npz`` beside its JSON."""
+    return Path(cells_dir) / f"{cell_id}.predictions.npz"
+
+
+def predictions_arrays(predictions: Mapping[str, Any], truth: Mapping[str, np.ndarray], test: Dataset,
+                       snr_column: str | None = None) -> dict[str, np.ndarray]:
+    """The arrays saved per cell: ``ids`` of the test objects, per head ``<head>__truth`` and a categorical
+    head's ``__label`` / ``__proba`` / ``__classes`` or a Gaussian head's ``__mean`` / ``__var`` /
+    ``__sigma_net``, the ``snr_column`` of the test objects (``column__<name>``, when the dataset has it) and
+    ``__kinds__`` (JSON: head -> kind)."""
+    ids = np.asarray(test.ids.read())
+    out: dict[str, np.ndarray] = {"ids": ids.astype(str) if ids.dtype == object else ids}
+    kinds = {}
+    for name, pred in predictions.items():
+        kinds[name] = pred.kind
+        out[f"{name}__truth"] = np.asarray(truth[name])
+        if pred.kind == "categorical":
+            out[f"{name}__label"] = np.asarray(pred.labels)
+            out[f"{name}__proba"] = np.asarray(pred.proba, dtype=np.float32)
+            out[f"{name}__classes"] = np.asarray(pred.classes)
+        elif pred.kind == "gaussian":
+            out[f"{name}__mean"] = np.asarray(pred.mean, dtype=np.float64)
+            out[f"{name}__var"] = np.asarray(pred.var, dtype=np.float64)
+            if pred.sigma_net is not None:
+                out[f"{name}__sigma_net"] = np.asarray(pred.sigma_net, dtype=np.float64)
+    if snr_column and snr_column in test.columns:
+        out[f"column__{snr_column}"] = np.asarray(test.columns[snr_column].values.read(), dtype=np.float64)
+    out["__kinds__"] = np.asarray(json.dumps(kinds))
+    return out
+
+
+def write_predictions(path: Path, arrays: Mapping[str, np.ndarray]) -> Path:
+    """``arrays`` as one compressed npz, written atomically (:func:`astromodal.atomic.atomic_path`)."""
+    from astromodal.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+    return Path(path)
+
+
+def read_predictions(path: Path) -> dict[str, Any] | None:
+    """A cell's saved test predictions: ``{"ids", "kinds", "heads": {head: {truth, label | mean, ...}},
+    "columns": {name: values}}``; None when the cell has none (or the file does not read)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError):
+        return None
+    kinds = json.loads(str(data.pop("__kinds__", "{}")))
+    heads: dict[str, dict[str, np.ndarray]] = {h: {} for h in kinds}
+    columns = {}
+    for key, value in data.items():
+        if key.startswith("column__"):
+            columns[key[len("column__"):]] = value
+        elif "__" in key:
+            head, what = key.rsplit("__", 1)
+            heads.setdefault(head, {})[what] = value
+    return {"ids": data.get("ids"), "kinds": kinds, "heads": heads, "columns": columns}
 
 
 class BenchmarkRunner:
@@ -110,20 +208,28 @@ class BenchmarkRunner:
         #: data summary and the loaded training datasets)
         self.report_hooks: list[Any] = []
         self._datasets: dict[str, tuple[Dataset, Dataset | None]] = {}
+        #: (cell id, arrays) of the test predictions of the cell :meth:`run_cell` scored last
+        self._pending_predictions: tuple[str, dict[str, np.ndarray]] | None = None
 
     # ------------------------------------------------------------------ cells
     def cells(self) -> list[Cell]:
         self.validate()  # every config problem, before any data is loaded or any cell trained
         cfg = self.config
         reps = self._model_representations()
+        protocols = [cfg.protocol_for(m) for m in cfg.models]
+        seeds = list(dict.fromkeys(s for p in [cfg.protocol, *protocols] for s in p.seeds))
         out = []
-        for seed in cfg.protocol.seeds:
+        for seed in seeds:
             for ds_name in cfg.datasets:
                 for i, m in enumerate(cfg.models):
-                    if m.datasets and ds_name not in m.datasets:
+                    if (m.datasets and ds_name not in m.datasets) or seed not in protocols[i].seeds:
                         continue
-                    out += [Cell(ds_name, rep_name, m, seed) for rep_name in reps[i]]
+                    out += [Cell(ds_name, rep_name, m, seed, protocols[i]) for rep_name in reps[i]]
         return out
+
+    def protocol_of(self, cell: Cell) -> Any:
+        """The cell's protocol settings (ProtocolConfig)."""
+        return cell.protocol if cell.protocol is not None else self.config.protocol_for(cell.model)
 
     def _model_representations(self) -> list[list[str]]:
         """Per model, the representations it runs on, checked from the config alone: its declared inputs
@@ -132,6 +238,8 @@ class BenchmarkRunner:
         representation that has its inputs (an error when none has them), a classical one on every one."""
         cfg = self.config
         keys = {r: list(rc.views()) for r, rc in cfg.representations.items()}  # bad view options stop here
+        swept = set(cfg.sweep_representations)  # run only with the models of their sweep (added below)
+        plain = [r for r in cfg.representations if r not in swept]
         out = []
         for m in cfg.models:
             need = get_model(m.name).declared_inputs(m.options)
@@ -142,14 +250,43 @@ class BenchmarkRunner:
                     if missing:
                         raise ConfigError(f"{where} reads input(s) {missing} that representation {r!r} lacks "
                                           f"(its inputs: {keys[r]})")
-                out.append([r for r in cfg.representations if r in m.representations])
+                out.append([r for r in plain if r in m.representations])
                 continue
-            fits = [r for r in cfg.representations if need is None or set(need) <= set(keys[r])]
+            fits = [r for r in plain if need is None or set(need) <= set(keys[r])]
             if not fits:
                 raise ConfigError(f"{where} reads input(s) {list(need or ())} but no representation gives them all: "
-                                  + "; ".join(f"{r!r} gives {k}" for r, k in keys.items()))
+                                  + "; ".join(f"{r!r} gives {k}" for r, k in keys.items() if r in plain))
             out.append(fits)
+        self._add_sweep_representations(out, keys)
         return out
+
+    def _add_sweep_representations(self, out: list[list[str]], keys: dict[str, list[str]]) -> None:
+        """Each representation sweep's variants join the models of that sweep: those named in its ``models``,
+        by default every entry (not itself a sweep variant) that runs on the sweep's base representation."""
+        cfg = self.config
+        made = set(cfg.sweep_model_labels)
+        for s in cfg.sweeps or []:
+            if s.representation is None:
+                continue
+            variants = [s.label(t) for t, _ in s.points()]
+            chosen = 0
+            for i, m in enumerate(cfg.models):
+                label = m.label or m.name
+                if s.models is not None and label not in s.models:
+                    continue
+                if s.models is None and (label in made or s.representation not in out[i]):
+                    continue
+                need = get_model(m.name).declared_inputs(m.options) or ()
+                for r in variants:
+                    missing = [k for k in need if k not in keys[r]]
+                    if missing:
+                        raise ConfigError(f"sweep {s.name!r}: model {label!r} reads input(s) {missing} that variant "
+                                          f"{r!r} lacks (its inputs: {keys[r]})")
+                out[i] += variants
+                chosen += 1
+            if not chosen:
+                raise ConfigError(f"sweep {s.name!r}: no model entry runs on representation {s.representation!r}; "
+                                  "name the models with 'models'")
 
     def check_tasks(self, cells: list[Cell]) -> None:
         """Load each dataset (cached for the run) and check that every cell's model does its target's task:
@@ -157,8 +294,9 @@ class BenchmarkRunner:
         from astromodal.training.estimator import check_model_task
 
         seen: set[tuple[str, str]] = set()
-        probe = self.config.protocol.probe if self.config.protocol.kind == "pretrain_probe" else None
         for cell in cells:
+            p = self.protocol_of(cell)
+            probe = p.probe if p.kind == "pretrain_probe" else None
             name = probe or cell.model.name  # under pretrain_probe the probe predicts the targets
             if (cell.dataset, name) in seen:
                 continue
@@ -183,7 +321,7 @@ class BenchmarkRunner:
             self.notes.append(f"dataset {name!r} skipped: {', '.join(missing)} not found")
             self._datasets[name] = None  # type: ignore[assignment]
             return None
-        train, test = load_source(dcfg.source, dcfg.options, self.base)
+        train, test = load_source(dcfg.source, dcfg.options, self.base, cuts=dcfg.cuts, name=name)
         primary = dcfg.primary
         missing = [t for t in dcfg.targets if t not in train.targets]
         if missing:  # one line naming the targets and those the dataset has
@@ -217,7 +355,11 @@ class BenchmarkRunner:
                                   + " never seen in training, scored as misclassified (unseen_test_classes: count_wrong)")
         return test
 
-    def prepare(self, ds_name: str, seed: int) -> PreparedData | None:
+    def prepare(self, ds_name: str, seed: int, protocol: Any = None) -> PreparedData | None:
+        """The dataset split for ``seed`` under ``protocol`` (default the config's): the test split depends
+        only on the dataset, the seed and ``test_fraction`` (never on the protocol's kind), so models with
+        protocols of their own are tested on the same objects. Each representation's inputs are built when
+        first read."""
         loaded = self._load(ds_name)
         if loaded is None:
             return None
@@ -227,21 +369,29 @@ class BenchmarkRunner:
         stratify = target if full.target(target).kind == "class" else None
         from astromodal.evaluation.protocols import get_protocol
 
-        if not get_protocol(self.config.protocol.kind).uses_test_split:  # e.g. cv: every object scored out of fold
+        protocol = protocol or self.config.protocol
+        if not get_protocol(protocol.kind).uses_test_split:  # e.g. cv: every object scored out of fold
             train, test = full, None
         elif given_test is not None:
             train, test = full, given_test
         else:
-            train, test = full.split(self.config.protocol.test_fraction, stratify=stratify, seed=seed)
+            train, test = full.split(protocol.test_fraction, stratify=stratify, seed=seed)
         reps = self.config.representations
         return PreparedData(
             train,
             test,
             target,
-            {r: build_inputs(train, rc) for r, rc in reps.items()},
-            {r: build_inputs(test, rc) for r, rc in reps.items()} if test is not None else {},
+            _LazyInputs(train, reps),
+            _LazyInputs(test, reps) if test is not None else {},
             targets,
         )
+
+    def _split_key(self, cell: Cell) -> tuple[Any, ...]:
+        """What decides a cell's split: dataset, seed, whether its protocol has a test split, test_fraction."""
+        from astromodal.evaluation.protocols import get_protocol
+
+        p = self.protocol_of(cell)
+        return (cell.dataset, cell.seed, get_protocol(p.kind).uses_test_split, p.test_fraction)
 
     # ------------------------------------------------------------------ one cell
     def _trainer_config(self, m: ModelConfig, seed: int) -> Any:
@@ -269,17 +419,26 @@ class BenchmarkRunner:
             if m.trainer:
                 TrainerConfig.from_options({**cfg.trainer, **m.trainer, **self.trainer_overrides},
                                            where=f"{where}: trainer")
-            check_model_options(m.name, m.options, where=where)
+            try:
+                check_model_options(m.name, m.options, where=where)
+            except ConfigError as exc:
+                made = cfg.sweep_of(model=m.label or m.name)  # a sweep's variant: say which
+                if made is None:
+                    raise
+                raise ConfigError(f"sweep {made[0]!r} variant {m.label!r}: {exc}") from None
             if spec.family == "classical" and m.trainer:
                 raise ConfigError(f"{where}: 'trainer' settings are for neural models; {m.name!r} is a classical "
                                   "(scikit-learn) model: set its options under 'options'")
             self._check_objective(m, spec, where)
-        if cfg.protocol.kind == "pretrain_probe":
-            check_model_options(cfg.protocol.probe, cfg.protocol.probe_options, where="protocol probe")
+        for i, m in enumerate(cfg.models):
+            p = cfg.protocol_for(m)
+            if p.kind == "pretrain_probe":
+                where = "protocol probe" if m.protocol is None else f"model {m.label or m.name!r} (models[{i}]): protocol probe"
+                check_model_options(p.probe, p.probe_options, where=where)
 
     def _check_objective(self, m: ModelConfig, spec: Any, where: str) -> None:
         """A model with its own ``objective`` is for (and required by) the ``pretrain_probe`` protocol."""
-        probing = self.config.protocol.kind == "pretrain_probe"
+        probing = self.config.protocol_for(m).kind == "pretrain_probe"
         if m.objective is not None and spec.family == "classical":
             raise ConfigError(f"{where}: an 'objective' is for neural models; {m.name!r} is a classical model")
         if probing and m.objective is None:
@@ -293,7 +452,7 @@ class BenchmarkRunner:
         """A fresh probe (``protocol.probe``) for the embeddings of ``cell``'s model, predicting its targets."""
         from astromodal.training.estimator import make_estimator
 
-        p, dcfg = self.config.protocol, self.config.datasets[cell.dataset]
+        p, dcfg = self.protocol_of(cell), self.config.datasets[cell.dataset]
         options = dict(p.probe_options)
         heads = dcfg.head_specs()
         extra = {"target_name": dcfg.target} if heads is None else {"heads": heads}
@@ -324,7 +483,7 @@ class BenchmarkRunner:
 
     def run_cell(self, cell: Cell, data: PreparedData) -> CellResult:
         """One cell's typed result: the shared keys, then what its protocol (``protocol.kind``) adds."""
-        from astromodal.evaluation.protocols import CellContext, get_protocol
+        from astromodal.evaluation.protocols import get_protocol
 
         t = data.train.target(data.target)
         task = "classification" if t.kind == "class" else "regression"
@@ -344,11 +503,16 @@ class BenchmarkRunner:
             "n_train": int(len(heads_tr[data.target])), "n_test": int(len(heads_te[data.target])), "task": task,
         }
         # the protocol (evaluation/protocols.py) trains and scores the cell
-        ctx = CellContext(self, cell, data, task, t, spec, X_tr, y_tr, X_te, y_te, record, time.perf_counter(),
-                          heads_tr, heads_te)
-        record = get_protocol(self.config.protocol.kind).run(ctx)
+        ctx = _CellContext(self, cell, data, task, t, spec, X_tr, y_tr, X_te, y_te, record, time.perf_counter(),
+                           heads_tr, heads_te)
+        record = get_protocol(self.protocol_of(cell).kind).run(ctx)
+        predictions = record.pop("_test_predictions", None)  # finish_on_test's per-head test predictions
         result = CellResult.model_validate(record)
-        return result.set_heads(result.heads) if result.heads else result
+        result = result.set_heads(result.heads) if result.heads else result
+        if predictions and data.test is not None:
+            self._pending_predictions = (cell.id, predictions_arrays(predictions, heads_te, data.test,
+                                                                     self.config.report.snr_column))
+        return result
 
     # ------------------------------------------------------------------ the run
     #: the top-level entries a benchmark run writes into its folder, claimed in the marker BEFORE they are
@@ -442,7 +606,7 @@ class BenchmarkRunner:
             "dataset": cfg.datasets[cell.dataset].model_dump(),
             "representation": cfg.representations[cell.representation].model_dump(),
             "model": cell.model.model_dump(),
-            "protocol": cfg.protocol.model_dump(exclude={"seeds"}),
+            "protocol": self.protocol_of(cell).model_dump(exclude={"seeds"}),
             "seed": cell.seed,
             "scoring": SCORING_VERSION,  # a cell scored by an older version is scored again
             "data_files": self._data_stamps(cell.dataset),  # data changed in place: trained again
@@ -472,9 +636,16 @@ class BenchmarkRunner:
                     bar.update(task, advance=1, description=f"{cell.id} (done before)")
                     continue
                 bar.update(task, description=cell.id)
+                self._pending_predictions = None
                 result = self._train(cell, prepared)
                 if result is not None:
                     result.fingerprint = fingerprint
+                    # the test predictions first: a cell JSON on disk always has its predictions beside it
+                    pred_path = predictions_path(cells_dir, cell.id)
+                    if self._pending_predictions is not None:
+                        write_predictions(pred_path, self._pending_predictions[1])
+                    else:
+                        pred_path.unlink(missing_ok=True)  # never the predictions of an older run of the cell
                     write_json(path, result.to_record())
                     results.append(result)
                 bar.update(task, advance=1)
@@ -502,11 +673,12 @@ class BenchmarkRunner:
         changed.append(cell_id)
         return None
 
-    def _train(self, cell: Cell, prepared: dict[tuple[str, int], PreparedData | None]) -> CellResult | None:
-        """Train and score one cell (its dataset split prepared once per seed); None for a skipped dataset."""
-        key = (cell.dataset, cell.seed)
+    def _train(self, cell: Cell, prepared: dict[tuple[Any, ...], PreparedData | None]) -> CellResult | None:
+        """Train and score one cell (its dataset split prepared once per dataset, seed and test split);
+        None for a skipped dataset."""
+        key = self._split_key(cell)
         if key not in prepared:
-            prepared[key] = self.prepare(cell.dataset, cell.seed)
+            prepared[key] = self.prepare(cell.dataset, cell.seed, self.protocol_of(cell))
         data = prepared[key]
         return None if data is None else self.run_cell(cell, data)
 
@@ -532,21 +704,23 @@ class BenchmarkRunner:
         cfg, out = self.config, []
         if not cfg.report.embeddings:
             return out
+        plain = [r for r in cfg.representations if r not in set(cfg.sweep_representations)]
         for name, dcfg in cfg.datasets.items():
-            data = prepared.get((name, cfg.protocol.seeds[0]))
+            data = next((d for k, d in prepared.items() if k[:2] == (name, cfg.protocol.seeds[0]) and d is not None),
+                        None)
             if data is None:
                 loaded = self._load(name)  # cached; loaded here when every cell was done before
                 if not loaded:
                     continue
                 train = loaded[0]
-                inputs = {r: build_inputs(train, rc) for r, rc in cfg.representations.items()}
+                inputs: Any = _LazyInputs(train, cfg.representations)
             else:
                 train, inputs = data.train, data.inputs_train
             t = train.target(dcfg.primary)
             if t.kind != "class":
                 continue
-            out += [EmbeddingSet(name, r, flatten_inputs(arrays), t.values.read(), list(t.class_names))
-                    for r, arrays in inputs.items()]
+            out += [EmbeddingSet(name, r, flatten_inputs(inputs[r]), t.values.read(), list(t.class_names))
+                    for r in plain]
         return out
 
     def _write_report(self, results: list[CellResult], prepared: dict[tuple[str, int], PreparedData | None]) -> dict[str, Any]:
@@ -632,11 +806,28 @@ def quick_overrides(config: ExperimentConfig) -> ExperimentConfig:
     for m in data["models"]:
         if m.get("trainer"):  # per-model overrides (neural models only) get the budget too
             m["trainer"] = {**m["trainer"], **budget}
-    proto = data["protocol"]
-    proto["k"] = 2
-    if proto["kind"] == "resample_ensemble":
-        proto["n_members"] = min(proto.get("n_members", 2), 2)
-        w = proto.get("combine_weights")
-        proto["combine_weights"] = w[: proto["n_members"]] if w and sum(w[: proto["n_members"]]) > 0 else None
+    _quick_protocol(data["protocol"])
+    for m, entry in zip(data["models"], config.models, strict=False):
+        if m.get("protocol"):  # a model's own protocol: the same budget, on its effective kind
+            m["protocol"] = {**m["protocol"], "k": 2}
+            if config.protocol_for(entry).kind == "resample_ensemble":
+                _quick_protocol(m["protocol"], config.protocol_for(entry).model_dump())
     data["output"] = f"{config.output or Path('runs') / config.name}-quick"
     return ExperimentConfig.model_validate(data)
+
+
+#: --quick: rows drawn per member of a mescr ensemble (whose member count the classes fix)
+QUICK_DRAW = 300
+
+
+def _quick_protocol(proto: dict[str, Any], effective: dict[str, Any] | None = None) -> None:
+    """k = 2 and, for a resample ensemble, 2 members (the first two combine weights) in a protocol dump."""
+    proto["k"] = 2
+    eff = {**(effective or proto)}
+    if eff.get("kind") == "resample_ensemble" and eff.get("member_weights") == "mescr":
+        # one member per class (1 + K, fixed by the classes): keep them, draw fewer rows each
+        proto["draw_size"] = min(eff.get("draw_size") or QUICK_DRAW, QUICK_DRAW)
+    elif eff.get("kind") == "resample_ensemble":
+        proto["n_members"] = min(eff.get("n_members", 2), 2)
+        w = eff.get("combine_weights")
+        proto["combine_weights"] = w[: proto["n_members"]] if w and sum(w[: proto["n_members"]]) > 0 else None

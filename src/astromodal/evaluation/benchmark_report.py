@@ -300,11 +300,17 @@ def write_benchmark_report(results: Sequence[Any], data: Any, config: Any, out: 
     _main_tables(rep, records, config)
     _cells_table(rep, records, config, out)
     _head_sections(rep, records)
+    _class_tables(rep, records, config)
+    _radius_section(rep, records, config, out)
+    _sweep_sections(rep, records, config, out)
     cv = config.protocol.kind == "cv"
     baseline_section(rep, records, "on the same pooled out-of-fold predictions" if cv else "on the same test split")
-    _confusion_figures(rep, records, config, out)
-    _roc_figures(rep, records, config, out)
-    _pit_figures(rep, records, config, out)
+    main = _main_records(records, config)  # a sweep's variants: their tables above, no figures each
+    _confusion_figures(rep, main, config, out)
+    _roc_figures(rep, main, config, out)
+    _pit_figures(rep, main, config, out)
+    _calibration(rep, records, out)
+    _image_grid(rep, config, dict(datasets or {}), out)
     _embedding_figures(rep, embeddings, config, out)
     summary = _write_results(out, records, config, command, notes)
     context = ReportContext(out, config, summary["cells"], data, dict(datasets or {}))
@@ -363,6 +369,7 @@ def _data_section(rep: Any, data: Any, config: Any) -> None:
         rep.table(rows, ["dataset", "source", "target", "kind", "train objects", "train classes", "test objects",
                          "test classes"])
     rep.paragraph(protocol_sentence(config.protocol))
+    _protocol_overrides(rep, config)
 
 
 def _main_tables(rep: Any, records: list[dict[str, Any]], config: Any) -> None:
@@ -373,8 +380,9 @@ def _main_tables(rep: Any, records: list[dict[str, Any]], config: Any) -> None:
         rows, cols = kfold_table(records)
         rep.heading("Results per model (k-fold training, ensemble on the test split)", 2)
         rep.table(rows, cols)
-    if config.protocol.kind == "resample_ensemble":
-        rows, cols = resample_table(records)
+    resampled = [r for r in records if r.get("oob") is not None]  # resample_ensemble cells (the config's or a model's own)
+    if config.protocol.kind == "resample_ensemble" or resampled:
+        rows, cols = resample_table(resampled if config.protocol.kind != "resample_ensemble" else records)
         rep.heading("Resample ensembles (out-of-bag score on the training split; sigma_net on the test split)", 2)
         rep.table(rows, cols)
     if config.protocol.kind == "pretrain_probe" and records:
@@ -585,5 +593,352 @@ def _write_results(out: Path, records: list[dict[str, Any]], config: Any, comman
             cells.append({k: v for k, v in r.items() if not k.startswith("_")})
     results = {"name": config.name, "study": config.study, "command": command,
                "protocol": config.protocol.model_dump(), "notes": list(notes), "cells": cells}
+    own = {m.label or m.name: config.protocol_for(m).model_dump() for m in getattr(config, "models", [])
+           if getattr(m, "protocol", None) is not None}
+    if own:  # model entries with a protocol of their own (only then: results.json as before otherwise)
+        results["model_protocols"] = own
     write_json(out / "results.json", results)
     return results
+
+
+# ---------------------------------------------------------------------- study B (MESCR) sections
+def _sweep_cell(config: Any, r: dict[str, Any]) -> tuple[str, str] | None:
+    """``(sweep, value)`` of a sweep variant's cell (None for a cell of the config's own entries)."""
+    fn = getattr(config, "sweep_of", None)
+    return None if fn is None else fn(model=r["model"], representation=r["representation"])
+
+
+def _main_records(records: list[dict[str, Any]], config: Any) -> list[dict[str, Any]]:
+    """The cells of the config's own model entries and representations (not a sweep's variants)."""
+    return [r for r in records if _sweep_cell(config, r) is None]
+
+
+def _head_record(r: dict[str, Any], task: str) -> tuple[str, dict[str, Any]] | None:
+    """The first head of ``task`` of a cell (its top-level scores for a cell without heads)."""
+    heads = _heads_of(r, task)
+    if not heads:
+        return None
+    name, h = heads[0]
+    return (name or r.get("target") or "", h)
+
+
+def table1_rows(metrics: Mapping[str, Any], class_names: Sequence[str]) -> list[dict[str, Any]]:
+    """MESCR's Table 1 form for one class head: per class F1, recall, precision and the number of test
+    objects (``metrics["per_class"]``: scikit-learn's precision = TP / predicted, recall = TP / true), then
+    the macro average and the accuracy."""
+    pc = metrics["per_class"]
+    rows = [{"class": c, "F1": pc[c]["f1"], "recall": pc[c]["recall"], "precision": pc[c]["precision"],
+             "count": int(pc[c]["support"])} for c in class_names if c in pc]
+    n = sum(row["count"] for row in rows)
+    rows.append({"class": "**macro**", "F1": float(np.mean([row["F1"] for row in rows])),
+                 "recall": float(np.mean([row["recall"] for row in rows])),
+                 "precision": float(np.mean([row["precision"] for row in rows])), "count": n})
+    rows.append({"class": "**accuracy**", "F1": metrics["accuracy"], "recall": None, "precision": None, "count": n})
+    return rows
+
+
+def _has_table1(metrics: Mapping[str, Any]) -> bool:
+    """True when every class of ``metrics["per_class"]`` has F1, recall, precision and support."""
+    pc = metrics.get("per_class") or {}
+    return bool(pc) and all({"f1", "recall", "precision", "support"} <= set(v) for v in pc.values())
+
+
+def _class_tables(rep: Any, records: list[dict[str, Any]], config: Any) -> None:
+    """Per cell of the config's own entries (first seed) and class head: the Table 1 form."""
+    seed = config.protocol.seeds[0]
+    items = [(r, n, h) for r in _main_records(records, config) if r["seed"] == seed
+             for n, h in _heads_of(r, "classification") if _has_table1(h["metrics"])]
+    wanted = getattr(config.report, "per_class_tables", None)
+    if not items or wanted is False or (wanted is None and len(items) > 12):
+        return
+    where = "the pooled out-of-fold predictions" if config.protocol.kind == "cv" else "the test split"
+    rep.heading(f"Per-class scores on {where} (Table 1 form)", 2)
+    rep.paragraph("Per class: F1, recall (the fraction of the class's scored objects given that class), precision "
+                  "(the fraction of the objects given that class that have it) and the number of scored objects.")
+    for r, name, h in items:
+        rep.heading(f"{r['model']} | {r['representation']}-{r['dataset']}" + (f" | {name}" if name else ""), 3)
+        rep.table(table1_rows(h["metrics"], h.get("class_names") or list(h["metrics"]["per_class"])),
+                  ["class", "F1", "recall", "precision", "count"], floatfmt=".3f")
+
+
+def _log_unit(unit: str) -> bool:
+    u = (unit or "").lower()
+    return "dex" in u or u.startswith("log")
+
+
+def radius_metrics(y_true: Any, mean: Any, var: Any = None, sigma_net: Any = None, unit: str = "") -> dict[str, Any]:
+    """The paper's radius scores of one Gaussian (or point) head on the test objects: ``mae`` and
+    ``sigma`` (population std of predicted - true) in the target's unit, ``mae_dex`` = mean
+    |log10 pred - log10 true| and ``sigma_dex`` (std of the log residual) over the objects where both are
+    positive (``n_dex``), ``mean_sigma_pred`` = mean predicted 1-sigma (sqrt of the variance) and the mean
+    ``sigma_net``. A target in dex / log units is taken as log10 already (``sigma`` is then of 10**values)."""
+    t = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    p = np.asarray(mean, dtype=np.float64).reshape(-1)
+    ok = np.isfinite(t) & np.isfinite(p)
+    t, p = t[ok], p[ok]
+    if _log_unit(unit):
+        lt, lp, lin_t, lin_p, pos = t, p, 10.0 ** t, 10.0 ** p, np.ones(len(t), bool)
+    else:
+        pos = (t > 0) & (p > 0)
+        lt, lp, lin_t, lin_p = np.log10(t[pos]), np.log10(p[pos]), t, p
+    out: dict[str, Any] = {"n": int(len(t)), "mae": float(np.mean(np.abs(lin_p - lin_t))),
+                           "sigma": float(np.std(lin_p - lin_t)), "n_dex": int(pos.sum()),
+                           "mae_dex": float(np.mean(np.abs(lp - lt))) if len(lt) else None,
+                           "sigma_dex": float(np.std(lp - lt)) if len(lt) else None}
+    if var is not None:
+        v = np.asarray(var, dtype=np.float64).reshape(-1)[ok]
+        s = np.sqrt(v[np.isfinite(v)])
+        out["mean_sigma_pred"] = float(np.mean(s)) if len(s) else None
+    if sigma_net is not None:
+        out["mean_sigma_net"] = float(np.nanmean(np.asarray(sigma_net, dtype=np.float64).reshape(-1)[ok]))
+    return out
+
+
+def _bootstrap(values: np.ndarray, stat: Any, n: int = 1000, seed: int = 0) -> tuple[float, float] | None:
+    """The 95 % bootstrap interval of ``stat`` over the objects (None for fewer than 2)."""
+    if len(values) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    draws = [stat(values[rng.integers(0, len(values), len(values))]) for _ in range(n)]
+    return float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
+
+
+def _predictions(out: Path, r: dict[str, Any]) -> dict[str, Any] | None:
+    from astromodal.evaluation.benchmark import predictions_path, read_predictions
+
+    return read_predictions(predictions_path(out / "cells", r["cell"]))
+
+
+def _gaussian_head(pred: dict[str, Any] | None, name: str) -> dict[str, np.ndarray] | None:
+    if pred is None:
+        return None
+    heads = pred["heads"]
+    h = heads.get(name) if name else next((v for k, v in heads.items() if pred["kinds"].get(k) == "gaussian"), None)
+    return h if h is not None and "mean" in h else None
+
+
+def _radius_rows(records: list[dict[str, Any]], out: Path) -> list[dict[str, Any]]:
+    rows = []
+    for r in records:
+        for name, h in _heads_of(r, "regression"):
+            m, unit = h["metrics"], h.get("unit") or r.get("unit") or ""
+            g = _gaussian_head(_predictions(out, r), name)
+            if g is not None:
+                rm = radius_metrics(g["truth"], g["mean"], g.get("var"), g.get("sigma_net"), unit)
+            else:  # no saved predictions: what the record holds (no dex scores)
+                rm = {"n": m.get("n"), "mae": m.get("mae"), "sigma": m.get("sigma"), "mae_dex": None,
+                      "sigma_dex": None, "mean_sigma_pred": m.get("mean_sigma"),
+                      "mean_sigma_net": (h.get("sigma_net") or {}).get("mean")}
+            rows.append({"model": r["model"], "dataset": r["dataset"], "representation": r["representation"],
+                         "seed": r["seed"], "head": name or r.get("target", ""), "unit": unit, **rm,
+                         "nll": m.get("nll"), "coverage_68": m.get("coverage_68")})
+    return rows
+
+
+def _radius_section(rep: Any, records: list[dict[str, Any]], config: Any, out: Path) -> None:
+    """The radius scores in the paper's terms, Figure 4a (1:1 density + residual histogram) and Figure 4b
+    (sigma_pred and sigma_net against the S/N column's intervals) per Gaussian head (first seed)."""
+    from astromodal.evaluation import plots
+
+    seed = config.protocol.seeds[0]
+    main = [r for r in _main_records(records, config) if r["seed"] == seed and _heads_of(r, "regression")]
+    rows = _radius_rows(main, out)
+    if not rows:
+        return
+    rep.heading("Radius (regression heads) in the paper's terms", 2)
+    rep.paragraph("MAE and sigma (population standard deviation of predicted - true) in the target's unit; "
+                  "MAE dex = mean |log10 predicted - log10 true| and sigma dex = the standard deviation of that "
+                  "log residual (objects where both are positive, n_dex); mean sigma_pred = the mean predicted "
+                  "1-sigma; mean sigma_net = the mean spread of an ensemble's member means (MESCR).")
+    rep.table(rows, list(dict.fromkeys(k for row in rows for k in row)), floatfmt=".4g")
+    snr = getattr(config.report, "snr_column", None)
+    for r in main:
+        pred = _predictions(out, r)
+        for name, h in _heads_of(r, "regression"):
+            g = _gaussian_head(pred, name)
+            if g is None:
+                continue
+            unit = h.get("unit") or ""
+            what = f"{r['model']} | {r['representation']}-{r['dataset']}" + (f" | {name}" if name else "")
+            path = out / "figures" / _figure_name("radius", r, name, None)
+            plots.plot_one_to_one_density(g["truth"], g["mean"], path, unit=unit, label=name or "value", title=what)
+            rep.image(path.relative_to(out), f"1:1 and residuals (Figure 4a form): {what}")
+            if snr and "var" in g:
+                s = pred["columns"].get(snr) if pred else None
+                if s is None:
+                    continue
+                bins = plots.snr_bins(s, np.sqrt(g["var"]), g.get("sigma_net"))
+                if not bins:
+                    continue
+                path = out / "figures" / _figure_name("snr", r, name, None)
+                plots.plot_sigma_vs_snr(bins, path, unit=unit, snr_name=snr, title=what)
+                rep.image(path.relative_to(out), f"sigma_pred and sigma_net against {snr} (Figure 4b form): {what}")
+                rep.table(bins, list(bins[0]), floatfmt=".4g")
+
+
+def _cell_scores(r: dict[str, Any], out: Path) -> dict[str, Any]:
+    """A cell's sweep-table scores: the first class head's accuracy (95 % interval) and macro F1, the first
+    regression head's MAE, MAE dex (bootstrap 95 % interval, from the saved predictions) and sigma."""
+    s: dict[str, Any] = {"fit_seconds": r.get("fit_seconds")}
+    cls = _head_record(r, "classification")
+    if cls is not None:
+        m = cls[1]["metrics"]
+        s.update(accuracy=m["accuracy"], accuracy_ci=(m.get("ci95") or {}).get("accuracy"), macro_f1=m["macro_f1"])
+    reg = _head_record(r, "regression")
+    if reg is not None:
+        name, h = reg
+        g = _gaussian_head(_predictions(out, r), _heads_of(r, "regression")[0][0])
+        if g is not None:
+            rm = radius_metrics(g["truth"], g["mean"], g.get("var"), unit=h.get("unit") or "")
+            s.update(mae=rm["mae"], sigma=rm["sigma"], mae_dex=rm["mae_dex"])
+            t, p = np.asarray(g["truth"], float), np.asarray(g["mean"], float)
+            if not _log_unit(h.get("unit") or ""):
+                ok = (t > 0) & (p > 0)
+                t, p = np.log10(t[ok]), np.log10(p[ok])
+            s["mae_dex_ci"] = _bootstrap(np.abs(p - t), np.mean)
+        else:
+            s.update(mae=h["metrics"].get("mae"), sigma=h["metrics"].get("sigma"), mae_dex=None)
+    return s
+
+
+def _with_ci(values: list[Any], cis: list[Any]) -> str:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return ""
+    if len(vals) > 1:
+        return f"{np.mean(vals):.4f} ± {np.std(vals, ddof=1):.4f}"
+    ci = cis[0] if cis else None
+    return f"{vals[0]:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+
+
+def sweep_rows(sweep: Any, records: list[dict[str, Any]], config: Any, out: Path) -> list[dict[str, Any]]:
+    """One row per variant of ``sweep`` (and model, for a representation sweep run with several): its
+    scores, with the 95 % interval of one seed or the mean ± std over seeds, and the training time."""
+    rows = []
+    for text, _ in sweep.points():
+        label = sweep.label(text)
+        mine = [r for r in records if (r["model"] if sweep.model is not None else r["representation"]) == label]
+        for model in dict.fromkeys(r["model"] for r in mine):
+            cells = [_cell_scores(r, out) for r in mine if r["model"] == model]
+            row: dict[str, Any] = {sweep.axis: text}
+            if sweep.representation is not None:
+                row["model"] = model
+            for key in ("accuracy", "macro_f1", "mae", "mae_dex", "sigma"):
+                if any(c.get(key) is not None for c in cells):
+                    row[key] = _with_ci([c.get(key) for c in cells], [c.get(f"{key}_ci") for c in cells])
+            row["n_seeds"] = len(cells)
+            secs = [c["fit_seconds"] for c in cells if c.get("fit_seconds") is not None]
+            row["fit_seconds"] = f"{np.mean(secs):.3g}" if secs else ""
+            rows.append(row)
+    return rows
+
+
+def _sweep_sections(rep: Any, records: list[dict[str, Any]], config: Any, out: Path) -> None:
+    """Per sweep: its table, and for numeric values a line figure of the scores and the training time."""
+    from astromodal.evaluation import plots
+
+    for sweep in getattr(config, "sweeps", None) or []:
+        rows = sweep_rows(sweep, records, config, out)
+        if not rows:
+            continue
+        what = f"model {sweep.model!r}" if sweep.model is not None else f"representation {sweep.representation!r}"
+        rep.heading(f"{sweep.title or 'Sweep'}: {sweep.name} ({sweep.axis} of {what})", 2)
+        where = "Out of fold" if config.protocol.kind == "cv" else "On the test split"
+        rep.paragraph(f"{where}; a value with [lo, hi]: its 95 % bootstrap interval (accuracy: of the "
+                      "confusion matrix; MAE dex: of the objects); with several seeds the mean ± std over seeds.")
+        rep.table(rows, list(dict.fromkeys(k for row in rows for k in row)))
+        if not sweep.numeric():
+            continue
+        for model in dict.fromkeys(row.get("model") for row in rows):
+            part = [row for row in rows if row.get("model") == model]
+            values = [float(row[sweep.axis]) for row in part]
+            series = {k: [_lead(row.get(k)) for row in part] for k in ("accuracy", "macro_f1", "mae_dex")
+                      if any(row.get(k) for row in part)}
+            secs = [_lead(row.get("fit_seconds")) for row in part]
+            path = out / "figures" / f"sweep_{sweep.name}{'_' + model if model else ''}.png"
+            positive = all(v > 0 for v in values)
+            plots.plot_sweep(values, series, path, sweep.axis, seconds=secs, title=sweep.title or sweep.name,
+                             log_x=positive and max(values) / min(values) >= 8)
+            rep.image(path.relative_to(out), f"{sweep.title or sweep.name}: scores and training time against "
+                      f"{sweep.axis}" + (f" ({model})" if model else ""))
+
+
+def _lead(text: Any) -> float | None:
+    """The leading number of a table cell ('0.91 [0.88, 0.93]' -> 0.91)."""
+    if text in (None, ""):
+        return None
+    try:
+        return float(str(text).split()[0])
+    except ValueError:
+        return None
+
+
+def _display(arr: np.ndarray, view: Any) -> np.ndarray:
+    """Display images (N, H, W, 3) in [0, 1] of one input: an RGB input (3 channels in [0, 1]) as it is,
+    another image input as the Lupton composite of its g, r, i bands (else its first band in grey)."""
+    from astromodal.evaluation.plots import cutout_rgb
+
+    a = np.asarray(arr, dtype=np.float64)
+    if a.ndim == 4 and a.shape[1] == 3 and (getattr(view, "kind", "") == "rgb" or (a.min() >= 0 and a.max() <= 1)):
+        return np.transpose(a, (0, 2, 3, 1))
+    bands = list(getattr(view, "bands", None) or [str(i) for i in range(a.shape[1])])
+    return cutout_rgb(a, bands)
+
+
+def _image_grid(rep: Any, config: Any, datasets: Mapping[str, Any], out: Path) -> None:
+    """A few objects per class of each dataset with a class target, in the inputs ``report.image_grid``
+    names (from the first representation that has them all)."""
+    from astromodal.evaluation import plots
+    from astromodal.transforms.representations import build_inputs
+
+    names = getattr(config.report, "image_grid", None)
+    if not names:
+        return
+    swept = set(getattr(config, "sweep_representations", []))
+    done = False
+    for ds_name, ds in datasets.items():
+        dcfg = config.datasets[ds_name]
+        t = ds.target(dcfg.primary)
+        rep_name = next((r for r, rc in config.representations.items() if r not in swept
+                         and set(names) <= set(rc.views())), None)
+        if t.kind != "class" or rep_name is None:
+            continue
+        y = np.asarray(t.values.read()).astype(np.int64)
+        per = config.report.image_grid_per_class
+        rows = np.concatenate([np.flatnonzero(y == c)[:per] for c in range(t.n_classes)]).astype(np.int64)
+        if not len(rows):
+            continue
+        rows.sort()
+        sub = ds.subset(rows)
+        views = config.representations[rep_name].views()
+        arrays = build_inputs(sub, config.representations[rep_name])
+        images = {n: _display(arrays[n], views[n]) for n in names}
+        if not done:
+            rep.heading("Example inputs per class", 2)
+            done = True
+        path = out / "figures" / f"inputs_{ds_name}_{rep_name}.png"
+        plots.plot_input_grid(images, y[rows], list(t.class_names), path, ids=list(np.asarray(sub.ids.read())))
+        rep.image(path.relative_to(out), f"{', '.join(names)} of {per} objects per class ({ds_name}, representation "
+                  f"{rep_name}; RGB inputs as RGB)")
+
+
+def _calibration(rep: Any, records: list[dict[str, Any]], out: Path) -> None:
+    """The calibration section (:mod:`astromodal.evaluation.calibration`) when any head was recalibrated."""
+    if not any(h.get("calibration") for r in records for h in (r.get("heads") or {}).values()):
+        return
+    try:
+        from astromodal.evaluation import calibration
+    except ImportError:  # pragma: no cover - the module is part of the package once it exists
+        return
+    section = getattr(calibration, "calibration_section", None)
+    if section is not None:
+        section(rep, records, out)
+
+
+def _protocol_overrides(rep: Any, config: Any) -> None:
+    """One sentence per model entry with a protocol of its own (its cells' protocol)."""
+    for m in config.models:
+        if m.protocol is None or (m.label or m.name) in set(getattr(config, "sweep_model_labels", [])):
+            continue
+        rep.paragraph(f"Model {m.label or m.name!r}: " + protocol_sentence(config.protocol_for(m))
+                      .replace("Protocol: ", "its own protocol: ", 1))

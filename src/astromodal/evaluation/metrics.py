@@ -8,7 +8,9 @@ sigma for Gaussian residuals but ignores catastrophic outliers (the usual photom
 
 A regressor that predicts its own uncertainty (a Gaussian head: variance ``var`` per object) is also
 scored on it: ``nll`` is the mean Gaussian negative log-likelihood ``0.5 log(2 pi var) + (y - mu)^2 / (2 var)``
-(constant included, in nats; lower is better), ``coverage_68`` / ``coverage_95`` the fraction of test
+(constant included, in nats; lower is better), ``z_mean`` / ``z_std`` the mean and (population, ddof 0)
+standard deviation of the z-scores ``(y - mu) / sigma`` (0 and 1 for honest uncertainties; a z_std above
+1 means the sigmas are too small), ``coverage_68`` / ``coverage_95`` the fraction of test
 objects whose truth lies in the central 68 % / 95 % interval ``mu +- z sigma`` (z = 0.9945 / 1.9600):
 0.68 / 0.95 for honest uncertainties, less when they are too small; ``median_sigma`` / ``mean_sigma`` the
 median / mean predicted sigma; :func:`pit_values` / :func:`pit_histogram` the probability integral
@@ -229,8 +231,8 @@ def regression_metrics(y_true: Any, y_pred: Any, var: Any = None) -> dict[str, A
 
 
 def uncertainty_metrics(y_true: Any, mean: Any, var: Any) -> dict[str, float]:
-    """Gaussian NLL, 68 % / 95 % interval coverage and median and mean sigma of predicted ``(mean, var)`` (module
-    text); {} when ``var`` is NaN everywhere (no uncertainty predicted)."""
+    """Gaussian NLL, 68 % / 95 % interval coverage, median and mean sigma and the mean and spread of the z-scores
+    of predicted ``(mean, var)`` (module text); {} when ``var`` is NaN everywhere (no uncertainty predicted)."""
     t = np.asarray(y_true, dtype=np.float64).reshape(-1)
     mu = np.asarray(mean, dtype=np.float64).reshape(-1)
     v = np.asarray(var, dtype=np.float64).reshape(-1)
@@ -242,13 +244,16 @@ def uncertainty_metrics(y_true: Any, mean: Any, var: Any) -> dict[str, float]:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise BadValueError(f"predicted variance must be finite and positive, got {v[row]} at row {row}")
-    z = np.abs(t - mu) / np.sqrt(v)
+    signed = (t - mu) / np.sqrt(v)
+    z = np.abs(signed)
     return {
         "nll": float(np.mean(0.5 * np.log(2.0 * np.pi * v) + 0.5 * z**2)),
         "coverage_68": float(np.mean(z <= Z68)),
         "coverage_95": float(np.mean(z <= Z95)),
         "median_sigma": float(np.median(np.sqrt(v))),
         "mean_sigma": float(np.mean(np.sqrt(v))),
+        "z_mean": float(np.mean(signed)),
+        "z_std": float(np.std(signed)),
     }
 
 
@@ -284,6 +289,113 @@ def pit_histogram(pit: Any, bins: int = PIT_BINS) -> dict[str, Any]:
     edges = np.linspace(0.0, 1.0, int(bins) + 1)
     counts, _ = np.histogram(np.clip(u, 0.0, 1.0), bins=edges)
     return {"edges": [float(e) for e in edges], "fraction": [float(c) / len(u) for c in counts], "n": int(len(u))}
+
+
+#: equal-width confidence bins on [0, 1] of the expected calibration error and the reliability diagram
+ECE_BINS = 15
+#: probabilities are clipped to at least this before a logarithm (a model that gives a true class p = 0)
+PROBA_FLOOR = 1e-12
+
+
+def _proba_and_codes(y_true: Any, proba: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``proba`` (N, K) as floats and ``y_true`` as column indices 0 .. K-1, both checked."""
+    p = np.asarray(proba, dtype=np.float64)
+    t = np.asarray(y_true).reshape(-1)
+    if p.ndim != 2 or p.shape[0] != len(t):
+        raise BadValueError(f"proba must have shape ({len(t)}, n_classes), got {p.shape}")
+    if len(t) == 0:
+        raise BadValueError("no objects to score the class probabilities on")
+    if not np.isfinite(p).all() or (p < 0).any():
+        raise BadValueError("class probabilities must be finite and non-negative")
+    t = _codes(t, "y_true", None)
+    bad = (t < 0) | (t >= p.shape[1])
+    if bad.any():
+        raise BadValueError(f"y_true has class code {int(t[bad][0])} at row {int(np.flatnonzero(bad)[0])}, "
+                            f"outside the {p.shape[1]} probability columns")
+    return p, t
+
+
+def reliability(y_true: Any, proba: Any, bins: int = ECE_BINS) -> dict[str, Any]:
+    """Top-label reliability diagram and expected calibration error (Guo et al. 2017).
+
+    Each object's confidence is its largest probability, its prediction the class of that column (the argmax,
+    not a tuned binary threshold), correct when that is ``y_true`` (class codes = column indices). The
+    confidences fall in ``bins`` equal bins on [0, 1], right-closed (``(b/B, (b+1)/B]``; a confidence of 0
+    goes to the first). Per bin: ``confidence`` (mean confidence), ``accuracy`` (fraction correct) and
+    ``count``; an empty bin has None for both. ``ece = sum_b n_b / N |accuracy_b - confidence_b|``, ``mce``
+    the largest such gap over non-empty bins. Returns ``{"ece", "mce", "bins", "edges", "confidence",
+    "accuracy", "count", "n"}``."""
+    p, t = _proba_and_codes(y_true, proba)
+    if int(bins) < 1:
+        raise BadValueError(f"bins must be at least 1, got {bins}")
+    nb = int(bins)
+    conf = p.max(axis=1)
+    correct = (np.argmax(p, axis=1) == t).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, nb + 1)
+    which = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, nb - 1)
+    count = np.bincount(which, minlength=nb)
+    conf_sum = np.bincount(which, weights=conf, minlength=nb)
+    acc_sum = np.bincount(which, weights=correct, minlength=nb)
+    filled = count > 0
+    mean_conf = np.where(filled, conf_sum / np.maximum(count, 1), np.nan)
+    mean_acc = np.where(filled, acc_sum / np.maximum(count, 1), np.nan)
+    gap = np.abs(mean_acc - mean_conf)
+    return {
+        "ece": float(np.sum(count[filled] * gap[filled]) / len(t)),
+        "mce": float(gap[filled].max()),
+        "bins": nb,
+        "edges": [float(e) for e in edges],
+        "confidence": [float(c) if f else None for c, f in zip(mean_conf, filled, strict=True)],
+        "accuracy": [float(a) if f else None for a, f in zip(mean_acc, filled, strict=True)],
+        "count": [int(c) for c in count],
+        "n": int(len(t)),
+    }
+
+
+def expected_calibration_error(y_true: Any, proba: Any, bins: int = ECE_BINS) -> float:
+    """The top-label expected calibration error over ``bins`` equal confidence bins (:func:`reliability`)."""
+    return reliability(y_true, proba, bins)["ece"]
+
+
+def class_nll(y_true: Any, proba: Any) -> float:
+    """Mean negative log-probability of the true class (nats; the probabilities clipped at
+    :data:`PROBA_FLOOR`): the log loss, which temperature scaling minimises."""
+    p, t = _proba_and_codes(y_true, proba)
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(t)), t], PROBA_FLOOR, 1.0))))
+
+
+def probability_calibration_metrics(y_true: Any, proba: Any, bins: int = ECE_BINS) -> dict[str, Any]:
+    """How honest class probabilities are: ``accuracy`` (argmax), ``nll`` (:func:`class_nll`), ``brier``
+    (mean over objects of ``sum_k (p_k - [y = k])^2``), ``mean_confidence`` (mean largest probability),
+    ``ece`` and ``mce`` and the ``reliability`` diagram (:func:`reliability`, ``bins`` equal bins)."""
+    p, t = _proba_and_codes(y_true, proba)
+    rel = reliability(t, p, bins)
+    onehot = np.zeros_like(p)
+    onehot[np.arange(len(t)), t] = 1.0
+    return {
+        "accuracy": float(np.mean(np.argmax(p, axis=1) == t)),
+        "nll": class_nll(t, p),
+        "brier": float(np.mean(np.sum((p - onehot) ** 2, axis=1))),
+        "mean_confidence": float(np.mean(p.max(axis=1))),
+        "ece": rel["ece"],
+        "mce": rel["mce"],
+        "reliability": {k: rel[k] for k in ("bins", "edges", "confidence", "accuracy", "count", "n")},
+    }
+
+
+def gaussian_calibration_metrics(y_true: Any, mean: Any, var: Any) -> dict[str, Any]:
+    """How honest predicted Gaussian uncertainties are: ``nll``, ``coverage_68`` / ``coverage_95``,
+    ``median_sigma`` / ``mean_sigma``, ``z_mean`` / ``z_std`` (:func:`uncertainty_metrics`), ``z_rms``
+    (``sqrt(mean(z^2))``, 1 after a variance scale fitted on the same objects) and the ``pit`` histogram
+    (:func:`pit_histogram`). The variance must be finite and positive for every object."""
+    out: dict[str, Any] = dict(uncertainty_metrics(y_true, mean, var))
+    if not out:
+        raise BadValueError("no predicted variance to score (NaN everywhere)")
+    t = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    z = (t - np.asarray(mean, dtype=np.float64).reshape(-1)) / np.sqrt(np.asarray(var, dtype=np.float64).reshape(-1))
+    out["z_rms"] = float(np.sqrt(np.mean(z**2)))
+    out["pit"] = pit_histogram(pit_values(t, mean, var))
+    return out
 
 
 BASELINES = {"classification": "majority_class", "regression": "training_mean"}

@@ -419,3 +419,165 @@ def plot_history(history: Any, path: str | os.PathLike[str]) -> Path:
         axes[1].legend(fontsize=8)
     axes[-1].set_xlabel("epoch")
     return _save(fig, path)
+
+
+# ---------------------------------------------------------------------- study B (MESCR) figures
+def plot_one_to_one_density(
+    y_true: Any,
+    y_pred: Any,
+    path: str | os.PathLike[str],
+    unit: str = "",
+    label: str = "",
+    title: str = "",
+    log: bool | None = None,
+) -> Path:
+    """MESCR Figure 4a: predicted against true value coloured by the density of objects (hexbin, log
+    counts) with the 1:1 line dashed, and above it the histogram of the differences predicted - true.
+    ``log``: logarithmic axes (default: when every value is positive and they span more than a decade, as
+    radii of dwarfs and giants do)."""
+    from matplotlib.colors import LogNorm
+
+    t = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    if len(t) != len(p) or not len(t):
+        raise BadValueError(f"y_true has {len(t)} values and y_pred {len(p)}: give the same non-zero number")
+    fig = _figure(5, 6.5)
+    top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1, 3], "hspace": 0.3})
+    res = p - t
+    top.hist(res, bins=min(60, max(10, len(res) // 20)), color="#4c72b0", edgecolor="white")
+    top.axvline(0, color="k", lw=1, ls="--")
+    u = f" [{unit}]" if unit else ""
+    top.set_xlabel(f"predicted - true{u}")
+    top.set_ylabel("objects")
+    top.set_title(title, fontsize=9)
+    lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
+    if log is None:
+        log = lo > 0 and hi / lo > 10
+    if log:
+        a, b = np.log10(lo) - 0.03, np.log10(hi) + 0.03
+        hb = bottom.hexbin(t, p, gridsize=40, mincnt=1, norm=LogNorm(), cmap="viridis", xscale="log",
+                           yscale="log", extent=(a, b, a, b))
+        lo, hi = 10 ** a, 10 ** b
+    else:
+        pad = 0.03 * (hi - lo or 1.0)
+        lo, hi = lo - pad, hi + pad
+        hb = bottom.hexbin(t, p, gridsize=40, mincnt=1, norm=LogNorm(), cmap="viridis", extent=(lo, hi, lo, hi))
+    fig.colorbar(hb, ax=bottom, label="objects per cell")
+    bottom.plot([lo, hi], [lo, hi], color="k", lw=1, ls="--")
+    bottom.set_xlim(lo, hi)
+    bottom.set_ylim(lo, hi)
+    name = label or "value"
+    bottom.set_xlabel(f"true {name}{u}")
+    bottom.set_ylabel(f"predicted {name}{u}")
+    return _save(fig, path)
+
+
+def snr_bins(snr: Any, sigma_pred: Any, sigma_net: Any = None, n_bins: int = 8) -> list[dict[str, Any]]:
+    """Per S/N interval (quantile edges of the finite ``snr``, at most ``n_bins``): the objects, the mean
+    predicted 1-sigma ``sigma_pred`` and the mean ``sigma_net`` (the spread of the ensemble members' means;
+    None without it). MESCR Figure 4b."""
+    s = np.asarray(snr, dtype=np.float64).reshape(-1)
+    sp = np.asarray(sigma_pred, dtype=np.float64).reshape(-1)
+    sn = None if sigma_net is None else np.asarray(sigma_net, dtype=np.float64).reshape(-1)
+    ok = np.isfinite(s) & np.isfinite(sp)
+    if not ok.any():
+        return []
+    edges = np.unique(np.quantile(s[ok], np.linspace(0, 1, n_bins + 1)))
+    if len(edges) < 2:
+        edges = np.array([s[ok].min(), s[ok].max() + 1e-12])
+    which = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, len(edges) - 2)
+    out = []
+    for b in range(len(edges) - 1):
+        rows = ok & (which == b)
+        if not rows.any():
+            continue
+        out.append({"snr_lo": float(edges[b]), "snr_hi": float(edges[b + 1]), "n": int(rows.sum()),
+                    "snr_mean": float(np.mean(s[rows])), "sigma_pred": float(np.mean(sp[rows])),
+                    "sigma_net": None if sn is None else float(np.nanmean(sn[rows]))})
+    return out
+
+
+def plot_sigma_vs_snr(bins: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], unit: str = "",
+                      snr_name: str = "S/N", title: str = "") -> Path:
+    """MESCR Figure 4b: the mean predicted 1-sigma (dots) and the mean sigma_net (line) per S/N interval
+    (from :func:`snr_bins`), the interval drawn as a horizontal bar."""
+    fig = _figure(5.5, 3.6)
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.array([b["snr_mean"] for b in bins])
+    xerr = np.array([[b["snr_mean"] - b["snr_lo"] for b in bins], [b["snr_hi"] - b["snr_mean"] for b in bins]])
+    ax.errorbar(x, [b["sigma_pred"] for b in bins], xerr=xerr, fmt="o", color="#4c72b0", capsize=2,
+                label="sigma_pred (mean predicted 1-sigma)")
+    if bins and all(b.get("sigma_net") is not None for b in bins):
+        ax.plot(x, [b["sigma_net"] for b in bins], "-", color="#dd8452", label="sigma_net (spread of the members)")
+    ax.set_xlabel(snr_name)
+    ax.set_ylabel(f"uncertainty{f' [{unit}]' if unit else ''}")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_sweep(
+    values: Sequence[float],
+    series: Mapping[str, Sequence[float | None]],
+    path: str | os.PathLike[str],
+    xlabel: str,
+    seconds: Sequence[float | None] | None = None,
+    title: str = "",
+    log_x: bool = False,
+) -> Path:
+    """A sweep's scores against its numeric values (MESCR Figure 5): one line per metric (``series``:
+    name -> value per point, None where missing), and the training time per point in a second panel."""
+    x = np.asarray(values, dtype=np.float64)
+    panels = 2 if seconds is not None else 1
+    fig = _figure(5.5, 2.8 * panels + 0.4)
+    axes = fig.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
+    for name, ys in series.items():
+        y = np.array([np.nan if v is None else float(v) for v in ys])
+        axes[0].plot(x, y, "o-", label=name)
+    axes[0].set_ylabel("score")
+    axes[0].legend(fontsize=8)
+    axes[0].set_title(title, fontsize=9)
+    if seconds is not None:
+        axes[1].plot(x, [np.nan if v is None else float(v) for v in seconds], "s-", color="grey")
+        axes[1].set_ylabel("training time [s]")
+    if log_x:
+        axes[-1].set_xscale("log", base=2)
+    axes[-1].set_xticks(x)
+    axes[-1].set_xticklabels([f"{v:g}" for v in x])
+    axes[-1].set_xlabel(xlabel)
+    return _save(fig, path)
+
+
+def plot_input_grid(
+    images: Mapping[str, np.ndarray],
+    labels: Any,
+    class_names: Sequence[str],
+    path: str | os.PathLike[str],
+    ids: Sequence[Any] | None = None,
+) -> Path:
+    """Example objects per class, each shown in every input: ``images`` maps an input name to display
+    images (N, H, W, 3) in [0, 1] of the same N objects; one row per class, per object one column per input."""
+    y = np.asarray(labels).astype(np.int64).reshape(-1)
+    names = list(images)
+    k = len(class_names)
+    per_class = max((int(np.sum(y == c)) for c in range(k)), default=0)
+    if not names or per_class == 0:
+        raise BadValueError("no images to show")
+    cols = per_class * len(names)
+    fig = _figure(1.3 * cols + 0.8, 1.45 * k + 0.3)
+    axes = fig.subplots(k, cols, squeeze=False)
+    for c in range(k):
+        rows = np.flatnonzero(y == c)
+        for j in range(per_class):
+            for i, name in enumerate(names):
+                ax = axes[c, j * len(names) + i]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if j >= len(rows):
+                    ax.axis("off")
+                    continue
+                ax.imshow(np.clip(images[name][rows[j]], 0, 1), origin="lower")
+                obj = f" #{ids[rows[j]]}" if ids is not None else ""
+                ax.set_title(f"{name}{obj}", fontsize=6)
+        axes[c, 0].set_ylabel(str(class_names[c]), fontsize=9)
+    return _save(fig, path)

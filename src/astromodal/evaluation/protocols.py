@@ -177,8 +177,14 @@ class TestedProtocol(Protocol):
         raise NotImplementedError
 
     def run(self, ctx: CellContext) -> dict[str, Any]:
+        held = None
+        if getattr(ctx.settings, "recalibrate", False):  # calibration rows held out BEFORE fitting
+            from astromodal.evaluation.calibration import hold_out_calibration
+
+            held = hold_out_calibration(ctx)
+            ctx = held.fit_ctx  # the training split less the calibration rows (the test split untouched)
         estimator = self.fit(ctx)
-        record = finish_on_test(ctx, estimator)
+        record = finish_on_test(ctx, estimator, held)
         self.after_test(ctx, estimator, record)
         return record
 
@@ -258,6 +264,15 @@ class CategoricalScorer(HeadScorer):
         metrics["ci95"] = bootstrap_confusion(metrics["confusion_matrix"], seed=0)
         curves = {"roc": {"proba": proba[:, 1].tolist(), "y_true": y.tolist()}} if proba is not None \
             and proba.shape[1] == 2 else {}
+        if proba is not None and len(y):  # how honest the probabilities are: ECE and the reliability diagram
+            from astromodal.evaluation.calibration import class_columns
+            from astromodal.evaluation.metrics import reliability
+
+            has, cols = class_columns(pred.classes, y)
+            rel = reliability(cols[has], proba[has]) if has.any() else None
+            if rel is not None:
+                metrics["ece"] = rel.pop("ece")
+                curves["reliability"] = rel
         res = HeadResult(kind="categorical", task="classification", metrics=metrics, class_names=names,
                          n=int(ok.sum()), curves=curves)
         return _with_baseline(res, truth, ok, where)
@@ -423,17 +438,28 @@ class KFoldEnsemble(TestedProtocol):
 
 @register_protocol("resample_ensemble")
 class ResampleEnsemble(TestedProtocol):
-    """MESCR-style weighted resampling: ``n_members`` members on draws with replacement."""
+    """MESCR-style weighted resampling: ``n_members`` members on draws with replacement (``member_weights``
+    mescr: D_base and one class-targeted copy per class, ``draw_size`` rows each, drawn duplicates
+    force-augmented). The record holds the member names, the draw size, each member's drawn class counts
+    (``members``) and whether duplicates were augmented (``augment_duplicates``)."""
 
     def fit(self, ctx: CellContext) -> Any:
         from astromodal.training.ensemble import fit_resample_ensemble
 
         s, primary = ctx.settings, ctx.targets[0]
+        class_head = next((t for t in ctx.targets if ctx.task_of(t) == "classification"), None)
+        class_names = None if class_head is None else list(ctx.data.train.target(class_head).class_names)
         res = fit_resample_ensemble(ctx.make, ctx.X_train, ctx.y_train, n_members=s.n_members,
                                     member_weights=s.member_weights, combine_weights=s.combine_weights,
-                                    seed=ctx.cell.seed)
+                                    seed=ctx.cell.seed, draw_size=getattr(s, "draw_size", None),
+                                    augment_duplicates=getattr(s, "augment_duplicates", True),
+                                    class_names=class_names,
+                                    validation_by_source=getattr(s, "validation_by_source", None))
         ctx.record["members"] = res.member_info
+        ctx.record["member_names"] = res.member_names
         ctx.record["member_weights"] = s.member_weights
+        ctx.record["draw_size"] = int(res.member_info[0]["n_drawn"]) if res.member_info else None
+        ctx.record["augment_duplicates"] = res.augment_duplicates
         ctx.record["combine_weights"] = res.ensemble.weights.tolist()
         covered, score = _primary(res.oob_covered, primary), _primary(res.oob_score, primary)
         ctx.record["oob"] = {"metric": "accuracy" if ctx.task == "classification" else "rmse",
@@ -471,9 +497,11 @@ class PretrainProbe(TestedProtocol):
             record["retrieval"] = retrieval_scores(estimator.transform(ctx.X_test))
 
 
-def finish_on_test(ctx: CellContext, estimator: Any) -> dict[str, Any]:
+def finish_on_test(ctx: CellContext, estimator: Any, held: Any = None) -> dict[str, Any]:
     """Score a fitted estimator on the test split: timing, size, the saved model, history and every head
-    (metrics and trivial baseline; the same for every tested protocol)."""
+    (metrics and trivial baseline; the same for every tested protocol). With ``held`` (the calibration rows
+    of ``protocol.recalibrate``, :class:`~astromodal.evaluation.calibration.HeldOut`) each head is also
+    recalibrated on them and scored before and after (``heads[h].calibration``; its metrics stay raw)."""
     from astromodal.evaluation.benchmark import _n_parameters
 
     record = ctx.record
@@ -488,8 +516,14 @@ def finish_on_test(ctx: CellContext, estimator: Any) -> dict[str, Any]:
         record["history"] = history
     _member_head_losses(record, estimator)
     predictions = predict_heads(estimator, ctx.X_test, ctx.targets)
+    record["_test_predictions"] = predictions  # saved by the runner (cells/<cell>.predictions.npz), then popped
     truths = ctx.truths(ctx.heads_test, ctx.heads_train)
-    record["heads"] = score_heads(ctx, predictions, truths, use_proba=gives_proba(estimator, ctx.X_test))
+    use_proba = gives_proba(estimator, ctx.X_test)
+    record["heads"] = score_heads(ctx, predictions, truths, use_proba=use_proba)
+    if held is not None:
+        from astromodal.evaluation.calibration import calibrate_heads
+
+        calibrate_heads(ctx, estimator, held, predictions, use_proba=use_proba)
     return record
 
 
@@ -512,8 +546,13 @@ def _save_model(ctx: CellContext, estimator: Any) -> None:
 
     runner, cell, data = ctx.runner, ctx.cell, ctx.data
     model_dir = runner.out / "models" / cell.id
+    heads = {}  # every head's target (primary first): predictor.json records them all, `predict` writes them all
+    for name in ctx.targets:
+        t, task = data.train.target(name), ctx.task_of(name)
+        heads[name] = {"task": task, "class_names": list(t.class_names) if task == "classification" else [],
+                       "unit": t.unit}
     save_predictor(model_dir, estimator, runner.config.representations[cell.representation], data.target,
                    ctx.task, list(ctx.target.class_names), ctx.spec.family,
                    input_shapes(data.inputs_train[cell.representation]),
-                   preparation=data.train.meta.get("preparation"))
+                   preparation=data.train.meta.get("preparation"), heads=heads)
     ctx.record["model_dir"] = str(model_dir.relative_to(runner.out))

@@ -21,8 +21,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-#: Bumped whenever what a cell records changes (new metrics, per-head results): a cell written by an older
-#: version has another fingerprint, so a re-run trains and scores it again instead of reusing it.
+#: Bumped whenever what a cell records changes meaning (per-head results): a cell written by an older
+#: version has another fingerprint, so a re-run trains and scores it again instead of reusing it. Added
+#: optional keys do not bump it (the ``ece`` / reliability curve of class heads, ``z_mean`` / ``z_std`` of
+#: Gaussian heads, ``calibration``): an older cell reads back without them and the report leaves them blank.
 SCORING_VERSION = 2
 
 
@@ -34,7 +36,8 @@ class HeadResult(BaseModel):
     the 95 % bootstrap intervals) or :func:`~astromodal.evaluation.metrics.regression_metrics` (with
     ``nll``, ``coverage_68/95``, ``mean_sigma`` when a variance is predicted); ``curves``: ``roc``
     (``proba`` of class 1 and ``y_true`` per test object, binary heads with probabilities) and ``pit``
-    (the PIT histogram, Gaussian heads with a variance); ``sigma_net``: mean and median over the test
+    (the PIT histogram, Gaussian heads with a variance), ``reliability`` (the reliability diagram's bins of
+    a class head with probabilities, :func:`~astromodal.evaluation.metrics.reliability`); ``sigma_net``: mean and median over the test
     objects of the spread of an ensemble's member means.
     """
 
@@ -51,6 +54,10 @@ class HeadResult(BaseModel):
     beats_baseline: bool | None = None
     sigma_net: dict[str, float] | None = None
     fold_scores: list[float] | None = None  # cv: the headline score per fold
+    #: protocol.recalibrate: {"method": "temperature" | "variance_scale", "parameter": T or c, "n_calibration",
+    #: "n", "fit": {"nll_before", "nll_after", ...} (on the calibration rows), "before" / "after": the test split's
+    #: calibration metrics raw and recalibrated} (astromodal.evaluation.calibration); ``metrics`` stay raw
+    calibration: dict[str, Any] | None = None
 
     @property
     def ci95(self) -> dict[str, list[float]] | None:
@@ -103,6 +110,9 @@ class CellResult(BaseModel):
     combine_weights: list[float] | None = None
     oob: dict[str, Any] | None = None
     threshold: dict[str, Any] | None = None
+    #: protocol.recalibrate: the calibration split {"fraction", "n_fit", "n_calibration", "stratified_on",
+    #: "seed", "headline": "raw", "skipped": {head: why}}; n_train stays the whole training split
+    calibration: dict[str, Any] | None = None
 
     @property
     def primary(self) -> str | None:

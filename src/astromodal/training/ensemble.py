@@ -26,6 +26,19 @@ per head, a class head by the weighted mean of its probabilities, a regression h
 (plus ``sigma_net``); unequal weights need at least one class head. :func:`fit_resample_ensemble` and
 :func:`~astromodal.training.crossval.kfold_ensemble` take ``y`` as a dict ``{target: array}``.
 
+MESCR's six copies (``member_weights="mescr"``, :func:`mescr_weights`): with ``f_c`` the relative
+frequency of class ``c`` in the training split (count / N), member 0 (``base``, D_base) draws object i
+with weight ``1/f(c_i)`` and member k (D_<class k>, k = 1..K, classes in the class head's order) with
+``1/f(c_i)^2`` for the objects of class k and ``1/f(c_i)`` for the others; each member's weights are
+normalised to probabilities ``P(x_i) = w_i / sum_j w_j`` (seed section 3.2.1). ``f`` is the relative
+frequency (< 1), so squaring raises the target class's weight, as the paper says ("further increased due
+to the squaring effect"); squaring a raw count would lower it. Rows without a class label form a group
+of their own with weight ``1/f`` in every member and no member of their own. Each member draws
+``draw_size`` rows with replacement (MESCR: 9,000; default the training split's size); the 2nd, 3rd, ...
+copies of a row in a draw are its duplicates (:func:`duplicate_flags`), augmented at least once per epoch
+when the members' trainer has an ``augment`` pipeline. ``combine_weights`` may then be a mapping by member
+name, ``{base: 0.1, A: 0.2, F: 0.1, G: 0.2, K: 0.15, M: 0.25}`` (the study's), normalised.
+
 A binary classification ensemble may carry a decision ``threshold`` on the positive-class probability
 (chosen on out-of-fold predictions, see :func:`astromodal.evaluation.metrics.best_threshold`); ``predict``
 then gives class 1 where ``p >= threshold`` instead of the most probable class. It is saved with the
@@ -45,10 +58,14 @@ import numpy as np
 from astromodal.errors import BadValueError, ConfigError, DataFormatError
 
 
-def ensemble_weights(weights: Any, n_members: int, tasks: dict[str, str] | None = None) -> np.ndarray:
+def ensemble_weights(weights: Any, n_members: int, tasks: dict[str, str] | None = None,
+                     names: list[str] | None = None) -> np.ndarray:
     """Member weights normalised to sum to one (equal when None); a :class:`ConfigError` for a wrong length,
     negative / non-finite / all-zero weights, or unequal weights when no head is a class head (``tasks``
-    ``{head: task}``): the weights are for class probabilities, the Gaussian combination is unweighted."""
+    ``{head: task}``): the weights are for class probabilities, the Gaussian combination is unweighted.
+    ``weights`` may be a mapping ``{member name: weight}`` over exactly the member ``names``."""
+    if isinstance(weights, dict):
+        weights = weights_by_name(weights, names)
     if weights is None:
         w = np.full(n_members, 1.0 / n_members)
     else:
@@ -61,6 +78,23 @@ def ensemble_weights(weights: Any, n_members: int, tasks: dict[str, str] | None 
     if tasks:
         check_unweighted(w, tasks)
     return w
+
+
+def weights_by_name(weights: dict[str, Any], names: list[str] | None) -> list[float]:
+    """A mapping ``{member name: weight}`` as a list in member order; one :class:`ConfigError` line for a
+    name that is no member (a class the data lacks) or a member without a weight."""
+    if not names:
+        raise ConfigError(f"combine_weights given by member name {sorted(map(str, weights))}: only the members of "
+                          "member_weights 'mescr' have names (base and one per class); give a list")
+    given = {str(k): v for k, v in weights.items()}
+    unknown = [k for k in given if k not in names]
+    if unknown:
+        raise ConfigError(f"combine_weights names {unknown}, which the members lack (the training data's classes give "
+                          f"the members {names})")
+    missing = [k for k in names if k not in given]
+    if missing:
+        raise ConfigError(f"combine_weights has no weight for the member(s) {missing} (members: {names})")
+    return [float(given[k]) for k in names]
 
 
 def check_unweighted(w: np.ndarray, tasks: dict[str, str]) -> None:
@@ -125,12 +159,16 @@ class EnsembleEstimator:
 
     kind = "ensemble"
 
-    def __init__(self, members: list[Any], weights: list[float] | np.ndarray | None = None,
-                 threshold: float | None = None):
+    def __init__(self, members: list[Any], weights: list[float] | np.ndarray | dict[str, float] | None = None,
+                 threshold: float | None = None, member_names: list[str] | None = None):
         if not members:
             raise ConfigError("an ensemble needs at least one member")
         self.members = list(members)
-        self.weights = ensemble_weights(weights, len(members))
+        if member_names is not None and len(member_names) != len(self.members):
+            raise ConfigError(f"{len(member_names)} member names for {len(self.members)} members")
+        #: the members' names (MESCR: base, then the class names), or None
+        self.member_names: list[str] | None = None if member_names is None else [str(n) for n in member_names]
+        self.weights = ensemble_weights(weights, len(members), names=self.member_names)
         tasks = {m.task for m in members}
         if len(tasks) != 1:
             raise ConfigError(f"ensemble members mix tasks {sorted(tasks)}")
@@ -284,6 +322,7 @@ class EnsembleEstimator:
             "threshold": self.threshold,
             "members": names,
             "head_names": self.head_names,
+            **({"member_names": self.member_names} if self.member_names else {}),
         })
         return folder
 
@@ -297,7 +336,7 @@ class EnsembleEstimator:
         if meta.get("kind") != cls.kind or not meta.get("members"):
             raise DataFormatError(f"{folder / 'ensemble.json'}: not an astromodal ensemble")
         members = [load_estimator(folder / name, trust=trust) for name in meta["members"]]
-        return cls(members, meta.get("weights"), threshold=meta.get("threshold"))
+        return cls(members, meta.get("weights"), threshold=meta.get("threshold"), member_names=meta.get("member_names"))
 
 
 def combine_gaussians(mu: np.ndarray, s2: np.ndarray,
@@ -419,6 +458,12 @@ class ResampleResult:
     member_info: list[dict[str, Any]] = field(default_factory=list)
     y: np.ndarray | None = None
     heads: dict[str, HeadOOB] = field(default_factory=dict)
+    #: member names (MESCR: "base" then the class names; else "member-00", ...)
+    member_names: list[str] = field(default_factory=list)
+    #: per member, True for the 2nd, 3rd, ... copy of a row in its draw (draw order)
+    duplicates: list[np.ndarray] = field(default_factory=list)
+    #: whether drawn duplicates were force-augmented, and why not (no trainer ``augment``, or switched off)
+    augment_duplicates: dict[str, Any] = field(default_factory=dict)
 
     @property
     def oob_score(self) -> float | None:
@@ -459,9 +504,18 @@ def draw_probabilities(member_weights: Any, y: Any, n_members: int,
     ``None`` or ``"uniform"``: every object alike; ``"balanced"``: 1 / (count of the object's class), so
     each class is drawn equally often on average (classification only; with several targets ``y`` a dict,
     the classes of the first class head, ``tasks`` ``{head: task}`` or else the label types telling which,
-    its missing labels counted as one more class); an array (N,) for all members or (n_members, N), one
-    row per member (non-negative, finite, not all zero; e.g. MESCR's class-targeted ``1/f^2`` copies).
+    its missing labels counted as one more class); ``"mescr"``: D_base and one class-targeted copy per
+    class (:func:`mescr_weights`, ``n_members`` must be 1 + the number of classes); an array (N,) for all
+    members or (n_members, N), one row per member (non-negative, finite, not all zero).
     """
+    if isinstance(member_weights, str) and member_weights == "mescr":
+        labels = first_class_labels(y, tasks, "mescr")
+        w, classes = mescr_weights(labels)
+        if int(n_members) != len(w):
+            raise ConfigError(f"member_weights 'mescr' trains 1 + {len(classes)} members (D_base and one per class "
+                              f"of the training split, {[str(c) for c in classes]}), but n_members is {n_members}: "
+                              f"set n_members: {len(w)}")
+        return w / w.sum(axis=1, keepdims=True)
     if isinstance(y, dict):
         n = len(next(iter(y.values())))
         labels = None
@@ -486,7 +540,7 @@ def draw_probabilities(member_weights: Any, y: Any, n_members: int,
         _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
         w = np.broadcast_to(1.0 / counts[inverse], (n_members, n)).astype(np.float64)
     elif isinstance(member_weights, str):
-        raise ConfigError(f"member_weights {member_weights!r}: use 'uniform', 'balanced' or an array of weights")
+        raise ConfigError(f"member_weights {member_weights!r}: use 'uniform', 'balanced', 'mescr' or an array of weights")
     else:
         w = np.asarray(member_weights, dtype=np.float64)
         if w.shape == (n,):
@@ -496,6 +550,79 @@ def draw_probabilities(member_weights: Any, y: Any, n_members: int,
     if not np.isfinite(w).all() or (w < 0).any() or (w.sum(axis=1) <= 0).any():
         raise ConfigError("member_weights must be finite, non-negative and not all zero for any member")
     return w / w.sum(axis=1, keepdims=True)
+
+
+def first_class_labels(y: Any, tasks: dict[str, str] | None = None, what: str = "mescr") -> np.ndarray:
+    """The labels of the first class head of ``y`` (an array, or a dict ``{head: array}`` with ``tasks`` or the
+    label types telling which head is a class head); a :class:`ConfigError` when there is none."""
+    if isinstance(y, dict):
+        for name, v in y.items():
+            task = (tasks or {}).get(name) or ("classification" if np.asarray(v).dtype.kind in "biuUSO"
+                                               else "regression")
+            if task == "classification":
+                return np.asarray(v).reshape(-1)
+        raise ConfigError(f"member_weights {what!r} weights by class frequency: it needs a class target, and the "
+                          f"heads {list(y)} have none")
+    y = np.asarray(y).reshape(-1)
+    if y.dtype.kind == "f" and (tasks is None or "classification" not in tasks.values()):
+        raise ConfigError(f"member_weights {what!r} weights by class frequency: it needs a class target")
+    return y
+
+
+def mescr_weights(labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """MESCR's unnormalised sampling weights (1 + K, N) and the K classes (sorted, the class head's order).
+
+    Row 0 (D_base): ``1/f(c_i)`` with ``f`` the class's relative frequency (count / N); row k: the same but
+    ``1/f^2`` for the objects of class k (seed section 3.2.1, "the weight of samples within that class is
+    squared"). A missing label (-1, NaN, None, "") is a group of its own: ``1/f`` of that group everywhere.
+    Example, labels [A, A, A, F, G]: f = 3/5, 1/5, 1/5; base weights (5/3, 5/3, 5/3, 5, 5), D_A
+    ((5/3)^2 x 3, 5, 5), D_F (5/3 x 3, 25, 5), D_G (5/3 x 3, 5, 25)."""
+    from astromodal.training.heads import _class_missing
+
+    labels = np.asarray(labels).reshape(-1)
+    n = len(labels)
+    if n == 0:
+        raise ConfigError("member_weights 'mescr' needs training objects")
+    missing = _class_missing(labels)
+    classes, inverse, counts = np.unique(labels[~missing], return_inverse=True, return_counts=True)
+    if len(classes) == 0:
+        raise ConfigError("member_weights 'mescr' needs class labels, and every label is missing")
+    base = np.empty(n)
+    base[~missing] = n / counts[inverse]  # 1 / f, f = count / N
+    if missing.any():
+        base[missing] = n / missing.sum()
+    w = np.tile(base, (1 + len(classes), 1))
+    code = np.full(n, -1)
+    code[~missing] = inverse
+    for k in range(len(classes)):
+        own = code == k
+        w[1 + k, own] = base[own] ** 2
+    return w, classes
+
+
+def mescr_member_names(classes: np.ndarray, class_names: Any = None) -> list[str]:
+    """``["base", <class 1>, ...]``: a class's name from ``class_names[code]`` for integer class codes (a
+    benchmark's target), else the label's own text."""
+    names = ["base"] + [_class_name(c, class_names) for c in np.asarray(classes).tolist()]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"member names {names} repeat: class names must be distinct and not 'base'")
+    return names
+
+
+def _class_name(c: Any, class_names: Any = None) -> str:
+    if class_names is not None and isinstance(c, (int, np.integer)) and 0 <= int(c) < len(class_names):
+        return str(class_names[int(c)])
+    return str(c)
+
+
+def duplicate_flags(idx: np.ndarray) -> np.ndarray:
+    """True for each entry of a draw ``idx`` that repeats an earlier one (the 2nd, 3rd, ... copy of a row,
+    in draw order); the first copy of every row is False."""
+    idx = np.asarray(idx).reshape(-1)
+    flags = np.ones(len(idx), dtype=bool)
+    _, first = np.unique(idx, return_index=True)
+    flags[first] = False
+    return flags
 
 
 def planned_tasks(est: Any, y: Any) -> dict[str, str]:
@@ -532,21 +659,32 @@ def n_targets(y: Any) -> int:
 
 
 def fit_resample_ensemble(make: Callable[[], Any], X: Any, y: Any, n_members: int,
-                          member_weights: Any = None, combine_weights: Any = None, seed: int = 0) -> ResampleResult:
-    """Train ``n_members`` fresh estimators, member ``m`` on ``len(y)`` draws WITH replacement with the
-    probabilities of its weights (:func:`draw_probabilities`), and combine them into an
-    :class:`EnsembleEstimator` (``combine_weights``: class-probability weights, default equal).
+                          member_weights: Any = None, combine_weights: Any = None, seed: int = 0, *,
+                          draw_size: int | None = None, augment_duplicates: bool = True,
+                          class_names: Any = None, validation_by_source: bool | None = None) -> ResampleResult:
+    """Train ``n_members`` fresh estimators, member ``m`` on ``draw_size`` (default ``len(y)``) draws WITH
+    replacement with the probabilities of its weights (:func:`draw_probabilities`), and combine them into an
+    :class:`EnsembleEstimator` (``combine_weights``: class-probability weights, default equal; a list, or
+    under ``member_weights="mescr"`` a mapping by member name, see the module text).
 
     ``y`` is an array (one target) or a dict ``{target: array}`` (several heads: every member is fitted on
-    the drawn rows of every head, and masks the rows without a target itself; ``"balanced"`` draws use the
-    first class head). The combination weights are checked before any member trains (unequal weights
-    without a class head are an error).
+    the drawn rows of every head, and masks the rows without a target itself; ``"balanced"`` / ``"mescr"``
+    draws use the first class head). The combination weights (and the names in a mapping) are checked
+    before any member trains. ``class_names[code]`` names the classes of integer class codes (the member
+    names ``base``, ``A``, ...; default the label's text).
 
     Draws are seeded per member from ``numpy.random.SeedSequence(seed).spawn(n_members)``, so a run
     repeats exactly; a neural member's trainer seed becomes ``seed + m`` and a ``checkpoint_dir`` gets a
     ``member-NN`` sub-folder. Each member is fitted on its draw alone (a neural trainer holds out its own
-    ``val_fraction`` of the draw for early stopping, as MESCR splits each copy 8:2); the rows it never
-    drew are its out-of-bag rows, predicted after fitting and never seen by it.
+    ``val_fraction`` of the draw for early stopping, as MESCR splits each copy 8:2: set 0.2); the rows it
+    never drew are its out-of-bag rows, predicted after fitting and never seen by it.
+
+    Neural members (a ``trainer`` with ``augment`` names) get ``force_augment``: the duplicates of their
+    draw (:func:`duplicate_flags`) are augmented at least once per epoch (``augment_duplicates``; without
+    an ``augment`` pipeline it has no effect, as ``augment_duplicates`` of the result says).
+    ``validation_by_source`` (default: True under ``"mescr"``, else False, the earlier behaviour): the
+    member's validation part is drawn over whole source rows, so the copies of a row never straddle its
+    training and validation parts (MESCR split its 9,000 drawn rows 8:2 as rows, so copies could straddle).
     """
     from astromodal.training.crossval import _adapt, _rows
 
@@ -554,35 +692,91 @@ def fit_resample_ensemble(make: Callable[[], Any], X: Any, y: Any, n_members: in
         raise ConfigError(f"n_members must be at least 1, got {n_members}")
     y = y if isinstance(y, dict) else np.asarray(y)
     n = n_targets(y)
+    size = n if draw_size is None else int(draw_size)
+    if size < 1:
+        raise ConfigError(f"draw_size must be at least 1, got {draw_size}")
     first = make()
     tasks = planned_tasks(first, y)
-    ensemble_weights(combine_weights, int(n_members), tasks)  # fail before training, not after
-    probs = draw_probabilities(member_weights, y, int(n_members), tasks)
+    mescr = isinstance(member_weights, str) and member_weights == "mescr"
+    probs = draw_probabilities(member_weights, y, int(n_members), tasks)  # mescr: checks n_members = 1 + K
+    labels = classes = None
+    if mescr or "classification" in tasks.values():
+        try:
+            labels = first_class_labels(y, tasks)
+        except ConfigError:
+            labels = None
+    if mescr:
+        classes = mescr_weights(labels)[1]
+        names = mescr_member_names(classes, class_names)
+    else:
+        names = [f"member-{m:02d}" for m in range(int(n_members))]
+    ensemble_weights(combine_weights, int(n_members), tasks, names if mescr else None)  # fail before training
+    group = (mescr if validation_by_source is None else bool(validation_by_source))
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(int(n_members))]
     members: list[Any] = []
     draws: list[np.ndarray] = []
     oobs: list[np.ndarray] = []
+    dups: list[np.ndarray] = []
     info: list[dict[str, Any]] = []
+    augmenting = None
     for m, (p, rng) in enumerate(zip(probs, rngs, strict=True)):
         est = first if m == 0 else make()
         if any(est is other for other in members):
             raise ConfigError("fit_resample_ensemble: make() returned an estimator object already used for another "
                               "member; it must build a fresh one each call")
         _adapt(est, m, prefix="member")
-        idx = rng.choice(n, size=n, replace=True, p=p)
+        idx = rng.choice(n, size=size, replace=True, p=p)
+        dup = duplicate_flags(idx)
+        kw: dict[str, Any] = {}
+        trainer = getattr(est, "trainer", None)
+        if trainer is not None and hasattr(trainer, "augment"):  # a neural member: per-row settings
+            augmenting = bool(trainer.augment) and bool(augment_duplicates)
+            if augmenting:
+                kw["force_augment"] = dup
+            if group:
+                kw["groups"] = idx
         t0 = time.perf_counter()
-        est.fit(_rows(X, idx), subset_targets(y, idx))
+        est.fit(_rows(X, idx), subset_targets(y, idx), **kw)
         oob = np.setdiff1d(np.arange(n), idx)
         members.append(est)
         draws.append(idx)
         oobs.append(oob)
-        info.append({"member": m, "n_drawn": int(n), "n_unique": int(n - len(oob)), "n_oob": int(len(oob)),
-                     "seconds": round(time.perf_counter() - t0, 3)})
-    ensemble = EnsembleEstimator(members, combine_weights)
+        dups.append(dup)
+        rec: dict[str, Any] = {"member": m, "name": names[m], "n_drawn": int(size), "n_unique": int(n - len(oob)),
+                               "n_oob": int(len(oob)), "n_duplicates": int(dup.sum())}
+        if labels is not None:
+            rec["class_counts"] = _class_counts(labels[idx], class_names)
+        result = getattr(est, "result", None)
+        if result is not None and hasattr(result, "n_val"):
+            rec["n_train"], rec["n_val"] = int(result.n_train), int(result.n_val)
+        rec["seconds"] = round(time.perf_counter() - t0, 3)
+        info.append(rec)
+    if augmenting is None:
+        note = {"setting": bool(augment_duplicates), "applied": False,
+                "reason": "the members are not neural networks (no trainer augmentation)"}
+    elif not augmenting:
+        note = {"setting": bool(augment_duplicates), "applied": False,
+                "reason": "switched off" if not augment_duplicates else "the trainer has no 'augment' pipeline"}
+    else:
+        note = {"setting": True, "applied": True}
+    ensemble = EnsembleEstimator(members, combine_weights, member_names=names if mescr else None)
     heads = _oob_predictions(ensemble, X, y, oobs)
     h = next(iter(heads.values()))
     return ResampleResult(members, ensemble, draws, oobs, h.members, h.covered, h.prediction, oob_proba=h.proba,
-                          oob_var=h.var, oob_sigma_net=h.sigma_net, member_info=info, y=h.y, heads=heads)
+                          oob_var=h.var, oob_sigma_net=h.sigma_net, member_info=info, y=h.y, heads=heads,
+                          member_names=names, duplicates=dups, augment_duplicates=note)
+
+
+def _class_counts(labels: np.ndarray, class_names: Any = None) -> dict[str, int]:
+    """``{class name: count}`` of drawn labels (sorted by class; missing labels under "missing")."""
+    from astromodal.training.heads import _class_missing
+
+    missing = _class_missing(labels)
+    values, counts = np.unique(labels[~missing], return_counts=True)
+    out = {_class_name(v, class_names): int(c) for v, c in zip(values.tolist(), counts, strict=True)}
+    if missing.any():
+        out["missing"] = int(missing.sum())
+    return out
 
 
 def _oob_predictions(ensemble: EnsembleEstimator, X: Any, y: Any, oobs: list[np.ndarray]) -> dict[str, HeadOOB]:

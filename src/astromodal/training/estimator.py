@@ -149,6 +149,18 @@ def _encode_classes(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return codes.astype(np.int64)
 
 
+def _codes_of_pairs(pairs: list[list[Any]], classes: np.ndarray | None) -> list[list[Any]]:
+    """``augment_flip_swap`` label pairs as indices into ``classes`` (matched by value or by text); as given
+    when there are no classes (the trainer then says there is no class head)."""
+    if classes is None:
+        return pairs
+    names = [str(c) for c in np.asarray(classes).tolist()]
+    for label in (x for pair in pairs for x in pair):
+        if str(label) not in names:
+            raise ConfigError(f"augment_flip_swap: label {label!r} is not a class of the target (classes {names})")
+    return [[names.index(str(a)), names.index(str(b))] for a, b in pairs]
+
+
 def _target_statistics(y: np.ndarray) -> dict[str, float]:
     """Mean and standard deviation of a regression target (std 1 for a constant target)."""
     y = np.asarray(y, dtype=np.float64).reshape(-1)
@@ -634,11 +646,14 @@ class TorchEstimator:
             self.norm[k] = input_statistics(X[k])
 
     # ---- fit / predict
-    def fit(self, X: Any, y: Any = None, X_val: Any = None, y_val: Any = None) -> TorchEstimator:
+    def fit(self, X: Any, y: Any = None, X_val: Any = None, y_val: Any = None, *, force_augment: Any = None,
+            groups: Any = None) -> TorchEstimator:
         """Infer shapes and outputs, fit the standardisation (and heads) on (X, y) only, build the model and
         train it. ``y``: an array (one target), a dict ``{target: array}`` (one head each), or None with an
-        ``objective`` (embedding training)."""
+        ``objective`` (embedding training). ``force_augment`` / ``groups`` (per row) are passed to
+        :meth:`Trainer.fit <astromodal.training.trainer.Trainer.fit>` (a resample member's drawn duplicates)."""
         X = self._as_dict(X)
+        self._rows_kw = {"force_augment": force_augment, "groups": groups}
         if self.objective_spec:
             return self._fit_embedding(X, y, X_val)
         if y is None:
@@ -669,7 +684,11 @@ class TorchEstimator:
             x_va, y_va = self._tensors(X_val), self._target(y_val)
         torch.manual_seed(self.trainer.seed)  # the initial weights
         self.model = self._build()
-        self.result = Trainer(self.trainer).fit(self.model, x_tr, y_tr, x_va, y_va)
+        trainer = self.trainer
+        if trainer.augment_flip_swap:  # labels as given -> the class codes the trainer sees
+            trainer = trainer.model_copy(update={"augment_flip_swap": _codes_of_pairs(trainer.augment_flip_swap,
+                                                                                       self.classes_)})
+        self.result = Trainer(trainer).fit(self.model, x_tr, y_tr, x_va, y_va, **self._rows_kw)
         return self
 
     def _fit_heads(self, X: dict[str, Any], y: Any, X_val: Any, y_val: Any) -> TorchEstimator:
@@ -696,7 +715,8 @@ class TorchEstimator:
         torch.manual_seed(self.trainer.seed)  # the initial weights
         self.model = self._build()
         objective = Objective(list(self.heads.values()))
-        self.result = Trainer(self.trainer).fit(self.model, self._tensors(X), ys, x_va, y_va, objective=objective)
+        self.result = Trainer(self.trainer).fit(self.model, self._tensors(X), ys, x_va, y_va, objective=objective,
+                                                **self._rows_kw)
         return self
 
     def _fit_embedding(self, X: dict[str, Any], y: Any, X_val: Any) -> TorchEstimator:
@@ -714,7 +734,8 @@ class TorchEstimator:
         x_va = None if X_val is None else self._tensors(X_val)
         torch.manual_seed(self.trainer.seed)
         self.model = self._build()
-        self.result = Trainer(self.trainer).fit(self.model, self._tensors(X), None, x_va, None, objective=objective)
+        self.result = Trainer(self.trainer).fit(self.model, self._tensors(X), None, x_va, None, objective=objective,
+                                                **self._rows_kw)
         return self
 
     def _fitted(self) -> torch.nn.Module:

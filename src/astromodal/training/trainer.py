@@ -110,11 +110,27 @@ class TrainerConfig(BaseModel):
     #: several image inputs (gri and urz cutouts of one object): the same geometric draw for all of them
     #: (same flips, angle, shift, erased region); false: an independent draw per input
     augment_same: bool = True
+    #: pairs [label_a, label_b] of the FIRST class head swapped on a training image the augmentation mirrored
+    #: an odd number of times (hflip / vflip; rotations keep the label): Galaxy Zoo's clockwise (1) and
+    #: anticlockwise (2) spirals, [[1, 2]]. Labels as the estimator is given them (in a benchmark the
+    #: target's class codes); needs a kornia ``augment`` (only hflip / vflip mirror: rotations never swap)
+    augment_flip_swap: list[list[Any]] = Field(default_factory=list)
     #: where batches come from: memory (every input one in-memory tensor, a batch an index slice: the fast
     #: path) or stream (a batch source read block by block, for data larger than memory; module text)
     data: Literal["memory", "stream"] = "memory"
     stream_block: int = Field(default=256, ge=1)  # stream: rows per contiguous block read
     stream_buffer: int = Field(default=4, ge=1)  # stream: blocks read and shuffled together
+
+    @field_validator("augment_flip_swap")
+    @classmethod
+    def _flip_swap(cls, v: list[list[Any]]) -> list[list[Any]]:
+        for pair in v:
+            if len(pair) != 2 or str(pair[0]) == str(pair[1]):
+                raise ValueError(f"augment_flip_swap: each entry is a pair of two different labels, not {pair!r}")
+        labels = [str(a) for pair in v for a in pair]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"augment_flip_swap {v!r}: a label may appear in one pair only")
+        return v
 
     @field_validator("device")
     @classmethod
@@ -276,6 +292,9 @@ class Trainer:
         val_targets: Any = None,
         augment: nn.Module | None = None,
         objective: nn.Module | None = None,
+        *,
+        force_augment: Any = None,
+        groups: Any = None,
     ) -> TrainResult:
         """Train ``model`` in place and restore its best weights; returns the per-epoch history.
 
@@ -290,12 +309,18 @@ class Trainer:
         ``augment`` (a module mapping a batch tensor to an augmented one) is applied in training only, to
         the inputs named in its ``inputs`` attribute, else to the model's first input; the config's
         ``augment`` names apply to every image (4-D) input.
+
+        ``force_augment`` (N,) bool: training objects augmented at least once in every epoch (a drawn
+        duplicate of a resample ensemble's member; needs an augmentation that takes a ``force`` mask, see
+        :mod:`astromodal.transforms.augment`; validation objects are never augmented). ``groups`` (N,): the
+        source row of each object; the held-out ``val_fraction`` is then drawn over whole groups (the copies
+        of one row never straddle training and validation), stratified on the group's first class label.
         """
         c = self.config
         if c.num_threads:
             torch.set_num_threads(c.num_threads)
         device = resolve_device(c.device)
-        split = self._prepare(model, inputs, targets, val_inputs, val_targets, objective)
+        split = self._prepare(model, inputs, targets, val_inputs, val_targets, objective, force_augment, groups)
         run = self._setup(model, split, device, augment, objective)
         self._restore(run)
         with _EpochBar(c.progress, c.max_epochs, run.start_epoch) as bar:
@@ -321,7 +346,7 @@ class Trainer:
 
     # ---- step 1: tensors, targets and the validation split (CPU)
     def _prepare(self, model: nn.Module, inputs: dict[str, Any], targets: Any, val_inputs: dict[str, Any] | None,
-                 val_targets: Any, objective: nn.Module | None) -> _Split:
+                 val_targets: Any, objective: nn.Module | None, force: Any = None, groups: Any = None) -> _Split:
         c = self.config
         keys = self._keys(model, inputs, "training inputs")
         x_tr = self._input_set(inputs, keys)
@@ -335,6 +360,8 @@ class Trainer:
         for k, v in y_tr.items():
             if len(v) != n:
                 raise BadValueError(f"target {k!r} has {len(v)} rows but the inputs have {n}")
+        force = _row_flags(force, n, "force_augment", bool)
+        groups = _row_flags(groups, n, "groups", None)
         if (val_inputs is None and val_targets is not None) or (val_inputs is not None and y_tr and val_targets is None):
             raise BadValueError("give both val_inputs and val_targets, or neither")
         if val_inputs is not None:
@@ -343,15 +370,23 @@ class Trainer:
             missing = sorted(set(y_tr) - set(y_va))
             if missing:
                 raise BadValueError(f"the validation targets lack {missing}")
-            return _Split(x_tr, y_tr, self._input_set(val_inputs, vkeys), y_va)
+            return _Split(x_tr, y_tr, self._input_set(val_inputs, vkeys), y_va, _flags(force))
         if c.val_fraction == 0:
-            return _Split(x_tr, y_tr, None, None)
-        tr_idx, va_idx = _validation_split(n, c.val_fraction, _strata(y_tr, objective), c.seed)
+            return _Split(x_tr, y_tr, None, None, _flags(force))
+        strata = _strata(y_tr, objective)
+        if groups is None:
+            tr_idx, va_idx = _validation_split(n, c.val_fraction, strata, c.seed)
+        else:  # over whole groups (the copies of one drawn row), then back to rows in their order
+            _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+            g_tr, _ = _validation_split(len(first), c.val_fraction, None if strata is None else strata[first], c.seed)
+            in_tr = np.isin(inverse, g_tr)
+            tr_idx, va_idx = np.flatnonzero(in_tr), np.flatnonzero(~in_tr)
         tr_i, va_i = torch.from_numpy(tr_idx), torch.from_numpy(va_idx)
         pick = _rows_picker(tr_idx, tr_i)
         pick_va = _rows_picker(va_idx, va_i)
         return _Split(_take(x_tr, tr_idx, tr_i), {k: pick(v) for k, v in y_tr.items()},
-                      _take(x_tr, va_idx, va_i), {k: pick_va(v) for k, v in y_tr.items()})
+                      _take(x_tr, va_idx, va_i), {k: pick_va(v) for k, v in y_tr.items()},
+                      None if force is None else _flags(force[tr_idx]))
 
     def _input_set(self, inputs: Any, keys: tuple[str, ...]) -> dict[str, torch.Tensor] | BatchSource:
         """The inputs ``keys``: in-memory tensors (``data: memory``; a batch source is read whole), or a batch
@@ -394,6 +429,7 @@ class Trainer:
         opt = self._optimizer(model, objective)
         amp_dtype, use_scaler = resolve_precision(c.precision, device)
         augment, aug_keys = self._augmentation(augment, shapes, device)
+        swap = _flip_swap_codes(c.augment_flip_swap, objective, augment)
         n_outputs = _widths(probe)
         result = TrainResult(monitor="val_loss" if x_va is not None else "train_loss", loss=loss_name,
                              n_outputs=n_outputs, n_train=n_tr, n_val=0 if x_va is None else _n_rows(x_va),
@@ -406,7 +442,8 @@ class Trainer:
         return _Run(model, objective, device, amp_dtype, opt, self._scheduler(opt, steps),
                     torch.amp.GradScaler(device.type) if use_scaler else None, gen, x_tr, y_tr, x_va, y_va, steps,
                     augment, aug_keys, channels_last, result, fingerprint,
-                    Path(c.checkpoint_dir) if c.checkpoint_dir else None)
+                    Path(c.checkpoint_dir) if c.checkpoint_dir else None,
+                    force=None if split.force_tr is None else split.force_tr.to(device), swap=swap)
 
     def _objective(self, objective: nn.Module | None, probe: Any, split: _Split) -> tuple[nn.Module, str]:
         """The objective (today's single head from the config when none is given), its heads fitted on
@@ -497,7 +534,7 @@ class Trainer:
         seen, last_lr = 0, c.lr
         for s, (idx, batch, yb) in enumerate(self._train_batches(run)):
             if run.augment is not None:
-                batch = self._augment(run, batch)
+                batch = self._augment(run, batch, idx, yb)
             with torch.autocast(run.device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None):
                 out = model(**batch)
             loss, parts = run.objective(out, yb)
@@ -554,12 +591,26 @@ class Trainer:
         for s in range(0, n, bs):
             yield {k: v[s: s + bs] for k, v in run.x_va.items()}, {k: v[s: s + bs] for k, v in y.items()}  # type: ignore[union-attr]
 
-    def _augment(self, run: _Run, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _augment(self, run: _Run, batch: dict[str, torch.Tensor], idx: torch.Tensor | None = None,
+                 yb: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Augment the training batch: the forced rows (``force_augment``) at least once, and with
+        ``augment_flip_swap`` the first class head's labels swapped in ``yb`` where an image was mirrored
+        an odd number of times (with independent draws per input: as the first input was)."""
         aug, keys = run.augment, run.aug_keys
+        kw = {} if run.force is None or idx is None or not getattr(aug, "supports_force", False) else {
+            "force": run.force[idx]}
+        mirrored = None
         if len(keys) > 1 and self.config.augment_same and hasattr(aug, "forward_many"):
-            return {**batch, **dict(zip(keys, aug.forward_many([batch[k] for k in keys]), strict=True))}
-        for k in keys:
-            batch[k] = aug(batch[k])  # type: ignore[misc]
+            batch = {**batch, **dict(zip(keys, aug.forward_many([batch[k] for k in keys], **kw), strict=True))}
+            mirrored = getattr(aug, "mirrored", None)
+        else:
+            for i, k in enumerate(keys):
+                batch[k] = aug(batch[k], **kw)  # type: ignore[misc]
+                if i == 0:  # independent draws per input: the label follows the first input
+                    mirrored = getattr(aug, "mirrored", None)
+        if run.swap is not None and yb is not None:
+            name, a, b = run.swap
+            yb[name] = _swap_where(yb[name], mirrored, a, b)
         return batch
 
     # ---- step 5: validation
@@ -718,6 +769,55 @@ class _Split:
     y_tr: dict[str, Any]
     x_va: dict[str, torch.Tensor] | BatchSource | None
     y_va: dict[str, Any] | None
+    force_tr: torch.Tensor | None = None  # (n_train,) bool, the training rows' force_augment flags
+
+
+def _row_flags(values: Any, n: int, what: str, dtype: Any) -> np.ndarray | None:
+    """A per-row array (``force_augment``, ``groups``) of length ``n`` as numpy (None stays None)."""
+    if values is None:
+        return None
+    a = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values)
+    a = a.reshape(-1) if dtype is None else a.reshape(-1).astype(dtype)
+    if len(a) != n:
+        raise BadValueError(f"{what} has {len(a)} entries but there are {n} training objects")
+    return a
+
+
+def _flags(force: np.ndarray | None) -> torch.Tensor | None:
+    return None if force is None else torch.from_numpy(np.ascontiguousarray(force, dtype=bool))
+
+
+def _flip_swap_codes(pairs: list[list[Any]], objective: Any, augment: Any) -> tuple[str, torch.Tensor, torch.Tensor] | None:
+    """``augment_flip_swap`` as (first class head, codes a, codes b): each label matched to the head's
+    classes (by value, or by its text: YAML 1 matches a class "1"); one error line for a label the head
+    lacks, no class head, or an augmentation that reports no mirroring."""
+    if not pairs:
+        return None
+    head = next((h for h in objective.heads.values() if h.task == "classification"), None)
+    if head is None:
+        raise ConfigError("augment_flip_swap swaps labels of a class head, and there is none")
+    if augment is None or not hasattr(augment, "mirrored"):  # without hflip / vflip: nothing is ever swapped
+        raise ConfigError("augment_flip_swap needs a kornia augmentation (trainer 'augment' with hflip or vflip) "
+                          "that reports which images it mirrored")
+    classes = [str(c) for c in np.asarray(head.classes_).tolist()]
+    codes = []
+    for label in (x for pair in pairs for x in pair):
+        if str(label) not in classes:
+            raise ConfigError(f"augment_flip_swap: label {label!r} is not a class of head {head.name!r} "
+                              f"(classes {classes})")
+        codes.append(classes.index(str(label)))
+    return head.name, torch.tensor(codes[0::2]), torch.tensor(codes[1::2])
+
+
+def _swap_where(y: torch.Tensor, mirrored: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Class codes ``y`` with a <-> b exchanged where ``mirrored`` (codes of other classes, -1, unchanged)."""
+    if mirrored is None or not bool(mirrored.any()):
+        return y
+    out = y.clone()
+    a, b = a.to(y.device), b.to(y.device)
+    for ai, bi in zip(a, b, strict=True):
+        out = torch.where(mirrored & (y == ai), bi, torch.where(mirrored & (y == bi), ai, out))
+    return out
 
 
 @dataclass
@@ -743,6 +843,8 @@ class _Run:
     result: TrainResult
     fingerprint: dict[str, Any]
     ckpt_dir: Path | None
+    force: torch.Tensor | None = None  # (n_train,) bool: rows augmented at least once per epoch
+    swap: tuple[str, torch.Tensor, torch.Tensor] | None = None  # flip swap: class head, codes a, codes b
     best: float = math.inf
     bad_epochs: int = 0
     start_epoch: int = 0

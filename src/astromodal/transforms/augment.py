@@ -24,6 +24,17 @@ Several image inputs of the same objects (gri and urz cutouts, four resolutions)
 b])`` gives every object the same geometric draw in all of them (the trainer does so for every 4-D input
 unless ``augment_same: false``).
 
+Forced augmentation (MESCR: "data that has been sampled repeatedly will undergo data augmentation at
+least once"): ``aug(batch, force=mask)`` / ``aug.forward_many([a, b], force=mask)`` with a boolean (N,)
+mask. Every operation is first drawn as usual (chance ``p`` each); a forced image that drew none of
+them then gets one operation chosen uniformly among the pipeline's, applied for certain (the same
+choice and geometric draw for all inputs of the object). Unforced images are augmented exactly as
+without the mask. After each call in training mode ``aug.applied`` (N,) int64 counts the operations
+applied to each image and ``aug.mirrored`` (N,) bool is True where the image was mirrored an odd
+number of times (``hflip`` / ``vflip``; rotations and shifts keep handedness), read from kornia's
+``batch_prob`` parameters: a label that depends on handedness (Galaxy Zoo's clockwise / anticlockwise
+spirals) can be swapped on exactly those images (the trainer's ``augment_flip_swap``).
+
 The module only acts in training mode: after ``.eval()`` it returns its input unchanged, like dropout.
 With ``seed`` set it draws from its own random stream (the global torch generator is left untouched
 and the same seed gives the same sequence of augmented batches); with ``seed=None`` it uses torch's
@@ -32,6 +43,7 @@ global generator.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -64,47 +76,81 @@ AUGMENTATIONS = ("rotation", "hflip", "vflip", "noise", "cutout", "erase", "shif
 class Augmentation(nn.Module):
     """A sequence of kornia augmentations applied to (N, C, H, W) float batches; see the module doc."""
 
+    #: the trainer passes a per-image ``force`` mask to modules that declare this
+    supports_force = True
+    #: operations that mirror the image (a label of handedness changes with an odd number of them)
+    MIRRORS = ("hflip", "vflip")
+
     def __init__(self, names: Sequence[str], ops: Sequence[nn.Module], seed: int | None = None):
         super().__init__()
         self.names = tuple(names)
         self.ops = nn.Sequential(*ops)
+        # the same operations applied for certain (p = 1): the one operation a forced image gets when its
+        # random draw gave it none
+        forced = [copy.deepcopy(op) for op in ops]
+        for op in forced:
+            op.p = 1.0
+        self.forced_ops = nn.ModuleList(forced)
         self.seed = seed
         self._states: dict[str, torch.Tensor] = {}
+        #: after a call in training mode: operations applied per image (N,) and odd mirroring (N,) bool
+        self.applied: torch.Tensor | None = None
+        self.mirrored: torch.Tensor | None = None
 
     def reset(self) -> None:
         """Restart the seeded random stream from the beginning."""
         self._states = {}
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, force: torch.Tensor | None = None) -> torch.Tensor:
         self._check(images)
-        if not self.training or len(self.ops) == 0 or images.shape[0] == 0:
-            return images
-        with self._stream(images.device):
-            out = self.ops(images)
-        return out.to(images.dtype)
+        return self._run([images], force)[0]
 
-    def forward_many(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def forward_many(self, images: Sequence[torch.Tensor], force: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Augment several image inputs of the same objects with the same geometric draw per object.
 
         Every operation draws its parameters once, on the first input, and applies them to all: the same
         flips, rotation angle and shift (as a fraction of the size), the same erased region (scaled to each
         input's size). Noise is drawn per pixel, independently for each input. Inputs of equal size given
-        the same pixels stay equal."""
+        the same pixels stay equal. ``force``: see the module text."""
         images = list(images)
         for im in images:
             self._check(im)
         if len({im.shape[0] for im in images}) > 1:
             raise BadValueError(f"augmenting inputs of one object together needs equal batch sizes, got "
                                 f"{[im.shape[0] for im in images]}")
-        if not self.training or len(self.ops) == 0 or not images or images[0].shape[0] == 0:
+        return self._run(images, force)
+
+    def _run(self, images: list[torch.Tensor], force: torch.Tensor | None) -> list[torch.Tensor]:
+        n = images[0].shape[0] if images else 0
+        if not self.training or len(self.ops) == 0 or not images or n == 0:
+            self.applied = self.mirrored = None
             return images
+        device = images[0].device
+        if force is not None:
+            force = torch.as_tensor(force, device=device).reshape(-1).bool()
+            if len(force) != n:
+                raise BadValueError(f"the force mask has {len(force)} entries for a batch of {n} images")
+        applied = torch.zeros(n, dtype=torch.int64, device=device)
+        mirrored = torch.zeros(n, dtype=torch.bool, device=device)
         outs = images
-        with self._stream(images[0].device):
-            for op in self.ops:
-                first = op(outs[0])
-                params = dict(op._params)
-                outs = [first] + [op(x) if _per_pixel(op) else op(x, params=_rescaled(params, outs[0].shape, x.shape))
-                                  for x in outs[1:]]
+        with self._stream(device):
+            for name, op in zip(self.names, self.ops, strict=True):
+                outs, hit = _apply(op, outs)
+                applied += hit
+                if name in self.MIRRORS:
+                    mirrored ^= hit.bool()
+            if force is not None and (rows := torch.nonzero(force & (applied == 0)).reshape(-1)).numel():
+                choice = torch.randint(len(self.ops), (len(rows),)).to(device)
+                for j, (name, op) in enumerate(zip(self.names, self.forced_ops, strict=True)):
+                    sel = rows[choice == j]
+                    if sel.numel() == 0:
+                        continue
+                    part, hit = _apply(op, [o[sel] for o in outs])
+                    outs = [o.index_put((sel,), p.to(o.dtype)) for o, p in zip(outs, part, strict=True)]
+                    applied[sel] += hit
+                    if name in self.MIRRORS:
+                        mirrored[sel] ^= hit.bool()
+        self.applied, self.mirrored = applied, mirrored
         return [o.to(i.dtype) for o, i in zip(outs, images, strict=True)]
 
     @staticmethod
@@ -139,6 +185,20 @@ class Augmentation(nn.Module):
 
     def extra_repr(self) -> str:
         return f"names={list(self.names)}, seed={self.seed}"
+
+
+def _apply(op: nn.Module, images: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """One kornia operation on every input of the same objects: parameters drawn on the first input and
+    reused (rescaled) for the others, per-pixel noise drawn afresh; returns the outputs and which images
+    the operation was applied to ((N,) int64 0 / 1, from kornia's ``batch_prob``)."""
+    first = op(images[0])
+    params = dict(op._params)
+    outs = [first] + [op(x) if _per_pixel(op) else op(x, params=_rescaled(params, images[0].shape, x.shape))
+                      for x in images[1:]]
+    hit = params["batch_prob"].reshape(-1).to(device=images[0].device) > 0.5
+    if hit.numel() == 1:
+        hit = hit.expand(images[0].shape[0])
+    return outs, hit.to(torch.int64)
 
 
 def _per_pixel(op: nn.Module) -> bool:
