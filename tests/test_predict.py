@@ -506,30 +506,6 @@ def test_keep_with_a_two_table_fits_file(tmp_path):
     np.testing.assert_allclose(got["prob_qso"], expect[:, 0], rtol=1e-6)
 
 
-def test_a_multi_head_model_says_which_head_predict_writes(tmp_path):
-    """A model with several heads: predict writes the first head and says so (never a silent drop)."""
-    from astromodal.data.simulate import simulate_survey
-    from astromodal.evaluation.benchmark import BenchmarkRunner
-    from astromodal.experiments import parse_config
-
-    cfg = parse_config({
-        "name": "two_heads", "save_models": True, "report": {"embeddings": []},
-        "datasets": {"sim": {"source": "simulate", "target": ["class", "radius"],
-                             "options": {"n": 200, "seed": 1, "instruments": [], "with_images": False}}},
-        "representations": {"astro": {"inputs": {"astrometry": {"kind": "columns",
-                                                                "columns": ["parallax", "pmra", "pmdec"]}}}},
-        "models": [{"name": "multi_input_net", "options": {"inputs": ["astrometry"], "hidden": 8}}],
-        "trainer": {"max_epochs": 1}})
-    BenchmarkRunner(cfg, tmp_path / "run", command="test").run()
-    model = next((tmp_path / "run" / "models").iterdir())
-    simulate_survey(n=30, seed=2, instruments=[], with_images=False).save(tmp_path / "new.h5")
-    said: list[str] = []
-    cat.predict_catalogue(model, tmp_path / "new.h5", tmp_path / "pred.parquet", log=said.append)
-    assert any("heads ['class', 'radius']" in s and "'radius'" in s.split("not ")[-1] for s in said), said
-    table = pd.read_parquet(tmp_path / "pred.parquet")
-    assert len(table) == 30 and "label" in table.columns
-
-
 def test_a_file_put_at_out_while_predicting_is_never_replaced(tmp_path, models):
     """OUT is checked before any work and again before the final write: a user's file that appears there
     while the chunks run is kept, and the finished chunks stay to resume."""

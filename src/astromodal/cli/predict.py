@@ -16,19 +16,25 @@ def predict_command(
                                                "(models/<cell>/), holding a single model or a fold ensemble."),
     catalog: Path = typer.Argument(..., help="The catalogue: an astromodal HDF5 file, or any file a reader knows "
                                              "(Gaia XP sampled CSV/ECSV/VOTable/Parquet, spectrum FITS folder, tables)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output Parquet file: id, ra, dec (and l, b, parallax when present), "
-                                                      "prob_<class> per class and the predicted label (regression: "
-                                                      "<target>, and <target>_sigma for a Gaussian head). An existing "
-                                                      "file is replaced only with --overwrite, and only when astromodal "
-                                                      "wrote it."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output Parquet file: id, ra, dec (and l, b, parallax when present) "
+                                                      "and the predictions. A one-head model: prob_<class> per class "
+                                                      "and the predicted label (regression: <target>, and "
+                                                      "<target>_sigma for a Gaussian head). Several heads (or "
+                                                      "--layout heads): every head, a class head as <head> (the label) "
+                                                      "and prob_<class>, a Gaussian head as <head> and <head>_err, a "
+                                                      "point head as <head>; an ensemble adds <head>_sigma_net. An "
+                                                      "existing file is replaced only with --overwrite, and only when "
+                                                      "astromodal wrote it."),
     chunk_size: int = typer.Option(50_000, help="Objects per chunk (memory use grows with it)."),
     reader: str = typer.Option(None, help="Force a reader by name (see the readers list in the README); an unknown "
                                           "name is an error listing the known ones."),
     trust: bool = typer.Option(False, help="Allow loading scikit-learn models, which are pickles: only for model folders you made."),
     keep: list[str] = typer.Option(None, "--keep", help="Also copy this catalogue column or target to the output "
-                                                        "(repeatable), e.g. --keep association_id; the predicted target "
+                                                        "(repeatable), e.g. --keep association_id, or a pattern such as "
+                                                        "'psfMag_*' for every column it matches; a predicted target "
                                                         "itself is written as true_<name>. Each column keeps "
-                                                        "its own type (64-bit ids, text)."),
+                                                        "its own type (64-bit ids, text). A kept column with the name of "
+                                                        "an output column (--keep ra) is an error: see --rename."),
     id_column: str = typer.Option(None, "--id-column", help="The column holding object ids (written as int64 or text, "
                                                             "never floats). Default: the first of source_id, objid, "
                                                             "specobjid, obsid, id present (any case), else the "
@@ -45,19 +51,31 @@ def predict_command(
                                                           "size or options changed). Only the chunk files of "
                                                           "the run's plan are removed: any other file there is "
                                                           "refused, never deleted."),
+    rename: list[str] = typer.Option(None, "--rename", help="Name an output column otherwise, OLD=NEW (repeatable), e.g. "
+                                                            "--rename id=objid --rename class=spectral_class --rename "
+                                                            "radius_sigma_net=sigma_net (MESCR's Table A2). OLD is one "
+                                                            "of astromodal's own columns, else a --keep column; two "
+                                                            "columns with one name are an error."),
+    layout: str = typer.Option("auto", "--layout", help="auto: a one-head model writes its classic columns (prob_<class> "
+                                                        "+ label, <target> + <target>_sigma), a model with several heads "
+                                                        "every head; heads: every model the per-head way (<head>, "
+                                                        "prob_<class>, <head>_err, <head>_sigma_net)."),
 ) -> None:
-    """Predict class probabilities and labels for every object of CATALOG, in chunks with a progress bar.
+    """Predict every head (class labels and probabilities, values with their uncertainty) for every object of
+    CATALOG, in chunks with a progress bar.
 
     Finished chunks are kept beside OUT (OUT.parts/) until the end, with a fingerprint of the run (model,
-    catalogue, chunk size, options): rerunning the same command after an interruption resumes where it
-    stopped; a changed run is refused unless --restart is given.
+    catalogue, chunk size, options, output columns): rerunning the same command after an interruption
+    resumes where it stopped; a changed run is refused unless --restart is given.
     """
-    from astromodal.inference.catalogue import predict_catalogue
+    from astromodal.inference.catalogue import parse_renames, predict_catalogue
 
+    renames = parse_renames(rename)  # a malformed --rename is refused before any work
     with progress() as bar:
         path = predict_catalogue(model_dir, catalog, out, chunk_size=chunk_size, reader=reader, trust=trust, progress=bar,
                                  keep=tuple(keep or ()), id_column=id_column, ra_column=ra_column,
                                  dec_column=dec_column, overwrite=overwrite, restart=restart,
+                                 rename=renames, layout=layout,
                                  log=lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True))
     import pyarrow.parquet as pq
 

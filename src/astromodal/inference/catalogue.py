@@ -2,8 +2,22 @@
 
 A *model folder* is what ``astromodal benchmark`` writes for each cell when ``save_models`` is on
 (``MODEL_DIR/model.json`` + ``model.pt``, or ``ensemble.json`` with member folders), plus
-``predictor.json``: the representation that turns a dataset into the model's input, the target and
-its class names. Nothing is unpickled for neural models (weights load with ``weights_only=True``).
+``predictor.json``: the representation that turns a dataset into the model's inputs (every named input:
+cutout / RGB / spectrum views and column groups, rebuilt from the catalogue exactly as in training), the
+primary target and its class names, and ``heads``: every head (name, kind ``categorical`` | ``gaussian`` |
+``point``, task, class names, unit; a folder of an older astromodal, without ``heads``, gets them from its
+estimator). A regression target's standardisation lives in the estimator, so predictions come back in
+the target's unit. Nothing is unpickled for neural models (weights load with ``weights_only=True``).
+
+Columns (:func:`prediction_columns`): a one-head model writes what it always wrote (``prob_<class>`` and
+``label``; ``<target>`` and ``<target>_sigma``); a model with several heads, or any with ``layout="heads"``,
+writes every head: ``<head>`` (the class label) and ``prob_<class>`` (``prob_<head>_<class>`` with two or
+more class heads); ``<head>`` and ``<head>_err`` (the square root of the predicted variance; an ensemble's
+is MESCR Eq. 1 over its members) for a Gaussian head; ``<head>`` for a point head; and for an ensemble
+``<head>_sigma_net`` (the standard deviation of the member means) for each regression head (a single
+model has no such column: it has no members to disagree). ``rename`` gives any output column another
+name (MESCR's Table A2: ``id=objid``, ``spectral_type=spectral_class``, ``radius_sigma_net=sigma_net``);
+two columns with one name are an error before any work.
 
 The catalogue is read lazily where the format allows (astromodal HDF5) and processed ``chunk_size``
 objects at a time. Each finished chunk is written to ``OUT.parts/part-NNNNN.parquet``; the final
@@ -34,7 +48,7 @@ import json
 import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +72,53 @@ FINGERPRINT = "fingerprint.json"
 _FINGERPRINT_VERSION = 1
 
 
+#: what a head's columns look like: class label + probabilities, mean + 1-sigma, mean alone
+HEAD_KINDS = ("categorical", "gaussian", "point")
+
+
+@dataclass(frozen=True)
+class HeadInfo:
+    """One head of a saved model as ``predictor.json`` records it.
+
+    ``kind``: ``categorical`` (class label and probabilities; a binary head too), ``gaussian`` (mean and
+    variance) or ``point`` (a regression value without uncertainty). ``class_names``: a class head's
+    names, indexed by the class codes the model predicts. ``unit``: a regression target's unit (text, may
+    be empty). A regression target's standardisation is part of the estimator itself (its heads or
+    ``target_norm``), so every prediction comes back in ``unit``.
+    """
+
+    name: str
+    kind: str
+    task: str
+    class_names: tuple[str, ...] = ()
+    unit: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "task": self.task, "class_names": list(self.class_names),
+                "unit": self.unit}
+
+    @classmethod
+    def from_json(cls, d: Any) -> HeadInfo:
+        if not isinstance(d, dict):
+            raise TypeError("a head is not a JSON object")
+        head = cls(str(d["name"]), str(d["kind"]), str(d["task"]), tuple(str(c) for c in d.get("class_names") or ()),
+                   str(d.get("unit") or ""))
+        if head.kind not in HEAD_KINDS:
+            raise ValueError(f"head {head.name!r}: unknown kind {head.kind!r} (known: {', '.join(HEAD_KINDS)})")
+        if head.task not in ("classification", "regression") or (head.task == "classification") != (
+                head.kind == "categorical"):
+            raise ValueError(f"head {head.name!r}: task {head.task!r} does not fit kind {head.kind!r}")
+        return head
+
+
 @dataclass
 class Predictor:
-    """A loaded model with the representation and classes it was trained with."""
+    """A loaded model with the representation, heads and classes it was trained with.
+
+    ``target``/``task``/``class_names`` describe the primary (first) head, as every astromodal version
+    wrote them; ``heads`` lists every head (first = primary; an older ``predictor.json`` without a
+    ``heads`` list gives them from the estimator).
+    """
 
     estimator: Any
     representation: RepresentationConfig
@@ -72,6 +130,19 @@ class Predictor:
     #: the table preparation recorded at training time (renames, derived columns, class mapping), replayed
     #: on a raw table catalogue; None for models trained on other data
     preparation: dict[str, Any] | None = None
+    heads: list[HeadInfo] = field(default_factory=list)
+    #: False when ``predictor.json`` lists no heads (an older astromodal): :attr:`heads` come from the estimator
+    described: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.heads:
+            self.described = False
+            self.heads = _heads_from_estimator(self.estimator, self.target, self.task, self.class_names)
+
+    @property
+    def ensemble(self) -> bool:
+        """True for an ensemble of members (its regression heads also give ``sigma_net``)."""
+        return bool(getattr(self.estimator, "members", None))
 
     def inputs(self, ds: Dataset) -> Any:
         X = build_inputs(ds, self.representation)
@@ -88,6 +159,12 @@ class Predictor:
 
     def predict(self, ds: Dataset) -> np.ndarray:
         return np.asarray(self.estimator.predict(self.inputs(ds)))
+
+    def predict_heads(self, ds: Dataset) -> dict[str, Any]:
+        """``{head: Categorical | Gaussian}`` for every head of :attr:`heads`, in the targets' units."""
+        from astromodal.evaluation.protocols import predict_heads
+
+        return predict_heads(self.estimator, self.inputs(ds), [h.name for h in self.heads])
 
     @property
     def gives_sigma(self) -> bool:
@@ -118,15 +195,67 @@ def _gives_variance(estimator: Any) -> bool:
     return getattr(getattr(estimator, "trainer", None), "loss", None) == "gaussian_nll"
 
 
+def _regression_kind(estimator: Any, name: str, primary: bool) -> str:
+    """``gaussian`` when the estimator predicts a variance for regression head ``name`` (every member of an
+    ensemble does), else ``point``."""
+    members = getattr(estimator, "members", None)
+    if members:
+        return "gaussian" if all(_regression_kind(m, name, primary) == "gaussian" for m in members) else "point"
+    probe = getattr(estimator, "probe", None)
+    if probe is not None and getattr(estimator, "kind", None) == "probe":
+        return _regression_kind(probe, name, primary)
+    heads = getattr(estimator, "heads", None)
+    if isinstance(heads, dict) and heads:
+        head = heads.get(name) if name in heads else (next(iter(heads.values())) if primary else None)
+        return "gaussian" if getattr(head, "kind", None) == "gaussian" else "point"
+    return "gaussian" if primary and _gives_variance(estimator) else "point"
+
+
+def _heads_from_estimator(estimator: Any, target: str, task: str, class_names: list[str],
+                          described: dict[str, dict[str, Any]] | None = None) -> list[HeadInfo]:
+    """Every head of ``estimator`` (primary first): its kind from the estimator, its task, class names
+    and unit from ``described`` (``{head: {"task", "class_names", "unit"}}``, the training data's targets),
+    else the primary ``target``/``task``/``class_names`` (an older ``predictor.json``; another class head
+    is then named by its class codes)."""
+    names = [str(n) for n in (getattr(estimator, "head_names", None) or [])] or [target]
+    tasks = dict(getattr(estimator, "head_tasks", None) or {})
+    codes = dict(getattr(estimator, "head_classes", None) or {})
+    described = dict(described or {})
+    if len(names) == 1 and names[0] != target and (not described or target in described):
+        names = [target]  # one unnamed head (a legacy single target): the target's name
+        tasks, codes = {target: task}, {target: codes.get(next(iter(codes), None))}
+    heads = []
+    for i, name in enumerate(names):
+        about = described.get(name, {})
+        head_task = str(about.get("task") or tasks.get(name) or (task if i == 0 else "regression"))
+        if head_task == "classification":
+            known = about.get("class_names") or (class_names if i == 0 else None)
+            if known is None:
+                known = [str(c) for c in np.asarray(codes.get(name) if codes.get(name) is not None else [])]
+            heads.append(HeadInfo(name, "categorical", head_task, tuple(str(c) for c in known),
+                                  str(about.get("unit") or "")))
+        else:
+            heads.append(HeadInfo(name, _regression_kind(estimator, name, i == 0), "regression", (),
+                                  str(about.get("unit") or "")))
+    return heads
+
+
 def save_predictor(model_dir: Path, estimator: Any, representation: RepresentationConfig, target: str, task: str,
                    class_names: list[str], family: str, input_shapes: dict[str, Any],
-                   preparation: dict[str, Any] | None = None) -> Path:
+                   preparation: dict[str, Any] | None = None,
+                   heads: dict[str, dict[str, Any]] | None = None) -> Path:
     """Save an estimator with what :func:`load_predictor` needs to apply it to new catalogues.
 
-    ``preparation``: the table preparation recipe of the training data (``Dataset.meta["preparation"]``),
-    stored under ``"preparation"`` in ``predictor.json`` and replayed on raw table catalogues.
+    ``target``/``task``/``class_names``: the primary head (as every version wrote them). ``heads``: every
+    head's target as ``{name: {"task": "classification" | "regression", "class_names": [...], "unit": str}}``
+    in head order (default: the primary alone); ``predictor.json`` records each head under ``"heads"``
+    (name, kind ``categorical`` | ``gaussian`` | ``point`` read from the estimator, task, class names,
+    unit). ``preparation``: the table preparation recipe of the training data
+    (``Dataset.meta["preparation"]``), stored under ``"preparation"`` and replayed on raw table catalogues.
     """
     model_dir = Path(model_dir)
+    described = heads if heads is not None else {target: {"task": task, "class_names": list(class_names)}}
+    infos = _heads_from_estimator(estimator, target, task, list(class_names), described)
     estimator.save(model_dir)
     meta = {
         "representation": representation.model_dump(),
@@ -135,6 +264,7 @@ def save_predictor(model_dir: Path, estimator: Any, representation: Representati
         "class_names": list(class_names),
         "family": family,
         "input_shapes": {k: list(v) for k, v in input_shapes.items()},
+        "heads": [h.as_json() for h in infos],
     }
     if preparation is not None:
         meta["preparation"] = preparation
@@ -143,7 +273,8 @@ def save_predictor(model_dir: Path, estimator: Any, representation: Representati
 
 
 def load_predictor(model_dir: str | Path, trust: bool = False) -> Predictor:
-    """Load a model folder written by :func:`save_predictor` (``trust`` allows scikit-learn pickles)."""
+    """Load a model folder written by :func:`save_predictor` (``trust`` allows scikit-learn pickles); a
+    folder of an older astromodal (no ``heads`` list) gets its heads from the estimator."""
     model_dir = Path(model_dir)
     meta_path = model_dir / "predictor.json"
     if not meta_path.is_file():
@@ -156,6 +287,13 @@ def load_predictor(model_dir: str | Path, trust: bool = False) -> Predictor:
             raise TypeError("'preparation' is not a JSON object")
         fields = (str(meta["target"]), str(meta["task"]), [str(c) for c in meta["class_names"]], str(meta["family"]),
                   {str(k): list(v) for k, v in (meta.get("input_shapes") or {}).items()})
+        recorded = meta.get("heads")
+        if recorded is not None and (not isinstance(recorded, list) or not recorded):
+            raise TypeError("'heads' is not a list of heads")
+        heads = [HeadInfo.from_json(h) for h in recorded or []]
+        if heads and (heads[0].name != fields[0] or len({h.name for h in heads}) != len(heads)):
+            raise ValueError(f"'heads' {[h.name for h in heads]} must be distinct and start with the target "
+                             f"{fields[0]!r}")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # pydantic's ValidationError is a ValueError
         what = f"missing key {exc}" if isinstance(exc, KeyError) else _first_line(exc)
         raise DataFormatError(f"{meta_path}: damaged predictor description ({what})") from None
@@ -178,7 +316,7 @@ def load_predictor(model_dir: str | Path, trust: bool = False) -> Predictor:
                if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc)
                else f"{type(exc).__name__}: {_first_line(exc)}")
         raise DataFormatError(f"{_damaged_file(model_dir)}: damaged model file ({why})") from None
-    return Predictor(estimator, representation, *fields, preparation=preparation)
+    return Predictor(estimator, representation, *fields, preparation=preparation, heads=heads)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -280,22 +418,38 @@ def predict_catalogue(
     overwrite: bool = False,
     restart: bool = False,
     log: Callable[[str], None] | None = None,
+    rename: dict[str, str] | None = None,
+    layout: str = "auto",
 ) -> Path:
-    """Predict every object of ``catalogue`` and write ``out`` (Parquet): ids, positions, predictions.
+    """Predict every object of ``catalogue`` and write ``out`` (Parquet): ids, positions, every head's predictions.
 
-    Classification: ``prob_<class>`` per class and ``label``; regression: ``<target>`` and, for a Gaussian
-    head, ``<target>_sigma``. ``keep``: more catalogue columns or targets to copy, each with its own dtype
-    (e.g. a simulated survey's true ``massive`` class and ``association_id``); an unknown name is an error
-    listing the known ones. ``id_column``, ``ra_column``/``dec_column``: where ids and positions come from
-    (see the module text). ``out`` is checked before any work: an existing file is replaced only when
-    astromodal wrote it and ``overwrite`` is given. ``restart`` discards the finished chunks of an earlier
-    run in ``OUT.parts/``; without it they are reused only when their fingerprint matches this run.
-    ``log``: where messages go (default: standard error).
+    The prediction columns (``layout``, see :func:`prediction_columns`): a one-head model writes what it
+    always wrote (classification: ``prob_<class>`` per class and ``label``; regression: ``<target>`` and,
+    for a Gaussian head, ``<target>_sigma``); a model with several heads (or any model with
+    ``layout="heads"``) writes each head: a class head ``<head>`` (the label) and ``prob_<class>`` (with two
+    or more class heads ``prob_<head>_<class>``), a Gaussian head ``<head>`` and ``<head>_err`` (the
+    square root of the predicted variance: for an ensemble MESCR Eq. 1 over the members), a point head
+    ``<head>``; an ensemble adds ``<head>_sigma_net`` (the standard deviation of the member means) to each
+    regression head. ``keep``: more catalogue columns or targets to copy, each with its own dtype (e.g. a
+    simulated survey's true ``massive`` class and ``association_id``); a name with ``*``/``?``/``[`` keeps
+    every column it matches (``psfMag_*``); a head's own target is written as ``true_<head>``; an unknown
+    name is an error listing the known ones. ``rename``: ``{column: new name}`` for any output column
+    (``{"id": "objid", "class": "spectral_class", "radius_sigma_net": "sigma_net"}``); a name is looked up
+    among astromodal's own columns first, then the kept ones; two columns with one name (``keep=["ra"]``
+    beside the positions, a rename onto a taken name) are one error line, before any work.
+    ``id_column``, ``ra_column``/``dec_column``: where ids and positions come from (see the module text).
+    ``out`` is checked before any work: an existing file is replaced only when astromodal wrote it and
+    ``overwrite`` is given. ``restart`` discards the finished chunks of an earlier run in ``OUT.parts/``;
+    without it they are reused only when their fingerprint (which includes the output columns: heads,
+    layout and renames) matches this run. ``log``: where messages go (default: standard error).
     """
     if chunk_size < 1:
         raise ConfigError(f"--chunk-size must be positive (got {chunk_size})")
     if (ra_column is None) != (dec_column is None):
         raise ConfigError("--ra-column and --dec-column go together: give both (or neither, to detect them)")
+    if layout not in LAYOUTS:
+        raise ConfigError(f"--layout {layout!r}: unknown; known: {', '.join(LAYOUTS)}")
+    rename = _check_rename(rename)
     say = log if log is not None else (lambda text: print(text, file=sys.stderr))
     if reader is not None:
         from astromodal.data.readers import get_reader
@@ -309,6 +463,7 @@ def predict_catalogue(
         raise ConfigError(f"{parts} is a file, not astromodal's folder of finished chunks: move it away "
                           "or choose another --out")
     predictor = load_predictor(model_dir, trust=trust)
+    per_head = layout == "heads" or len(predictor.heads) > 1
     frame = None
     if isinstance(catalogue, Dataset):
         ds, is_table, where = catalogue, False, "the dataset"
@@ -323,13 +478,17 @@ def predict_catalogue(
     del frame  # the kept columns are copied: the raw table is not held while predicting
     if side.warning:
         say(f"warning: {side.warning}")
-    heads = list(getattr(predictor.estimator, "head_names", None) or [])
-    if len(heads) > 1:  # never a silent drop: say what is written and what is not
-        say(f"warning: the model predicts the heads {heads}; this version writes the first, {heads[0]!r}, only "
-            f"(not {', '.join(repr(h) for h in heads[1:])})")
+    plan = _column_plan(predictor, per_head, side, [c for c in PASS_THROUGH if c in ds.columns], rename)
+    if per_head and not predictor.described:
+        coded = [h.name for h in predictor.heads[1:] if h.kind == "categorical"]
+        if coded:
+            say(f"warning: {model_dir}/predictor.json (an older astromodal) names the classes of the primary head "
+                f"only: head(s) {coded} are written with their class codes as labels")
     n = len(ds)
     starts = list(range(0, n, chunk_size))
-    options = {"keep": list(keep), "id_column": id_column, "positions": [ra_column, dec_column]}
+    options: dict[str, Any] = {"keep": list(keep), "id_column": id_column, "positions": [ra_column, dec_column]}
+    if per_head or rename:  # a one-head run without renames keeps the fingerprint it always had
+        options["columns"] = plan.names
     fingerprint = _fingerprint(model_dir, catalogue, n, chunk_size, reader, options)
     created = _open_parts(parts, fingerprint, restart)
     files = [parts / _part_name(i) for i in range(len(starts))]
@@ -344,7 +503,7 @@ def predict_catalogue(
         for i, start in enumerate(starts):
             stop = min(n, start + chunk_size)
             if not done[i]:
-                table = _chunk_table(predictor, ds.subset(np.arange(start, stop)), side, start)
+                table = _chunk_table(predictor, plan, ds.subset(np.arange(start, stop)), side, start)
                 with atomic_path(files[i]) as tmp:
                     pq.write_table(table, tmp)
             if progress is not None:
@@ -355,7 +514,7 @@ def predict_catalogue(
         raise
     info = {"tool": "astromodal", "verb": "predict", "version": _version(), "model": str(model_dir),
             "catalogue": "(in-memory dataset)" if isinstance(catalogue, Dataset) else str(catalogue),
-            "rows": n, "fingerprint": fingerprint}
+            "rows": n, "fingerprint": fingerprint, "heads": plan.head_columns(predictor)}
     # checked again: a file a user put at OUT while the chunks ran is never replaced (the parts stay)
     check_output_file(out, inputs=inputs, overwrite=overwrite)
     with atomic_path(out) as tmp_out:
@@ -371,9 +530,9 @@ def predict_catalogue(
                     writer.write_table(table)
         else:
             try:
-                table = _chunk_table(predictor, ds.subset(np.arange(0)), side, 0)
+                table = _chunk_table(predictor, plan, ds.subset(np.arange(0)), side, 0)
             except Exception:  # a model that refuses an empty input: the id column alone
-                table = pa.table({"id": side.ids.slice(0, 0)})
+                table = pa.table({plan.names[0]: side.ids.slice(0, 0)})
             pq.write_table(table.replace_schema_metadata({b"astromodal": json.dumps(info).encode()}), tmp_out)
     left = _remove_parts(parts, (len(starts),))
     if left:
@@ -397,12 +556,128 @@ class _Side:
     dec: np.ndarray | None
     kept: dict[str, pa.Array]  # output name -> values
     warning: str | None = None
+    kept_from: dict[str, str] = field(default_factory=dict)  # output name -> the --keep name it came from
 
 
-def _prediction_names(predictor: Predictor) -> list[str]:
-    if predictor.task == "classification":
-        return [*(f"prob_{c}" for c in predictor.class_names), "label"]
-    return [predictor.target, *([f"{predictor.target}_sigma"] if predictor.gives_sigma else [])]
+#: prediction column layouts: ``auto`` (a one-head model: its classic columns; several heads: per head), ``heads``
+LAYOUTS = ("auto", "heads")
+
+
+@dataclass(frozen=True)
+class PredictionColumn:
+    """One prediction column: its name (before ``rename``), its head and what it holds (``part``: ``label``,
+    ``prob`` (``code``: the class's index into the head's class names), ``mean``, ``err`` (sqrt of the
+    predicted variance), ``sigma`` (the one-head layout's ``<target>_sigma``, the same value) or
+    ``sigma_net`` (an ensemble's standard deviation of the member means))."""
+
+    name: str
+    head: str
+    part: str
+    code: int | None = None
+
+
+def prediction_columns(predictor: Predictor, per_head: bool | None = None) -> list[PredictionColumn]:
+    """The prediction columns ``predict_catalogue`` writes for ``predictor``, in output order.
+
+    ``per_head`` (default: the model has several heads): True writes every head (class head: ``<head>``
+    label, then ``prob_<class>``, or ``prob_<head>_<class>`` when the model has two or more class heads;
+    Gaussian head: ``<head>``, ``<head>_err``; point head: ``<head>``; an ensemble adds
+    ``<head>_sigma_net`` to each regression head); False the one-head columns every version wrote
+    (``prob_<class>`` ..., ``label``; ``<target>`` and, with a variance, ``<target>_sigma``).
+    """
+    if per_head is None:
+        per_head = len(predictor.heads) > 1
+    if not per_head:
+        t = predictor.target
+        if predictor.task == "classification":
+            return [*(PredictionColumn(f"prob_{c}", t, "prob", k) for k, c in enumerate(predictor.class_names)),
+                    PredictionColumn("label", t, "label")]
+        return [PredictionColumn(t, t, "mean"), *([PredictionColumn(f"{t}_sigma", t, "sigma")]
+                                                  if predictor.gives_sigma else [])]
+    n_class = sum(h.kind == "categorical" for h in predictor.heads)
+    cols: list[PredictionColumn] = []
+    for h in predictor.heads:
+        cols.append(PredictionColumn(h.name, h.name, "label" if h.kind == "categorical" else "mean"))
+        if h.kind == "categorical":
+            prefix = "prob_" if n_class == 1 else f"prob_{h.name}_"
+            cols += [PredictionColumn(f"{prefix}{c}", h.name, "prob", k) for k, c in enumerate(h.class_names)]
+            continue
+        if h.kind == "gaussian":
+            cols.append(PredictionColumn(f"{h.name}_err", h.name, "err"))
+        if predictor.ensemble:
+            cols.append(PredictionColumn(f"{h.name}_sigma_net", h.name, "sigma_net"))
+    return cols
+
+
+@dataclass
+class _Plan:
+    """Every output column in order: where its values come from and its name after ``rename``."""
+
+    sources: list[tuple[str, Any]]  # ("id" | "ra" | "dec" | "pass" | "pred" | "kept", key)
+    names: list[str]
+    predictions: list[PredictionColumn]
+    per_head: bool
+
+    def head_columns(self, predictor: Predictor) -> list[dict[str, Any]]:
+        """Per head: name, kind, unit, class names and its output columns (for the file's metadata)."""
+        final = {key: name for (kind, key), name in zip(self.sources, self.names, strict=True) if kind == "pred"}
+        return [{**h.as_json(), "columns": [final[i] for i, c in enumerate(self.predictions) if c.head == h.name]}
+                for h in predictor.heads]
+
+
+def _check_rename(rename: dict[str, str] | None) -> dict[str, str]:
+    out = {}
+    for old, new in (rename or {}).items():
+        old, new = str(old).strip(), str(new).strip()
+        if not old or not new:
+            raise ConfigError(f"--rename {old}={new}: give OLD=NEW, both names non-empty")
+        out[old] = new
+    return out
+
+
+def parse_renames(items: list[str] | tuple[str, ...] | None) -> dict[str, str]:
+    """``["id=objid", "class=spectral_class"]`` -> ``{"id": "objid", ...}``; a malformed or repeated item is
+    one :class:`ConfigError` line."""
+    out: dict[str, str] = {}
+    for item in items or ():
+        old, sep, new = str(item).partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise ConfigError(f"--rename {item!r}: give OLD=NEW (e.g. --rename class=spectral_class)")
+        if old.strip() in out:
+            raise ConfigError(f"--rename {old.strip()!r} given twice ({out[old.strip()]!r} and {new.strip()!r})")
+        out[old.strip()] = new.strip()
+    return out
+
+
+def _column_plan(predictor: Predictor, per_head: bool, side: _Side, passthrough: list[str],
+                 rename: dict[str, str]) -> _Plan:
+    """The output columns, renamed; an unknown rename or two columns with one name: one ConfigError line."""
+    predictions = prediction_columns(predictor, per_head)
+    entries: list[tuple[str, str, tuple[str, Any]]] = [("id", "the object ids", ("id", None))]
+    if side.ra is not None and side.dec is not None:
+        entries += [("ra", "the sky positions", ("ra", None)), ("dec", "the sky positions", ("dec", None))]
+    entries += [(c, "a catalogue column always copied", ("pass", c)) for c in passthrough]
+    entries += [(c.name, f"head {c.head!r}", ("pred", i)) for i, c in enumerate(predictions)]
+    entries += [(name, f"--keep {side.kept_from[name]!r}", ("kept", name)) for name in side.kept]
+    names = [base for base, _, _ in entries]
+    for old, new in rename.items():
+        at = next((i for i, (base, _, _) in enumerate(entries) if base == old), None)
+        if at is None:
+            raise ConfigError(f"--rename {old}={new}: the output has no column {old!r}; its columns: "
+                              f"{', '.join(b for b, _, _ in entries)}")
+        names[at] = new
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name not in seen:
+            seen[name] = i
+            continue
+        (base_a, what_a, src_a), (base_b, what_b, src_b) = entries[seen[name]], entries[i]
+        if src_b[0] == "kept" and src_a[0] != "kept" and base_a == base_b and names[seen[name]] == base_a:
+            raise ConfigError(f"{what_b}: the output has its own column {name!r} ({what_a}); leave it out, or give "
+                              f"the output's column another name with --rename {base_a}=NEW")
+        raise ConfigError(f"two output columns would be named {name!r} ({what_a}; {what_b}): give one another "
+                          "name with --rename OLD=NEW")
+    return _Plan([src for _, _, src in entries], names, predictions, per_head)
 
 
 def _as_ids(values: Any, where: str, name: str = "id") -> pa.Array:
@@ -483,9 +758,11 @@ def _side_columns(predictor: Predictor, ds: Dataset, where: str, keep: tuple[str
         if len(frame) != len(ds):
             raise DataFormatError(f"{where}: the reader kept {len(ds)} of the table's {len(frame)} rows, so the "
                                   "--keep columns cannot be matched to rows")
-    taken = {"id", "ra", "dec", *PASS_THROUGH, *_prediction_names(predictor)}
+    known = list(dict.fromkeys([*(map(str, frame.columns) if frame is not None else ()), *ds.columns, *ds.targets]))
+    heads = {h.name for h in predictor.heads}
     kept: dict[str, pa.Array] = {}
-    for name in keep:
+    kept_from: dict[str, str] = {}
+    for name in _expand_keep(keep, known, where):
         values: Any = None
         if name in ds.targets:
             t = ds.targets[name]
@@ -495,12 +772,28 @@ def _side_columns(predictor: Predictor, ds: Dataset, where: str, keep: tuple[str
         elif name in ds.columns:
             values = ds.columns[name].values.read()
         else:
-            known = list(dict.fromkeys([*(map(str, frame.columns) if frame is not None else ()), *ds.columns,
-                                        *ds.targets]))
             raise BadValueError(f"--keep {name!r}: not a column or target of {where}; known: {known}")
-        out_name = f"true_{name}" if name == predictor.target or name in taken or name in kept else name
+        out_name = f"true_{name}" if name in heads else name  # the truth beside its prediction
         kept[out_name] = _as_column(values)
-    return _Side(ids, ra, dec, kept, warning)
+        kept_from[out_name] = name
+    return _Side(ids, ra, dec, kept, warning, kept_from)
+
+
+def _expand_keep(keep: tuple[str, ...], known: list[str], where: str) -> list[str]:
+    """``--keep`` names in order, each once; a name with ``*``, ``?`` or ``[`` stands for every known column
+    it matches (case-sensitive, in the catalogue's order) and must match at least one."""
+    from fnmatch import fnmatchcase
+
+    out: list[str] = []
+    for name in keep:
+        if any(ch in name for ch in "*?["):
+            matched = [k for k in known if fnmatchcase(k, name)]
+            if not matched:
+                raise BadValueError(f"--keep {name!r}: matches no column or target of {where}; known: {known}")
+            out += matched
+        else:
+            out.append(name)
+    return list(dict.fromkeys(out))
 
 
 def _degrees(values: Any, name: Any, where: str) -> np.ndarray:
@@ -510,29 +803,103 @@ def _degrees(values: Any, name: Any, where: str) -> np.ndarray:
         raise BadValueError(f"{where}: position column {name!r} holds non-numbers (degrees expected)") from None
 
 
-def _chunk_table(predictor: Predictor, chunk: Dataset, side: _Side, start: int) -> pa.Table:
+def _chunk_table(predictor: Predictor, plan: _Plan, chunk: Dataset, side: _Side, start: int) -> pa.Table:
     n = len(chunk)
-    cols: dict[str, Any] = {"id": side.ids.slice(start, n)}
-    if side.ra is not None and side.dec is not None:
-        cols["ra"] = side.ra[start:start + n]
-        cols["dec"] = side.dec[start:start + n]
-    for name in PASS_THROUGH:
-        if name in chunk.columns:
-            cols[name] = chunk.columns[name].values.read()
-    if predictor.task == "classification":
-        proba = predictor.predict_proba(chunk)
-        for k, name in enumerate(predictor.class_names):
-            cols[f"prob_{name}"] = proba[:, k].astype(np.float32)
-        from astromodal.evaluation.metrics import decide
+    preds = _prediction_arrays(predictor, plan, chunk)
+    arrays: list[Any] = []
+    for kind, key in plan.sources:
+        if kind == "id":
+            arrays.append(side.ids.slice(start, n))
+        elif kind in ("ra", "dec"):
+            arrays.append(pa.array((side.ra if kind == "ra" else side.dec)[start:start + n]))
+        elif kind == "pass":
+            arrays.append(pa.array(chunk.columns[key].values.read()))
+        elif kind == "pred":
+            arrays.append(preds[key])
+        else:
+            arrays.append(side.kept[key].slice(start, n))
+    return pa.Table.from_arrays(arrays, names=plan.names)
 
-        cols["label"] = np.asarray(predictor.class_names)[decide(proba, getattr(predictor.estimator, "threshold", None))]
-    elif predictor.gives_sigma:
-        cols[predictor.target], cols[f"{predictor.target}_sigma"] = predictor.predict_mean_sigma(chunk)
+
+def _prediction_arrays(predictor: Predictor, plan: _Plan, chunk: Dataset) -> list[pa.Array]:
+    """The values of ``plan.predictions`` on ``chunk``, in that order: probabilities float32, labels text,
+    means and uncertainties float64."""
+    n = len(chunk)
+    if not plan.per_head:  # the one-head columns, computed exactly as every version did
+        got: dict[str, Any] = {}
+        if predictor.task == "classification":
+            proba = predictor.predict_proba(chunk)
+            from astromodal.evaluation.metrics import decide
+
+            got["label"] = np.asarray(predictor.class_names)[decide(proba, getattr(predictor.estimator, "threshold",
+                                                                                    None))]
+            got.update({k: proba[:, k].astype(np.float32) for k in range(len(predictor.class_names))})
+        elif predictor.gives_sigma:
+            got["mean"], got["sigma"] = predictor.predict_mean_sigma(chunk)
+        else:
+            got["mean"] = np.asarray(predictor.predict(chunk), dtype=np.float64).reshape(n, -1)[:, 0]
+        return [pa.array(got[c.code if c.part == "prob" else c.part]) for c in plan.predictions]
+    heads = {h.name: h for h in predictor.heads}
+    per_head: dict[str, dict[str, Any]] = {}
+    if n == 0:  # typed empty columns, without asking the model about no objects
+        for h in predictor.heads:
+            per_head[h.name] = {"label": [], "prob": np.zeros((0, len(h.class_names)), np.float32),
+                                "mean": np.zeros(0), "err": np.zeros(0), "sigma_net": np.zeros(0)}
     else:
-        cols[predictor.target] = np.asarray(predictor.predict(chunk), dtype=np.float64).reshape(n, -1)[:, 0]
-    for name, values in side.kept.items():
-        cols[name] = values.slice(start, n)
-    return pa.table(cols)
+        for name, p in predictor.predict_heads(chunk).items():
+            per_head[name] = _head_values(heads[name], p, n)
+    out = []
+    for c in plan.predictions:
+        values = per_head[c.head]
+        if c.part == "label":
+            out.append(pa.array(values["label"], pa.string()))
+        elif c.part == "prob":
+            out.append(pa.array(values["prob"][:, c.code]))
+        else:
+            out.append(pa.array(np.asarray(values[c.part], dtype=np.float64)))
+    return out
+
+
+def _head_values(head: HeadInfo, p: Any, n: int) -> dict[str, Any]:
+    """One head's prediction as column values: labels and probabilities over the head's class names
+    (a class the model never predicts: probability 0), or the mean, the 1-sigma (sqrt of the variance,
+    NaN where none is predicted) and an ensemble's sigma_net (NaN for a single model)."""
+    kind = getattr(p, "kind", None)
+    if head.kind == "categorical":
+        if kind != "categorical":
+            raise BadValueError(f"head {head.name!r}: the model gives a {kind} prediction where predictor.json records "
+                                "a class head")
+        where = np.array([_class_index(head, code) for code in np.asarray(p.classes).tolist()], dtype=np.int64)
+        proba = np.zeros((n, len(head.class_names)), np.float32)
+        proba[:, where] = np.asarray(p.proba, dtype=np.float32)
+        labels = [head.class_names[i] for i in where[_decide_rows(p)]]
+        return {"label": labels, "prob": proba}
+    if kind != "gaussian":
+        raise BadValueError(f"head {head.name!r}: the model gives a {kind} prediction where predictor.json records "
+                            f"a {head.kind} head")
+    mean = np.asarray(p.mean, dtype=np.float64).reshape(n)
+    var = np.asarray(p.var, dtype=np.float64).reshape(n)
+    net = np.full(n, np.nan) if p.sigma_net is None else np.asarray(p.sigma_net, dtype=np.float64).reshape(n)
+    return {"mean": mean, "err": np.sqrt(np.clip(var, 0.0, None)), "sigma_net": net}
+
+
+def _decide_rows(p: Any) -> np.ndarray:
+    """Row-wise class position of a Categorical (its binary ``threshold`` included), as indices into ``p.classes``."""
+    from astromodal.training.predictions import decide
+
+    return decide(p.proba, p.threshold)
+
+
+def _class_index(head: HeadInfo, code: Any) -> int:
+    """The index into ``head.class_names`` of a class code the model predicts."""
+    if isinstance(code, (int, np.integer)) and 0 <= int(code) < len(head.class_names):
+        return int(code)
+    if isinstance(code, float) and code.is_integer() and 0 <= int(code) < len(head.class_names):
+        return int(code)
+    if str(code) in head.class_names:
+        return head.class_names.index(str(code))
+    raise BadValueError(f"head {head.name!r}: the model predicts class {code!r}, not one of its class names "
+                        f"{list(head.class_names)}")
 
 
 # ---------------------------------------------------------------------- the parts folder and its fingerprint
@@ -640,7 +1007,7 @@ def dataset_digest(ds: Dataset) -> str:
 
 _WHAT = {"version": "astromodal's chunk layout", "model": "the model", "catalogue": "the catalogue",
          "chunk_size": "--chunk-size", "reader": "--reader", "keep": "--keep", "id_column": "--id-column",
-         "positions": "--ra-column/--dec-column"}
+         "positions": "--ra-column/--dec-column", "columns": "the output columns (heads, --layout, --rename)"}
 
 
 def _describe(key: str, value: Any) -> str:
