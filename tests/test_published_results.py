@@ -68,7 +68,10 @@ def test_lamost_real_table(tmp_path, shared_data):
               for m in ("logistic_regression", "kneighbors", "random_forest")]
     fresh = rerun("lamost_real.yaml", tmp_path, {"models": models})
     assert len(fresh) == 12
-    assert_same(fresh, "lamost_real")
+    # one object: logistic regression's lbfgs ends one borderline spectrum apart with the scikit-learn / scipy a
+    # fresh install takes (measured with scikit-learn 1.9.1, scipy 1.17.1: Line AFGKM 0.8068 against the
+    # published 0.8011, 1 of 176; the code that made the table gives the same 0.8068 there)
+    assert_same(fresh, "lamost_real", objects=1)
 
 
 @pytest.mark.realdata

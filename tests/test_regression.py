@@ -125,7 +125,7 @@ def test_classifier_on_a_regression_target_names_the_model_to_use():
         make_estimator("random_forest", task="regression")
     with pytest.raises(ConfigError, match="use 'gradient_boosting'"):
         make_estimator("gradient_boosting_regressor", task="classification")
-    with pytest.raises(ConfigError, match="no registered neural image model does regression"):
+    with pytest.raises(ConfigError, match="does classification only, but the task is regression; use .scnet."):
         make_estimator("resnet18", task="regression")
 
 

@@ -297,19 +297,20 @@ def write_benchmark_report(results: Sequence[Any], data: Any, config: Any, out: 
     rep = Report(f"astromodal benchmark: {config.name}")
     _intro(rep, config, command, notes, records)
     _data_section(rep, data, config)
-    _main_tables(rep, records, config)
+    # a sweep's variants: every cell in "All cells" and the sweep's own table, no other table or figure each
+    main = _main_records(records, config)
+    _main_tables(rep, main, config)
     _cells_table(rep, records, config, out)
-    _head_sections(rep, records)
-    _class_tables(rep, records, config)
-    _radius_section(rep, records, config, out)
+    _head_sections(rep, main)
+    _class_tables(rep, main, config)
+    _radius_section(rep, main, config, out)
     _sweep_sections(rep, records, config, out)
     cv = config.protocol.kind == "cv"
     baseline_section(rep, records, "on the same pooled out-of-fold predictions" if cv else "on the same test split")
-    main = _main_records(records, config)  # a sweep's variants: their tables above, no figures each
     _confusion_figures(rep, main, config, out)
     _roc_figures(rep, main, config, out)
     _pit_figures(rep, main, config, out)
-    _calibration(rep, records, out)
+    _calibration(rep, main, out)
     _image_grid(rep, config, dict(datasets or {}), out)
     _embedding_figures(rep, embeddings, config, out)
     summary = _write_results(out, records, config, command, notes)
@@ -767,7 +768,10 @@ def _radius_section(rep: Any, records: list[dict[str, Any]], config: Any, out: P
                 s = pred["columns"].get(snr) if pred else None
                 if s is None:
                     continue
-                bins = plots.snr_bins(s, np.sqrt(g["var"]), g.get("sigma_net"))
+                has = np.isfinite(np.asarray(g["truth"], dtype=float))  # the objects with the target
+                net = g.get("sigma_net")
+                bins = plots.snr_bins(np.asarray(s)[has], np.sqrt(np.asarray(g["var"]))[has],
+                                      None if net is None else np.asarray(net)[has])
                 if not bins:
                     continue
                 path = out / "figures" / _figure_name("snr", r, name, None)
@@ -792,6 +796,7 @@ def _cell_scores(r: dict[str, Any], out: Path) -> dict[str, Any]:
             rm = radius_metrics(g["truth"], g["mean"], g.get("var"), unit=h.get("unit") or "")
             s.update(mae=rm["mae"], sigma=rm["sigma"], mae_dex=rm["mae_dex"])
             t, p = np.asarray(g["truth"], float), np.asarray(g["mean"], float)
+            t, p = t[np.isfinite(t) & np.isfinite(p)], p[np.isfinite(t) & np.isfinite(p)]
             if not _log_unit(h.get("unit") or ""):
                 ok = (t > 0) & (p > 0)
                 t, p = np.log10(t[ok]), np.log10(p[ok])

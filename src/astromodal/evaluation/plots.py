@@ -441,6 +441,10 @@ def plot_one_to_one_density(
     p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
     if len(t) != len(p) or not len(t):
         raise BadValueError(f"y_true has {len(t)} values and y_pred {len(p)}: give the same non-zero number")
+    ok = np.isfinite(t) & np.isfinite(p)  # objects without the target (NaN: a galaxy has no stellar radius)
+    t, p = t[ok], p[ok]
+    if not len(t):
+        raise BadValueError("no object has both a finite true and a finite predicted value")
     fig = _figure(5, 6.5)
     top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1, 3], "hspace": 0.3})
     res = p - t
@@ -455,13 +459,16 @@ def plot_one_to_one_density(
         log = lo > 0 and hi / lo > 10
     if log:
         a, b = np.log10(lo) - 0.03, np.log10(hi) + 0.03
-        hb = bottom.hexbin(t, p, gridsize=40, mincnt=1, norm=LogNorm(), cmap="viridis", xscale="log",
+        hb = bottom.hexbin(t, p, gridsize=40, mincnt=1, cmap="viridis", xscale="log",
                            yscale="log", extent=(a, b, a, b))
         lo, hi = 10 ** a, 10 ** b
     else:
         pad = 0.03 * (hi - lo or 1.0)
         lo, hi = lo - pad, hi + pad
-        hb = bottom.hexbin(t, p, gridsize=40, mincnt=1, norm=LogNorm(), cmap="viridis", extent=(lo, hi, lo, hi))
+        hb = bottom.hexbin(t, p, gridsize=40, mincnt=1, cmap="viridis", extent=(lo, hi, lo, hi))
+    counts = np.asarray(hb.get_array())
+    if counts.size and counts.max() > 1:  # log colours (a LogNorm needs a range: not when every cell holds one)
+        hb.set_norm(LogNorm(vmin=1, vmax=float(counts.max())))
     fig.colorbar(hb, ax=bottom, label="objects per cell")
     bottom.plot([lo, hi], [lo, hi], color="k", lw=1, ls="--")
     bottom.set_xlim(lo, hi)

@@ -85,8 +85,8 @@ def simulate_survey(
     ``auto``: the selection of the first instrument, sdss for imaging alone) sets the stars' magnitude limits
     and footprint: field stars are placed along sightlines of the Juric et al. (2008) Galaxy
     at the distances the survey's limits allow, with reddening, [Fe/H] by population and Galactic kinematics.
-    Targets: class, spectral_type, massive, luminosity_class, teff, radius, luminosity, redshift, sfr, distance,
-    logg, feh, ebv (stars' reddening), population
+    Targets: class, spectral_type, massive, luminosity_class, teff, radius, log_radius (log10 Rsun), luminosity,
+    redshift, sfr, distance, logg, feh, ebv (stars' reddening), population
     (NaN where a quantity does not apply, e.g. teff of a galaxy). The same seed gives identical arrays.
     Catalogue columns: u g r i z with errors, phot_g_mean_mag, parallax, pmra, pmdec with errors,
     parallax_over_error, l, b, association_id, n_neighbours (with images) and the quality columns of
@@ -447,6 +447,9 @@ def _targets(labels, truth) -> dict[str, Target]:
         "luminosity_class": Target(truth["luminosity_class"], "class", LUMINOSITY_CLASS_NAMES),
         "teff": Target(truth["teff"], "regression", unit="K"),
         "radius": Target(truth["radius"], "regression", unit="Rsun"),
+        # log10 of the radius: the scale MESCR quotes its errors in (dex), where a Gaussian error model fits a
+        # quantity spanning dwarfs to giants (0.1 to 100 Rsun) far better than in Rsun
+        "log_radius": Target(np.log10(truth["radius"]), "regression", unit="dex"),
         "luminosity": Target(truth["luminosity"], "regression", unit="Lsun"),
         "redshift": Target(truth["redshift"], "regression", unit=""),
         "sfr": Target(truth["sfr"], "regression", unit="Msun/yr"),
