@@ -1,0 +1,131 @@
+"""Study B's whole image path on a REAL SDSS field, with a model trained on the simulator.
+
+    python benchmarks/real_frame_mescr.py --model runs/mescr_sim/models/sim__mescr__numeric=none__s0 \\
+        --out runs/real_frame_mescr
+
+The field is ``$ASTROMODAL_DATA/sdss-frame-5band`` (run 2820, camcol 3, field 122: five bz2 frames, each
+band with its own WCS). The steps are the user's commands:
+
+1. ``astromodal build cutouts --frames FIELD --size 64 --out OUT/cutouts.h5``: sources detected on the r
+   frame with photutils, aligned (5, 64, 64) ugriz cutouts with astropy ``Cutout2D`` from each band's WCS;
+2. the Lupton et al. (2004) gri / urz composites (Q = 8, stretch = 0.5) of the brightest sources with the
+   region of interest the model reads (``roi`` of its ``rgb`` views), as a PNG grid;
+3. ``astromodal predict MODEL OUT/cutouts.h5 --out OUT/predictions.parquet --layout heads``.
+
+No labels exist for these sources (most are galaxies and faint stars, while the model knows A-M stars
+only): the predictions are shown, not scored. One star of the field has three SDSS spectra
+(RA 38.3018, Dec -0.1339); its spectroscopic class from those files is printed beside its prediction.
+The model must read images only (the field has no Gaia astrometry): e.g. the ``numeric=none`` variant
+of ``experiments/mescr_sim.yaml`` (``save_models: true`` there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(os.environ.get("ASTROMODAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+STAR = (38.3018, -0.1339)
+
+
+def run(cmd: list[str]) -> None:
+    print("$", " ".join(cmd), file=sys.stderr)
+    subprocess.run(cmd, check=True)
+
+
+def lupton_grid(cutouts: Path, model: Path, path: Path, n: int = 12) -> list[int]:
+    """The gri / urz composites (with the model's ROI) of the ``n`` brightest detections, one row each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from astromodal.data.dataset import Dataset
+    from astromodal.data.views import view_class
+
+    rep = json.loads((model / "predictor.json").read_text())["representation"]["inputs"]
+    ds = Dataset.load(cutouts)
+    flux = np.asarray(ds.columns["det_flux"].values.read())
+    rows = [int(i) for i in np.argsort(-flux)[:n]]
+    sub = ds.subset(np.sort(rows))
+    order = np.argsort(np.argsort(-flux[np.sort(rows)]))
+    names = [k for k, v in rep.items() if v.get("kind") == "rgb"]
+    images = {k: view_class("rgb").model_validate(rep[k]).build(sub) for k in names}
+    fig, axes = plt.subplots(len(rows), len(names), figsize=(1.6 * len(names), 1.6 * len(rows)), squeeze=False)
+    ids = np.asarray(sub.ids)
+    for j in range(len(rows)):
+        r = int(np.flatnonzero(order == j)[0])
+        for i, k in enumerate(names):
+            ax = axes[j, i]
+            ax.imshow(np.clip(images[k][r].transpose(1, 2, 0), 0, 1), origin="lower")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_title(k, fontsize=8)
+            if i == 0:
+                ax.set_ylabel(f"id {ids[r]}", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return rows
+
+
+def star_class() -> str:
+    """The SDSS spectroscopic class of the field's one star with spectra (from its SPECOBJ / SPALL HDU)."""
+    from astropy.io import fits
+
+    out = []
+    for f in sorted((DATA / "sdss-frame-5band").glob("spec-*.fits")):
+        with fits.open(f) as h:
+            t = h[2].data
+            names = [c.upper() for c in t.columns.names]
+            cls = str(t["CLASS"][0]).strip() if "CLASS" in names else "?"
+            sub = str(t["SUBCLASS"][0]).strip() if "SUBCLASS" in names else "?"
+            out.append(f"{f.stem}: {cls} {sub}")
+    return "; ".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, required=True, help="a saved image-only model folder (predictor.json)")
+    ap.add_argument("--out", type=Path, required=True, help="a new folder for cutouts, grid and predictions")
+    ap.add_argument("--grid", type=int, default=12, help="sources shown in the Lupton grid")
+    args = ap.parse_args()
+    field = DATA / "sdss-frame-5band"
+    if not field.is_dir():
+        sys.exit(f"{field}: not found (set ASTROMODAL_DATA)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    cutouts, pred = args.out / "cutouts.h5", args.out / "predictions.parquet"
+    run(["astromodal", "build", "cutouts", "--frames", str(field), "--size", "64", "--out", str(cutouts)])
+    lupton_grid(cutouts, args.model, args.out / "lupton_gri_urz.png", args.grid)
+    run(["astromodal", "predict", str(args.model), str(cutouts), "--out", str(pred), "--layout", "heads",
+         "--keep", "det_flux"])
+    import pandas as pd
+
+    table = pd.read_parquet(pred)
+    head = [c for c in table.columns if c.startswith("prob_")]
+    label = next(c for c in table.columns if f"prob_{table[c].iloc[0]}" in head) if head else None
+    d = np.hypot((table["ra"] - STAR[0]) * np.cos(np.radians(STAR[1])), table["dec"] - STAR[1]) * 3600
+    k = int(np.argmin(d.to_numpy()))
+    summary = {
+        "sources_predicted": len(table),
+        "predicted_classes": table[label].value_counts().to_dict() if label else {},
+        "log_radius_quantiles_16_50_84": [float(q) for q in np.nanpercentile(table["log_radius"], [16, 50, 84])]
+        if "log_radius" in table else None,
+        "star_with_spectra": {"separation_arcsec": round(float(d.iloc[k]), 3),
+                              "prediction": {c: (v.item() if hasattr(v, "item") else v)
+                                             for c, v in table.iloc[k].items()},
+                              "sdss_spectra": star_class()},
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    print(json.dumps(summary, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
