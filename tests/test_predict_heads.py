@@ -413,3 +413,29 @@ def test_the_verb_writes_every_head(tmp_path, monkeypatch):
     assert names[10:] == [c for c in Dataset.load(tmp_path / "cat.h5").columns if c.startswith("psfMag_")]  # its order
     with pytest.raises(ConfigError, match="given twice"):
         cat.parse_renames(["a=b", "a=c"])
+
+
+def test_a_kept_true_column_beside_a_heads_truth_is_an_error_not_a_silent_swap(tmp_path, monkeypatch):
+    """--keep radius is written as true_radius; a catalogue column true_radius kept too would replace it."""
+    folder = fake_folder(tmp_path, monkeypatch, Member(P1, 0.0, 1.0))
+    ds = dataset()
+    ds.columns["true_radius"] = Column(np.full(7, -1.0))
+    with pytest.raises(ConfigError) as err:
+        predict_catalogue(folder, ds, tmp_path / "p.parquet", keep=["radius", "true_radius"])
+    assert "--keep 'true_radius' and --keep 'radius' would both be written as 'true_radius'" in str(err.value)
+    assert not (tmp_path / "p.parquet").exists()
+
+
+def test_a_class_head_with_nan_probabilities_has_no_label(tmp_path, monkeypatch):
+    """Rows whose probabilities are NaN get a null label (argmax would say class 'A'); others decide as usual."""
+    class NanRows(Member):
+        def predict_heads(self, X):
+            out = super().predict_heads(X)
+            proba = np.tile(P2, (len(out["radius"]), 1))
+            proba[1] = np.nan
+            out["spectral_type"] = Categorical(proba, np.arange(3))
+            return out
+
+    folder = fake_folder(tmp_path, monkeypatch, NanRows(P1, 0.0, 1.0))
+    got = pq.read_table(predict_catalogue(folder, dataset(3), tmp_path / "p.parquet"))
+    assert got.column("spectral_type").to_pylist() == ["M", None, "M"]

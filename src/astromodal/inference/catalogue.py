@@ -774,6 +774,9 @@ def _side_columns(predictor: Predictor, ds: Dataset, where: str, keep: tuple[str
         else:
             raise BadValueError(f"--keep {name!r}: not a column or target of {where}; known: {known}")
         out_name = f"true_{name}" if name in heads else name  # the truth beside its prediction
+        if out_name in kept:  # a catalogue column "true_<head>" kept beside the head's own truth
+            raise ConfigError(f"--keep {name!r} and --keep {kept_from[out_name]!r} would both be written as "
+                              f"{out_name!r}: keep one of them")
         kept[out_name] = _as_column(values)
         kept_from[out_name] = name
     return _Side(ids, ra, dec, kept, warning, kept_from)
@@ -872,7 +875,9 @@ def _head_values(head: HeadInfo, p: Any, n: int) -> dict[str, Any]:
         where = np.array([_class_index(head, code) for code in np.asarray(p.classes).tolist()], dtype=np.int64)
         proba = np.zeros((n, len(head.class_names)), np.float32)
         proba[:, where] = np.asarray(p.proba, dtype=np.float32)
-        labels = [head.class_names[i] for i in where[_decide_rows(p)]]
+        # no label (null) for an object whose probabilities are not numbers, never class 0 by argmax
+        known = np.isfinite(proba).all(axis=1)
+        labels = [head.class_names[i] if ok else None for i, ok in zip(where[_decide_rows(p)], known, strict=True)]
         return {"label": labels, "prob": proba}
     if kind != "gaussian":
         raise BadValueError(f"head {head.name!r}: the model gives a {kind} prediction where predictor.json records "
