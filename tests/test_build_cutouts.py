@@ -214,6 +214,16 @@ def test_an_interrupted_run_resumes_with_the_finished_fields(tmp_path, monkeypat
         sdss_frames.build_cutouts(frames, tmp_path / "cut.h5", catalogue=cat, size=8, overwrite=True)
     path, counts = sdss_frames.build_cutouts(frames, out, catalogue=cat, size=8, overwrite=True, restart=True)
     assert Dataset.load(path, lazy=False).images["sdss"].size == 8
+    # a file put into OUT.parts while a run goes on is never removed (only this tool's entries are)
+    read2 = sdss_frames.read_frame
+
+    def dropping(p):
+        (parts / "notes.txt").write_text("mine")
+        return read2(p)
+
+    monkeypatch.setattr(sdss_frames, "read_frame", dropping)
+    sdss_frames.build_cutouts(frames, out, catalogue=cat, size=6, overwrite=True)
+    assert sorted(q.name for q in parts.iterdir()) == ["notes.txt"] and (parts / "notes.txt").read_text() == "mine"
 
 
 # ------------------------------------------------------------------------------------------- the real field

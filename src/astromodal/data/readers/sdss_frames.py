@@ -373,6 +373,27 @@ def _parts_folder(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
+def _is_ours(p: Path) -> bool:
+    """True for a parts-folder entry this tool writes (fingerprint, field/sources parts, atomic temp files)."""
+    return p.is_file() and not p.is_symlink() and (
+        p.name == "fingerprint.json" or re.fullmatch(r"(field-\d+-\d+-\d+|sources)\.npz", p.name) is not None
+        or re.fullmatch(r"\.(field-\d+-\d+-\d+\.npz|sources\.npz|fingerprint\.json)\..+\.tmp", p.name) is not None)
+
+
+def _remove_parts(parts: Path) -> None:
+    """Remove this tool's entries of ``parts``, then the folder if that left it empty (never a file it did
+    not write, e.g. one put there while the run went on)."""
+    if not parts.is_dir() or parts.is_symlink():
+        return
+    for p in parts.iterdir():
+        if _is_ours(p):
+            p.unlink(missing_ok=True)
+    try:
+        parts.rmdir()
+    except OSError:
+        pass
+
+
 def _open_parts(parts: Path, fingerprint: dict[str, Any], restart: bool) -> None:
     """Create ``parts`` with ``fingerprint`` or check the one there (another run's parts: refused unless
     ``restart``, which removes only this tool's files); a file astromodal did not write is never removed."""
@@ -383,8 +404,7 @@ def _open_parts(parts: Path, fingerprint: dict[str, Any], restart: bool) -> None
 
     if parts.is_dir():
         entries = list(parts.iterdir())
-        ours = [p for p in entries if p.name == "fingerprint.json" or re.fullmatch(r"(field-\d+-\d+-\d+|sources)\.npz", p.name)
-                or (p.name.startswith(".") and p.name.endswith(".tmp"))]
+        ours = [p for p in entries if _is_ours(p)]
         foreign = sorted(p.name for p in entries if p not in ours)
         if foreign:
             raise ConfigError(f"{parts} holds files astromodal did not write ({', '.join(foreign[:3])}); it is never "
@@ -448,8 +468,6 @@ def build_cutouts(
     rerun after an interruption resumes; a rerun of a finished run with the same fingerprint does nothing
     (``counts["up_to_date"]``). ``progress(stage, done, total)`` reports the stages. Returns (path, counts).
     """
-    import shutil
-
     from astromodal.atomic import check_output_file, is_tool_written
     from astromodal.data.dataset import Column, Dataset, Images
     from astromodal.errors import BadValueError, ConfigError
@@ -539,7 +557,7 @@ def build_cutouts(
                 progress("cutting fields", k + 1, len(keys))
         final, counts = tim.combine_status(statuses)
         if not counts["kept"]:
-            shutil.rmtree(parts, ignore_errors=True)
+            _remove_parts(parts)
             what = {"skipped_off": "off every frame", "skipped_edge": "too near a frame edge",
                     "skipped_nan": "with NaN pixels"}
             why = ", ".join(f"{counts[c]} {w}" for c, w in what.items() if counts[c])
@@ -548,7 +566,7 @@ def build_cutouts(
     except BaseException:
         # a run that finished nothing leaves nothing behind (an interrupted one keeps its finished fields)
         if parts.is_dir() and all(p.name == "fingerprint.json" for p in parts.iterdir()):
-            shutil.rmtree(parts, ignore_errors=True)
+            _remove_parts(parts)
         raise
     keep = final == tim.KEPT
     r_frame = fields[keys[0]].get("r", next(iter(fields[keys[0]].values())))
@@ -568,7 +586,7 @@ def build_cutouts(
                  columns=cols, meta=meta)
     check_output_file(out, inputs=inputs, overwrite=overwrite)  # again: the path may have changed meanwhile
     ds.save(out)
-    shutil.rmtree(parts, ignore_errors=True)
+    _remove_parts(parts)
     return out, counts
 
 
