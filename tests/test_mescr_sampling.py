@@ -376,3 +376,24 @@ def test_the_protocol_records_names_draw_size_and_class_counts(tmp_path):
     cfg2 = cfg.model_copy(update={"protocol": ProtocolConfig(**bad)})
     with pytest.raises(ConfigError, match=r"\['A'\], which the members lack"):
         BenchmarkRunner(cfg2, tmp_path / "run2").run()
+
+
+def test_resume_is_refused_after_the_force_mask_or_flip_swap_changes(tmp_path):
+    # review R3: the checkpoint fingerprint holds the forced rows and the swapped labels, so a member
+    # resumed after a new draw (same size, other duplicates) or another augment_flip_swap starts refused
+    from astromodal.errors import ConfigError
+
+    x = _images(12, seed=5)
+    y = np.arange(12) % 3
+    force = np.arange(12) % 2 == 1
+    ck = str(tmp_path / "ck")
+    Trainer(tcfg(max_epochs=1, checkpoint_dir=ck)).fit(Recorder(), {"image": x}, y, force_augment=force)
+    with pytest.raises(ConfigError, match="other data"):
+        Trainer(tcfg(max_epochs=2, checkpoint_dir=ck)).fit(Recorder(), {"image": x}, y, force_augment=~force)
+    Trainer(tcfg(max_epochs=2, checkpoint_dir=ck)).fit(Recorder(), {"image": x}, y, force_augment=force)  # same: resumes
+    ck2 = str(tmp_path / "ck2")
+    Trainer(tcfg(max_epochs=1, checkpoint_dir=ck2, augment=["hflip"], augment_flip_swap=[[0, 1]])).fit(
+        Recorder(), {"image": x}, y)
+    with pytest.raises(ConfigError, match="other data"):
+        Trainer(tcfg(max_epochs=2, checkpoint_dir=ck2, augment=["hflip"], augment_flip_swap=[[1, 2]])).fit(
+            Recorder(), {"image": x}, y)

@@ -44,6 +44,7 @@ path above; a batch source given to it is read whole first::
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -439,6 +440,10 @@ class Trainer:
                        "batch_size": bs, "drop_last": c.drop_last}  # the steps per epoch and the schedule
         if c.data == "stream":  # the order of the batches depends on these
             fingerprint.update(data=c.data, stream_block=c.stream_block, stream_buffer=c.stream_buffer)
+        if split.force_tr is not None:  # which rows are forced (a member's drawn duplicates): a new draw differs
+            fingerprint["force_augment"] = hashlib.sha256(split.force_tr.numpy().tobytes()).hexdigest()[:16]
+        if swap is not None:  # the labels swapped on mirrored images
+            fingerprint["augment_flip_swap"] = [swap[0], swap[1].tolist(), swap[2].tolist()]
         return _Run(model, objective, device, amp_dtype, opt, self._scheduler(opt, steps),
                     torch.amp.GradScaler(device.type) if use_scaler else None, gen, x_tr, y_tr, x_va, y_va, steps,
                     augment, aug_keys, channels_last, result, fingerprint,
