@@ -183,3 +183,11 @@ def test_shipped_galaxyzoo_config_runs(shared_data, tmp_path, monkeypatch):
     assert cells["mescr"]["member_names"] == ["base", *GALAXY_ZOO1_CLASSES.values()]
     assert cells["mescr"]["combine_weights"] == [0.1] + [0.15] * 6
     assert len({c["n_test"] for c in cells.values()}) == 1  # one test split for all three
+
+
+def test_a_crop_of_1_0_is_the_whole_square_and_an_integer_is_pixels():
+    from astromodal.data.readers.image_folder import _crop_box
+
+    assert _crop_box(4, 4, 1.0) == (0, 0, 4, 4)  # a fraction: the whole image (was a 1-pixel square)
+    assert _crop_box(6, 4, 0.5) == (2, 1, 4, 3)
+    assert _crop_box(6, 4, 2) == (2, 1, 4, 3)  # pixels

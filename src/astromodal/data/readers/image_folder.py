@@ -175,11 +175,12 @@ def _subsample(target: Target, limit: int | None, per_class: int | None, seed: i
 
 
 def _crop_box(width: int, height: int, crop: float | None) -> tuple[int, int, int, int] | None:
-    """The centred square (left, upper, right, lower) of side ``crop`` (pixels, or a fraction of the shorter
-    side when below 1), or None for no crop."""
+    """The centred square (left, upper, right, lower) of side ``crop`` (an integer: pixels; a real number up to
+    1.0: a fraction of the shorter side, 1.0 the whole square), or None for no crop."""
     if crop is None:
         return None
-    side = int(round(crop * min(width, height))) if crop < 1 else int(crop)
+    fraction = crop < 1 or (isinstance(crop, float) and crop == 1.0)
+    side = int(round(crop * min(width, height))) if fraction else int(crop)
     side = max(1, min(side, width, height))
     left, upper = (width - side) // 2, (height - side) // 2
     return left, upper, left + side, upper + side
