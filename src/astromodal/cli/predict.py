@@ -60,6 +60,12 @@ def predict_command(
                                                         "+ label, <target> + <target>_sigma), a model with several heads "
                                                         "every head; heads: every model the per-head way (<head>, "
                                                         "prob_<class>, <head>_err, <head>_sigma_net)."),
+    recalibrate: bool = typer.Option(True, "--recalibrate/--no-recalibrate",
+                                     help="A model trained with protocol.recalibrate carries a temperature (class "
+                                          "probabilities) and a variance scale (Gaussian uncertainties) fitted on "
+                                          "held-out training rows: applied by default (said on standard error and "
+                                          "kept in the file's metadata); --no-recalibrate writes the raw model "
+                                          "outputs. Labels and means are the same either way."),
 ) -> None:
     """Predict every head (class labels and probabilities, values with their uncertainty) for every object of
     CATALOG, in chunks with a progress bar.
@@ -75,7 +81,7 @@ def predict_command(
         path = predict_catalogue(model_dir, catalog, out, chunk_size=chunk_size, reader=reader, trust=trust, progress=bar,
                                  keep=tuple(keep or ()), id_column=id_column, ra_column=ra_column,
                                  dec_column=dec_column, overwrite=overwrite, restart=restart,
-                                 rename=renames, layout=layout,
+                                 rename=renames, layout=layout, recalibrate=recalibrate,
                                  log=lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True))
     import pyarrow.parquet as pq
 

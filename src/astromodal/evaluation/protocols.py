@@ -509,8 +509,6 @@ def finish_on_test(ctx: CellContext, estimator: Any, held: Any = None) -> dict[s
     # the size of one model (as the study tables quote it), and how many were averaged
     record["n_parameters"] = _n_parameters(estimator)
     record["n_members"] = len(getattr(estimator, "members", [estimator]))
-    if ctx.runner.config.save_models:
-        _save_model(ctx, estimator)
     history = getattr(estimator, "history", None)
     if history:
         record["history"] = history
@@ -524,6 +522,8 @@ def finish_on_test(ctx: CellContext, estimator: Any, held: Any = None) -> dict[s
         from astromodal.evaluation.calibration import calibrate_heads
 
         calibrate_heads(ctx, estimator, held, predictions, use_proba=use_proba)
+    if ctx.runner.config.save_models:  # after recalibrating: the saved model carries what was fitted
+        _save_model(ctx, estimator)
     return record
 
 
@@ -537,6 +537,16 @@ def _member_head_losses(record: dict[str, Any], estimator: Any) -> None:
     for entry, m in zip(entries, members, strict=True):
         last = (getattr(m, "history", None) or [{}])[-1]
         entry.update({k: v for k, v in last.items() if k.startswith(("train_loss_", "val_loss_"))})
+
+
+def _fitted_recalibration(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{head: recalibrator state}`` of every head recalibrated in this cell (``protocol.recalibrate``)."""
+    out = {}
+    for name, head in (record.get("heads") or {}).items():
+        entry = getattr(head, "calibration", None)
+        if entry:
+            out[name] = {k: entry[k] for k in ("method", "parameter", "objective") if k in entry}
+    return out
 
 
 def _save_model(ctx: CellContext, estimator: Any) -> None:
@@ -554,5 +564,6 @@ def _save_model(ctx: CellContext, estimator: Any) -> None:
     save_predictor(model_dir, estimator, runner.config.representations[cell.representation], data.target,
                    ctx.task, list(ctx.target.class_names), ctx.spec.family,
                    input_shapes(data.inputs_train[cell.representation]),
-                   preparation=data.train.meta.get("preparation"), heads=heads)
+                   preparation=data.train.meta.get("preparation"), heads=heads,
+                   recalibration=_fitted_recalibration(ctx.record))
     ctx.record["model_dir"] = str(model_dir.relative_to(runner.out))

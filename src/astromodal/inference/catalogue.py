@@ -133,6 +133,11 @@ class Predictor:
     heads: list[HeadInfo] = field(default_factory=list)
     #: False when ``predictor.json`` lists no heads (an older astromodal): :attr:`heads` come from the estimator
     described: bool = True
+    #: ``{head: Recalibrator}`` fitted at training time on held-out training rows (``protocol.recalibrate``):
+    #: a temperature for a class head, a variance scale for a Gaussian head; empty for a model without one
+    recalibration: dict[str, Any] = field(default_factory=dict)
+    #: apply :attr:`recalibration` to what the ``predict_*`` methods return (False: the raw model outputs)
+    recalibrate: bool = True
 
     def __post_init__(self) -> None:
         if not self.heads:
@@ -154,17 +159,42 @@ class Predictor:
                 )
         return flatten_inputs(X) if self.family == "classical" else X
 
+    def recalibrator(self, head: str) -> Any:
+        """The recalibrator applied to ``head`` (None: raw outputs, no recalibration or ``recalibrate`` off)."""
+        return self.recalibration.get(head) if self.recalibrate else None
+
+    def threshold(self) -> float | None:
+        """The primary class head's binary decision threshold on the probabilities :meth:`predict_proba`
+        returns (a tuned threshold moved with the temperature, so decisions do not change)."""
+        t = getattr(self.estimator, "threshold", None)
+        rec = self.recalibrator(self.target)
+        return rec.threshold(t) if rec is not None and t is not None else t
+
     def predict_proba(self, ds: Dataset) -> np.ndarray:
-        return np.asarray(self.estimator.predict_proba(self.inputs(ds)))
+        proba = np.asarray(self.estimator.predict_proba(self.inputs(ds)))
+        rec = self.recalibrator(self.target)
+        return proba if rec is None else _temperature(rec, proba)
 
     def predict(self, ds: Dataset) -> np.ndarray:
         return np.asarray(self.estimator.predict(self.inputs(ds)))
 
     def predict_heads(self, ds: Dataset) -> dict[str, Any]:
-        """``{head: Categorical | Gaussian}`` for every head of :attr:`heads`, in the targets' units."""
+        """``{head: Categorical | Gaussian}`` for every head of :attr:`heads`, in the targets' units, each
+        recalibrated when the model carries a recalibration for it (and :attr:`recalibrate` is on)."""
         from astromodal.evaluation.protocols import predict_heads
+        from astromodal.training.predictions import Categorical
 
-        return predict_heads(self.estimator, self.inputs(ds), [h.name for h in self.heads])
+        got = predict_heads(self.estimator, self.inputs(ds), [h.name for h in self.heads])
+        for name, p in got.items():
+            rec = self.recalibrator(name)
+            if rec is None:
+                continue
+            if getattr(p, "kind", None) == "categorical":
+                t = None if p.threshold is None else rec.threshold(p.threshold)
+                got[name] = Categorical(_temperature(rec, p.proba), p.classes, t)
+            else:
+                got[name] = rec.transform(p)
+        return got
 
     @property
     def gives_sigma(self) -> bool:
@@ -179,7 +209,21 @@ class Predictor:
             raise BadValueError(f"model {type(self.estimator).__name__} gives no variance for a sigma column")
         mean = np.asarray(mean, dtype=np.float64).reshape(len(ds), -1)[:, 0]
         var = np.asarray(var, dtype=np.float64).reshape(len(ds), -1)[:, 0]
+        rec = self.recalibrator(self.target)
+        if rec is not None:
+            var = rec.apply(var)
         return mean, np.sqrt(np.clip(var, 0.0, None))
+
+
+def _temperature(rec: Any, proba: Any) -> np.ndarray:
+    """Temperature-scaled probabilities; a row that is not finite (an object the model could not
+    classify) stays as it was (NaN), never a made-up distribution."""
+    proba = np.asarray(proba, dtype=np.float64)
+    out = proba.copy()
+    ok = np.isfinite(proba).all(axis=1) & (proba >= 0).all(axis=1)
+    if ok.any():
+        out[ok] = rec.apply(proba[ok])
+    return out
 
 
 def _gives_variance(estimator: Any) -> bool:
@@ -243,7 +287,8 @@ def _heads_from_estimator(estimator: Any, target: str, task: str, class_names: l
 def save_predictor(model_dir: Path, estimator: Any, representation: RepresentationConfig, target: str, task: str,
                    class_names: list[str], family: str, input_shapes: dict[str, Any],
                    preparation: dict[str, Any] | None = None,
-                   heads: dict[str, dict[str, Any]] | None = None) -> Path:
+                   heads: dict[str, dict[str, Any]] | None = None,
+                   recalibration: dict[str, dict[str, Any]] | None = None) -> Path:
     """Save an estimator with what :func:`load_predictor` needs to apply it to new catalogues.
 
     ``target``/``task``/``class_names``: the primary head (as every version wrote them). ``heads``: every
@@ -252,6 +297,8 @@ def save_predictor(model_dir: Path, estimator: Any, representation: Representati
     (name, kind ``categorical`` | ``gaussian`` | ``point`` read from the estimator, task, class names,
     unit). ``preparation``: the table preparation recipe of the training data
     (``Dataset.meta["preparation"]``), stored under ``"preparation"`` and replayed on raw table catalogues.
+    ``recalibration``: ``{head: recalibrator state}`` (``Recalibrator.to_json``: method, parameter, ...)
+    fitted on held-out training rows, stored under ``"recalibration"`` and applied by ``predict``.
     """
     model_dir = Path(model_dir)
     described = heads if heads is not None else {target: {"task": task, "class_names": list(class_names)}}
@@ -268,6 +315,12 @@ def save_predictor(model_dir: Path, estimator: Any, representation: Representati
     }
     if preparation is not None:
         meta["preparation"] = preparation
+    if recalibration:
+        known = {h.name: h.kind for h in infos}
+        for name, state in recalibration.items():
+            if name not in known:
+                raise BadValueError(f"recalibration of {name!r}: not a head of this model ({list(known)})")
+        meta["recalibration"] = {name: dict(state) for name, state in recalibration.items()}
     write_json(model_dir / "predictor.json", meta)
     return model_dir
 
@@ -294,6 +347,7 @@ def load_predictor(model_dir: str | Path, trust: bool = False) -> Predictor:
         if heads and (heads[0].name != fields[0] or len({h.name for h in heads}) != len(heads)):
             raise ValueError(f"'heads' {[h.name for h in heads]} must be distinct and start with the target "
                              f"{fields[0]!r}")
+        recalibration = _read_recalibration(meta.get("recalibration"), heads)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # pydantic's ValidationError is a ValueError
         what = f"missing key {exc}" if isinstance(exc, KeyError) else _first_line(exc)
         raise DataFormatError(f"{meta_path}: damaged predictor description ({what})") from None
@@ -316,7 +370,35 @@ def load_predictor(model_dir: str | Path, trust: bool = False) -> Predictor:
                if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc)
                else f"{type(exc).__name__}: {_first_line(exc)}")
         raise DataFormatError(f"{_damaged_file(model_dir)}: damaged model file ({why})") from None
-    return Predictor(estimator, representation, *fields, preparation=preparation, heads=heads)
+    return Predictor(estimator, representation, *fields, preparation=preparation, heads=heads,
+                     recalibration=recalibration)
+
+
+def _read_recalibration(recorded: Any, heads: list[HeadInfo]) -> dict[str, Any]:
+    """``predictor.json``'s ``"recalibration"`` as ``{head: Recalibrator}``: each a head of the model and the
+    recalibrator of its kind (a temperature for a class head, a variance scale for a Gaussian one);
+    anything else raises ``ValueError`` / ``TypeError`` (a damaged description)."""
+    if recorded is None:
+        return {}
+    if not isinstance(recorded, dict):
+        raise TypeError("'recalibration' is not a JSON object")
+    from astromodal.evaluation.calibration import Recalibrator
+
+    kinds = {h.name: h.kind for h in heads}
+    out = {}
+    for name, state in recorded.items():
+        if not isinstance(state, dict):
+            raise TypeError(f"recalibration of {name!r} is not a JSON object")
+        if name not in kinds:
+            raise ValueError(f"recalibration of {name!r}, which is not one of the heads {list(kinds)}")
+        try:
+            rec = Recalibrator.from_json(state)
+        except (BadValueError, KeyError) as exc:
+            raise ValueError(f"recalibration of {name!r}: {exc}") from None
+        if rec.kind != kinds[name]:
+            raise ValueError(f"recalibration of {name!r}: a {rec.method} does not apply to a {kinds[name]} head")
+        out[str(name)] = rec
+    return out
 
 
 def _first_line(exc: BaseException) -> str:
@@ -420,6 +502,7 @@ def predict_catalogue(
     log: Callable[[str], None] | None = None,
     rename: dict[str, str] | None = None,
     layout: str = "auto",
+    recalibrate: bool = True,
 ) -> Path:
     """Predict every object of ``catalogue`` and write ``out`` (Parquet): ids, positions, every head's predictions.
 
@@ -442,6 +525,10 @@ def predict_catalogue(
     ``overwrite`` is given. ``restart`` discards the finished chunks of an earlier run in ``OUT.parts/``;
     without it they are reused only when their fingerprint (which includes the output columns: heads,
     layout and renames) matches this run. ``log``: where messages go (default: standard error).
+    ``recalibrate``: a model trained with ``protocol.recalibrate`` carries a temperature (class heads) and a
+    variance scale (Gaussian heads) fitted on held-out training rows; they are applied (said on the log, and
+    recorded in the file's metadata) unless ``recalibrate`` is False (the raw outputs). Labels and means are
+    the same either way; probabilities and ``_err`` / ``_sigma`` columns change.
     """
     if chunk_size < 1:
         raise ConfigError(f"--chunk-size must be positive (got {chunk_size})")
@@ -463,6 +550,12 @@ def predict_catalogue(
         raise ConfigError(f"{parts} is a file, not astromodal's folder of finished chunks: move it away "
                           "or choose another --out")
     predictor = load_predictor(model_dir, trust=trust)
+    predictor.recalibrate = bool(recalibrate)
+    applied = {name: rec.to_json() for name, rec in predictor.recalibration.items()} if recalibrate else {}
+    if applied:
+        say("recalibrated: " + ", ".join(f"{name} ({state['method']} {state['parameter']:.4g})"
+                                         for name, state in applied.items())
+            + " as fitted on held-out training rows (--no-recalibrate for the raw outputs)")
     per_head = layout == "heads" or len(predictor.heads) > 1
     frame = None
     if isinstance(catalogue, Dataset):
@@ -489,6 +582,8 @@ def predict_catalogue(
     options: dict[str, Any] = {"keep": list(keep), "id_column": id_column, "positions": [ra_column, dec_column]}
     if per_head or rename:  # a one-head run without renames keeps the fingerprint it always had
         options["columns"] = plan.names
+    if predictor.recalibration:  # a model without one keeps the fingerprint it always had
+        options["recalibrate"] = bool(recalibrate)
     fingerprint = _fingerprint(model_dir, catalogue, n, chunk_size, reader, options)
     created = _open_parts(parts, fingerprint, restart)
     files = [parts / _part_name(i) for i in range(len(starts))]
@@ -514,7 +609,8 @@ def predict_catalogue(
         raise
     info = {"tool": "astromodal", "verb": "predict", "version": _version(), "model": str(model_dir),
             "catalogue": "(in-memory dataset)" if isinstance(catalogue, Dataset) else str(catalogue),
-            "rows": n, "fingerprint": fingerprint, "heads": plan.head_columns(predictor)}
+            "rows": n, "fingerprint": fingerprint, "heads": plan.head_columns(predictor),
+            **({"recalibration": applied} if applied else {})}
     # checked again: a file a user put at OUT while the chunks ran is never replaced (the parts stay)
     check_output_file(out, inputs=inputs, overwrite=overwrite)
     with atomic_path(out) as tmp_out:
@@ -834,8 +930,7 @@ def _prediction_arrays(predictor: Predictor, plan: _Plan, chunk: Dataset) -> lis
             proba = predictor.predict_proba(chunk)
             from astromodal.evaluation.metrics import decide
 
-            got["label"] = np.asarray(predictor.class_names)[decide(proba, getattr(predictor.estimator, "threshold",
-                                                                                    None))]
+            got["label"] = np.asarray(predictor.class_names)[decide(proba, predictor.threshold())]
             got.update({k: proba[:, k].astype(np.float32) for k in range(len(predictor.class_names))})
         elif predictor.gives_sigma:
             got["mean"], got["sigma"] = predictor.predict_mean_sigma(chunk)
