@@ -273,6 +273,21 @@ def test_single_model_and_ensemble_are_tested_on_the_same_objects(tmp_path, monk
     # resumed: nothing trained again, the predictions still beside the cells
     BenchmarkRunner(cfg, out).run()
     assert read_predictions(predictions_path(out / "cells", "sim__phot__single__s0")) is not None
+    # the predictions carry the cell's fingerprint: a file written for another run of the cell (a crash
+    # between the predictions and the JSON) is never read as this cell's, and the cell is trained again
+    from astromodal.evaluation.benchmark import predictions_fingerprint, write_predictions
+
+    path = predictions_path(out / "cells", "sim__phot__single__s0")
+    assert predictions_fingerprint(path) == json.loads((out / "cells" / "sim__phot__single__s0.json").read_text())[
+        "fingerprint"]
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    write_predictions(path, {**arrays, "__fingerprint__": np.asarray("another-run")})
+    assert read_predictions(path, "not-this") is None and read_predictions(path) is not None
+    runner = BenchmarkRunner(cfg, out)
+    runner.run()
+    assert any("sim__phot__single__s0" in n and "trained again" in n for n in runner.notes)
+    assert predictions_fingerprint(path) != "another-run"
 
 
 # ---------------------------------------------------------------------- fingerprints of the shipped configs

@@ -152,16 +152,35 @@ def write_predictions(path: Path, arrays: Mapping[str, np.ndarray]) -> Path:
     return Path(path)
 
 
-def read_predictions(path: Path) -> dict[str, Any] | None:
+#: the key of the cell fingerprint inside a predictions file
+_PRED_FINGERPRINT = "__fingerprint__"
+
+
+def predictions_fingerprint(path: Path) -> str | None:
+    """The cell fingerprint a predictions file was written for (None: no file, unreadable, or an older
+    astromodal that wrote none)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return str(z[_PRED_FINGERPRINT]) if _PRED_FINGERPRINT in z.files else None
+    except (OSError, ValueError, EOFError):
+        return None
+
+
+def read_predictions(path: Path, fingerprint: str | None = None) -> dict[str, Any] | None:
     """A cell's saved test predictions: ``{"ids", "kinds", "heads": {head: {truth, label | mean, ...}},
-    "columns": {name: values}}``; None when the cell has none (or the file does not read)."""
+    "columns": {name: values}}``; None when the cell has none (or the file does not read), and when
+    ``fingerprint`` is given and the file was written for another run of the cell (a crash between the
+    predictions and the cell JSON must never pair one run's predictions with another's scores)."""
     path = Path(path)
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):
+        return None
+    written_for = data.pop(_PRED_FINGERPRINT, None)
+    if fingerprint is not None and written_for is not None and str(written_for) != fingerprint:
         return None
     kinds = json.loads(str(data.pop("__kinds__", "{}")))
     heads: dict[str, dict[str, np.ndarray]] = {h: {} for h in kinds}
@@ -643,7 +662,8 @@ class BenchmarkRunner:
                     # the test predictions first: a cell JSON on disk always has its predictions beside it
                     pred_path = predictions_path(cells_dir, cell.id)
                     if self._pending_predictions is not None:
-                        write_predictions(pred_path, self._pending_predictions[1])
+                        write_predictions(pred_path, {**self._pending_predictions[1],
+                                                      _PRED_FINGERPRINT: np.asarray(fingerprint)})
                     else:
                         pred_path.unlink(missing_ok=True)  # never the predictions of an older run of the cell
                     write_json(path, result.to_record())
@@ -669,7 +689,10 @@ class BenchmarkRunner:
         except (ValueError, ValidationError):  # not JSON, or not a cell result
             old = None
         if old is not None and old.fingerprint == fingerprint:
-            return old
+            written_for = predictions_fingerprint(predictions_path(path.parent, cell_id))
+            if written_for is None or written_for == fingerprint:  # none, or an older astromodal's: kept
+                return old
+            # the predictions beside it are another run's (a crash between the two files): trained again
         changed.append(cell_id)
         return None
 

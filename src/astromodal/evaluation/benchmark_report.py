@@ -707,7 +707,7 @@ def _bootstrap(values: np.ndarray, stat: Any, n: int = 1000, seed: int = 0) -> t
 def _predictions(out: Path, r: dict[str, Any]) -> dict[str, Any] | None:
     from astromodal.evaluation.benchmark import predictions_path, read_predictions
 
-    return read_predictions(predictions_path(out / "cells", r["cell"]))
+    return read_predictions(predictions_path(out / "cells", r["cell"]), r.get("fingerprint"))
 
 
 def _gaussian_head(pred: dict[str, Any] | None, name: str) -> dict[str, np.ndarray] | None:
