@@ -12,7 +12,7 @@ from PIL import Image
 from astromodal.data.readers import read
 from astromodal.data.readers.image_folder import GALAXY_ZOO1_CLASSES, read_image_folder, resize_area
 from astromodal.data.sources import load_source
-from astromodal.errors import ConfigError, DataFormatError
+from astromodal.errors import BadValueError, ConfigError, DataFormatError
 
 # a 4 x 4 grey image; its 2 x 2 block means are [[2.5, 4.5], [10.5, 12.5]]
 GREY = np.array([[0, 1, 4, 5], [2, 7, 3, 6], [8, 9, 12, 13], [10, 15, 11, 14]], dtype=np.uint8)
@@ -94,6 +94,29 @@ def test_limit_per_class_and_text_ids(tmp_path):
     ds = read_image_folder(img, csv, progress=False)
     assert ds.ids.read().tolist() == ["NGC_1300", "17"]
     assert ds.meta["images_without_row"] == 2
+
+
+def test_ids_and_labels_that_only_look_like_integers(tmp_path, monkeypatch):
+    """"--5", "5-", "²" are text ids / labels (were an uncaught ValueError); "007" beside "7" is refused
+    before any image is read."""
+    from astromodal.data.readers import image_folder
+
+    img, csv = _folder(tmp_path)
+    for odd in ("--5", "5-", "\u00b2"):
+        Image.fromarray(GREY).convert("RGB").save(img / f"{odd}.png")
+        csv.write_text(f"id,label\n{odd},0\n17,1\n")
+        ds = read_image_folder(img, csv, progress=False)
+        assert ds.ids.read().tolist() == [odd, "17"]
+        csv.write_text(f"id,label\n17,{odd}\n5,1\n")
+        assert read_image_folder(img, csv, progress=False).targets["class"].class_names == tuple(sorted([odd, "1"]))
+    Image.fromarray(GREY).convert("RGB").save(img / "007.png")
+    csv.write_text("id,label\n007,0\n7,1\n17,1\n")
+    (img / "7.png").write_bytes((img / "17.png").read_bytes())
+    loads = []
+    monkeypatch.setattr(image_folder, "_load", lambda *a: loads.append(a) or 1 / 0)
+    with pytest.raises(BadValueError, match="labels.csv: ids that differ only by leading zeros"):
+        read_image_folder(img, csv, progress=False)
+    assert loads == []
 
 
 def test_reader_registry_and_source(tmp_path):

@@ -39,6 +39,7 @@ turns one into the other, so flip augmentation must swap them (rotations keep th
 from __future__ import annotations
 
 import glob as _glob
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,7 @@ def _class_target(values: np.ndarray, class_names: Mapping[Any, str] | Sequence[
             raise DataFormatError(f"{labels}: line {row + 2}: {label_column} {str(values[row])!r} is not among the "
                                   f"class_names keys {list(lookup)}")
         return Target.from_labels([lookup[v] for v in values], names)
-    as_int = np.char.isdigit(np.char.lstrip(values, "-")) if len(values) else np.zeros(0, bool)
+    as_int = _integer_text(values)
     if class_names is not None:
         names = [str(c) for c in class_names]
         bad = np.flatnonzero(~as_int)
@@ -159,6 +160,27 @@ def _class_target(values: np.ndarray, class_names: Mapping[Any, str] | Sequence[
         order = [str(v) for v in sorted({int(v) for v in values})]
         return Target.from_labels([str(int(v)) for v in values], order)
     return Target.from_labels(values)
+
+
+def _integer_text(values: np.ndarray) -> np.ndarray:
+    """Per value: whether it is the text of a whole number (ASCII digits with an optional leading minus);
+    "--5", "5-", "²" and "" are not."""
+    pattern = re.compile(r"-?[0-9]+")
+    return np.fromiter((pattern.fullmatch(str(v)) is not None for v in values), dtype=bool, count=len(values))
+
+
+def _object_ids(ids: np.ndarray, labels: Path) -> np.ndarray:
+    """The dataset ids: int64 when every id is the text of a whole number that fits, else the text itself;
+    ids that become one integer ("007" and "7") are one error line."""
+    if not (len(ids) and _integer_text(ids).all()):
+        return ids.astype(str)
+    try:
+        out: np.ndarray = np.asarray([int(i) for i in ids], dtype=np.int64)
+    except OverflowError:
+        return ids.astype(str)
+    if len(np.unique(out)) != len(out):
+        raise BadValueError(f"{labels}: ids that differ only by leading zeros; they would be one integer id")
+    return out
 
 
 def _subsample(target: Target, limit: int | None, per_class: int | None, seed: int) -> np.ndarray:
@@ -266,6 +288,7 @@ as a fraction of the shorter side (in (0, 1]; 0.5 of Galaxy Zoo's 423 px: the ce
     rows = _subsample(cls, limit, per_class, seed)
     ids, cls = ids[rows], cls.take(rows)
     mode = _MODES[len(bands)]
+    out_ids = _object_ids(ids, labels)  # before reading any image: a bad id costs no time
 
     n = len(ids)
     first_shape: tuple[int, int] | None = None
@@ -298,16 +321,6 @@ as a fraction of the shorter side (in (0, 1]; 0.5 of Galaxy Zoo's 423 px: the ce
     assert pixels is not None
     pixels /= 255.0
     scale = pixel_scale * (first_shape[1] / size if (size and first_shape) else 1.0)
-    numeric = np.char.isdigit(np.char.lstrip(ids, "-")).all() if n else True
-    if numeric:
-        try:
-            out_ids: np.ndarray = np.asarray([int(i) for i in ids], dtype=np.int64)
-        except OverflowError:
-            out_ids = ids.astype(str)
-    else:
-        out_ids = ids.astype(str)
-    if len(out_ids) and len(np.unique(out_ids)) != len(out_ids):  # "007" and "7"
-        raise BadValueError(f"{labels}: ids that differ only by leading zeros; they would be one integer id")
     return Dataset(
         out_ids,
         images={name: Images(pixels, tuple(bands), pixel_scale=scale, unit="8-bit level / 255")},
