@@ -70,7 +70,8 @@ def test_build_from_catalogue_carries_columns_and_counts(tmp_path):
     frames = write_field(tmp_path / "frames", [(*star, 50.0), (*edge, 30.0)])
     cat = _catalogue(tmp_path / "cat.csv", {"objid": [11, 12, 13], "ra": [star[0], edge[0], 151.0],
                                             "dec": [star[1], edge[1], 2.0], "gmag": [17.5, np.nan, 18.0],
-                                            "name": ["a", "b", "c"]})
+                                            "name": ["a", "b", "c"],
+                                            "specobjid": [2**62 + 1, 2**62 + 3, 2**62 + 5]})
     out = tmp_path / "cut.h5"
     args = ["build", "cutouts", "--frames", str(frames), "--catalogue", str(cat), "--size", "32", "--out", str(out)]
     result = runner.invoke(app, args)
@@ -82,7 +83,10 @@ def test_build_from_catalogue_carries_columns_and_counts(tmp_path):
     assert im.bands == tuple("ugriz") and im.unit == "nanomaggies" and im.pixels.shape == (1, 5, 32, 32)
     assert abs(im.pixel_scale - 0.396) < 1e-3
     assert ds.columns["gmag"].values.read().tolist() == [17.5] and "name" not in ds.columns
-    assert ds.columns["frame_field"].values.read().tolist() == [1.0]
+    assert ds.columns["frame_field"].values.read().tolist() == [1]
+    # a second 64-bit id column is carried exactly (a float64 would give 2**62)
+    sid = ds.columns["specobjid"].values.read()
+    assert sid.dtype == np.int64 and sid.tolist() == [2**62 + 1]
     # every band centred on the star: within half a pixel of (S - 1) / 2 = 15.5
     pix = im.pixels.read()[0]
     yy, xx = np.mgrid[:32, :32]
@@ -275,3 +279,21 @@ def test_real_single_u_frame_reads(shared_data):
     assert (frame.band, frame.run, frame.camcol, frame.field) == ("u", 4948, 3, 199)
     assert frame.shape == (1489, 2048) and abs(frame.pixel_scale - 0.396) < 0.002
     assert np.isfinite(frame.data).all()
+
+
+def test_catalogue_columns_keep_integers_exact_or_refuse_in_one_line(tmp_path):
+    import pandas as pd
+
+    from astromodal.data.readers.sdss_frames import load_catalogue
+    from astromodal.errors import BadValueError
+
+    path = tmp_path / "c.parquet"
+    pd.DataFrame({"ra": [1.0, 2.0], "dec": [0.0, 0.0], "flags": pd.array([3, None], dtype="Int64"),
+                  "big": pd.array([2**60 + 1, 2**60 + 2], dtype="Int64")}).to_parquet(path)
+    _, _, _, cols = load_catalogue(path)
+    assert cols["big"].dtype == np.int64 and cols["big"].tolist() == [2**60 + 1, 2**60 + 2]
+    assert cols["flags"].dtype == np.float64 and cols["flags"][0] == 3 and np.isnan(cols["flags"][1])
+    pd.DataFrame({"ra": [1.0, 2.0], "dec": [0.0, 0.0],
+                  "big": pd.array([2**60 + 1, None], dtype="Int64")}).to_parquet(path)
+    with pytest.raises(BadValueError, match=r"c.parquet: column 'big' holds integers beyond 2\*\*53 and missing"):
+        load_catalogue(path)

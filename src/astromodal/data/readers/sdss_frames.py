@@ -329,8 +329,8 @@ def load_catalogue(
     """(ids, ra, dec, numeric columns) of a CSV / Parquet / FITS / ECSV catalogue (the project's table loader,
     :func:`astromodal.data.readers.tables.load_frame`). ``ra``/``dec`` default to the usual names (ra, RA_ICRS,
     RAJ2000, ...); ids to the first of source_id, objid, specobjid, obsid, id, else the row numbers. Every
-    other numeric column is carried through as float64 (missing values stay NaN). A position that is not a
-    number is a BadValueError naming the column."""
+    other numeric column is carried through: integers as int64 (exact, a second 64-bit id too), the rest as
+    float64 (missing values NaN). A position that is not a number is a BadValueError naming the column."""
     import pandas as pd
 
     from astromodal.data.readers.tables import (
@@ -363,10 +363,28 @@ def load_catalogue(
         except (ValueError, TypeError):
             raise BadValueError(f"{where}: position column {col!r} holds non-numbers (degrees expected)") from None
     ids = _ids(frame, id_col, where)
-    columns = {str(c): pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64)
-               for c in frame.columns if c not in (ra_col, dec_col, id_col)
+    columns = {str(c): _carried(frame[c], where) for c in frame.columns if c not in (ra_col, dec_col, id_col)
                and pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])}
     return ids, pos[0], pos[1], columns
+
+
+def _carried(series: Any, where: str) -> np.ndarray:
+    """A numeric catalogue column as carried into the cutouts file: integers stay 64-bit integers (a
+    second id column, flags), other numbers float64 with missing values NaN. An integer column with
+    missing values becomes float64 only when every value is exact in a float (|v| <= 2**53); otherwise
+    one error line naming it."""
+    import pandas as pd
+
+    from astromodal.errors import BadValueError
+
+    if pd.api.types.is_integer_dtype(series.dtype):
+        if not series.isna().any():
+            return series.to_numpy(dtype=np.uint64 if pd.api.types.is_unsigned_integer_dtype(series.dtype)
+                                   and int(series.max()) > np.iinfo(np.int64).max else np.int64)
+        if series.abs().max() > 2**53:
+            raise BadValueError(f"{where}: column {series.name!r} holds integers beyond 2**53 and missing values: "
+                                "they cannot be carried exactly (fill or drop the missing values, or drop the column)")
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _parts_folder(out: Path) -> Path:
@@ -573,7 +591,7 @@ def build_cutouts(
     pixel_scale = _header_scale(read_frame_header(r_frame))
     cols = {name: Column(values[keep], "") for name, values in columns.items()}
     for j, name in enumerate(("frame_run", "frame_camcol", "frame_field")):
-        cols.setdefault(name, Column(origin[keep, j].astype(np.float64), ""))
+        cols.setdefault(name, Column(origin[keep, j].astype(np.int64), ""))
     units = {"det_x": "pixel", "det_y": "pixel", "det_flux": "nanomaggies", "det_area": "pixel2", "ra": "deg"}
     for name, c in cols.items():
         c.unit = units.get(name, c.unit)
