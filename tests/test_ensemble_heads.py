@@ -239,3 +239,30 @@ def test_two_head_toy_through_kfold():
     np.testing.assert_allclose(cv.oof_proba, cv.oof_heads["class"].proba)
     assert all(f["val_accuracy"] > 0.8 for f in cv.folds)
     assert cv.ensemble.head_names == ["class", "radius"]
+
+
+def test_a_member_whose_draw_lacks_a_class_is_aligned_on_every_class(tmp_path):
+    """Member 1 never draws class 2 (weight 0 on its rows): it knows classes 0 and 1 only, and the ensemble
+    still gives three probability columns, class 2 from member 0 alone (weighted), rows summing to one."""
+    rng = np.random.default_rng(3)
+    n = 240
+    yc = np.arange(n) % 3
+    X = {"cols": (rng.normal(size=(n, 3)) + 3.0 * np.eye(3)[yc]).astype(np.float32)}
+    y = {"class": yc, "radius": np.where(yc == 0, 1.0 + 0.5 * X["cols"][:, 2], np.nan)}
+    weights = np.ones((2, n))
+    weights[1, yc == 2] = 0.0
+    res = fit_resample_ensemble(make_two_heads, X, y, 2, member_weights=weights, combine_weights=[1, 3], seed=0)
+    ens = res.ensemble
+    assert 2 not in set(y["class"][res.draws[1]].tolist()) and 2 in set(y["class"][res.draws[0]].tolist())
+    assert ens.members[1].head_classes["class"].tolist() == [0, 1]
+    assert ens.head_classes["class"].tolist() == [0, 1, 2]
+    p = ens.predict_heads(X)["class"].proba
+    p0 = ens.members[0].predict_heads(X)["class"].proba
+    p1 = ens.members[1].predict_heads(X)["class"].proba
+    assert p.shape == (n, 3) and p1.shape == (n, 2)
+    np.testing.assert_allclose(p[:, 2], 0.25 * p0[:, 2], rtol=1e-6)
+    np.testing.assert_allclose(p[:, :2], 0.25 * p0[:, :2] + 0.75 * p1, rtol=1e-6)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+    assert res.heads["class"].proba.shape == (n, 3)
+    ens.save(tmp_path / "ens")
+    np.testing.assert_allclose(load_estimator(tmp_path / "ens").predict_heads(X)["class"].proba, p, rtol=1e-6)
