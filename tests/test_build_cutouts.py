@@ -297,3 +297,23 @@ def test_catalogue_columns_keep_integers_exact_or_refuse_in_one_line(tmp_path):
                   "big": pd.array([2**60 + 1, None], dtype="Int64")}).to_parquet(path)
     with pytest.raises(BadValueError, match=r"c.parquet: column 'big' holds integers beyond 2\*\*53 and missing"):
         load_catalogue(path)
+
+
+def test_build_cutouts_align_subpixel_is_a_setting_of_the_run(tmp_path):
+    star = offset(150.0, 2.0, 3.3, -2.6)
+    frames = write_field(tmp_path / "frames", [(*star, 50.0)])
+    cat = _catalogue(tmp_path / "cat.csv", {"objid": [11], "ra": [star[0]], "dec": [star[1]]})
+    out = tmp_path / "cut.h5"
+    args = ["build", "cutouts", "--frames", str(frames), "--catalogue", str(cat), "--size", "32", "--out", str(out)]
+    assert runner.invoke(app, [*args, "--align", "subpixel"]).exit_code == 0
+    ds = Dataset.load(out, lazy=False)
+    assert ds.meta["cutouts"]["align"] == "subpixel"
+    pix = ds.images["sdss"].pixels[0]
+    yy, xx = np.mgrid[:32, :32]
+    for b in range(5):
+        w = pix[b] / pix[b].sum()
+        assert abs(float((w * xx).sum()) - 15.5) < 0.05 and abs(float((w * yy).sum()) - 15.5) < 0.05, b
+    again = runner.invoke(app, args)  # whole pixels: another run, refused without --overwrite
+    assert isinstance(again.exception, ConfigError) and "--overwrite" in str(again.exception)
+    bad = runner.invoke(app, [*args, "--align", "nearest", "--overwrite"])
+    assert bad.exit_code != 0 and "--align 'nearest': unknown" in str(bad.exception)

@@ -373,3 +373,23 @@ def test_rgb_view_unknown_band_combination_is_one_config_error_line():
     with pytest.raises(ConfigError, match="unknown band combination 'gqz'") as exc:
         parse_config(cfg)
     assert "\n" not in str(exc.value) and "'gri'" in str(exc.value)
+
+
+def test_subpixel_alignment_centres_the_source_in_every_band():
+    """Whole pixels leave the source at (31.25, 31.25) in r and (31.6, 31.9) in g (the test above); subpixel
+    alignment puts both on (31.5, 31.5) within 0.03 px and keeps the flux."""
+    field = two_band_field()
+    whole, _, _ = tim.cutouts_from_frames(field, [RA0], [DEC0], size=64, bands=("g", "r"))
+    pix, ok, counts = tim.cutouts_from_frames(field, [RA0], [DEC0], size=64, bands=("g", "r"), align="subpixel")
+    assert ok.all() and counts["kept"] == 1 and pix.dtype == np.float32
+    yy, xx = np.mgrid[:64, :64]
+    near = np.hypot(xx - 31.5, yy - 31.5) < 6
+    for b in (0, 1):
+        c = centroid(np.where(near, pix[0, b], 0.0))
+        np.testing.assert_allclose(c, (31.5, 31.5), atol=0.03)
+        assert pix[0, b][near].sum() == pytest.approx(whole[0, b][near].sum(), rel=5e-3)
+    # the g and r centroids now agree (whole pixels: 0.35 and 0.65 px apart)
+    cg, cr = centroid(np.where(near, pix[0, 0], 0.0)), centroid(np.where(near, pix[0, 1], 0.0))
+    assert abs(cg[0] - cr[0]) < 0.05 and abs(cg[1] - cr[1]) < 0.05
+    with pytest.raises(ConfigError, match="align must be one of pixel, subpixel"):
+        tim.cutouts_from_frames(field, [RA0], [DEC0], size=64, bands=("g", "r"), align="lanczos")

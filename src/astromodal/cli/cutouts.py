@@ -37,6 +37,11 @@ def cutouts_command(
                                                             "obsid or id (any case), else the row number."),
     images_name: str = typer.Option("sdss", "--images-name", help="Name of the images block in the dataset."),
     on_nan: str = typer.Option("skip", "--on-nan", help="A cutout with NaN pixels: skip (and count it) or error."),
+    align: str = typer.Option("pixel", "--align", help="pixel: whole-pixel cutouts (the survey's values; each band's "
+                                                       "source within half a pixel of the centre, so bands can be a "
+                                                       "pixel apart); subpixel: each band shifted by the source's "
+                                                       "fractional offset (cubic spline) so all bands are centred "
+                                                       "to a few hundredths of a pixel (no colour fringes)."),
     nsigma: float = typer.Option(3.0, "--nsigma", help="Detection: threshold in background RMS (no --catalogue)."),
     npixels: int = typer.Option(10, "--npixels", help="Detection: least connected pixels of a source."),
     fwhm: float = typer.Option(3.0, "--fwhm", help="Detection: FWHM [pixels] of the smoothing Gaussian."),
@@ -62,7 +67,7 @@ def cutouts_command(
         path, counts = build_cutouts(frames, out, catalogue=catalogue, size=size, bands=bands, ra_column=ra_column,
                                      dec_column=dec_column, id_column=id_column, images_name=images_name,
                                      nan=on_nan, detection=detection, overwrite=overwrite, restart=restart,
-                                     progress=tick)
+                                     progress=tick, align=align)
     if counts.get("up_to_date"):
         out_console.print(f"{path} is up to date (same frames, catalogue and settings): nothing to do; "
                           f"kept {counts.get('kept', '?')}", highlight=False)

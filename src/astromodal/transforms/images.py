@@ -16,6 +16,14 @@ Conventions:
   pixel, and the centre is the corner shared by the four central pixels, at ``(S - 1) / 2`` (31.5 for
   S = 64: between pixels 31 and 32). ``Cutout2D`` cuts whole pixels (no resampling: the values stay the
   survey's), so a source lands within half a pixel of that centre on each axis, in every band.
+  The bands' pixel grids differ by fractions of a pixel, so with whole pixels the five bands of one star are
+  offset by up to one pixel from each other: colour fringes in an RGB composite once the ROI crop zooms in.
+  ``align="subpixel"`` removes them: a cutout 2 px larger is cut, shifted by the fractional offset of the
+  source (at most half a pixel per axis; ``scipy.ndimage.shift``, cubic spline, which keeps the total flux
+  to a fraction of a per cent and correlates the noise of neighbouring pixels) and trimmed, so the source
+  sits on the centre within a few hundredths of a pixel in every band. Only the translation is corrected:
+  the bands of one SDSS field share their orientation (to far below a pixel over 64 px); for frames of
+  different orientations, reproject them first. An object 1 px nearer an edge is then skipped as too near.
 * RGB channel order: the images are (N, 3, S, S) in RGB order, the reddest band red: a part ``b1 b2 b3``
   (``gri``) maps b3 -> red, b2 -> green, b1 -> blue, as ``make_lupton_rgb(i, r, g)`` in astropy's
   documentation; a 2-band part ``b1 b2`` is (b1, mean(b1, b2), b2) as blue, green, red (Wu & Boada 2019:
@@ -317,16 +325,20 @@ def cut_field(
     bands: Sequence[str] = SDSS_BANDS,
     nan: str = "skip",
     ids: Sequence[Any] | None = None,
+    align: str = "pixel",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cutouts of one field ``{band: Frame}`` (see :func:`cutouts_from_frames`): ``(pixels (N, B, S, S)
     float32, status (N,) int8)``, status :data:`KEPT`, :data:`EDGE` (on a frame of the field, but not wholly
     on every band's frame), :data:`OFF` (on none of them) or :data:`NAN` (whole, with NaN pixels; with
-    ``nan="error"`` one BadValueError line instead)."""
+    ``nan="error"`` one BadValueError line instead). ``align``: ``"pixel"`` (whole pixels) or
+    ``"subpixel"`` (shifted onto the centre; module text)."""
     from astropy.nddata import Cutout2D
     from astropy.nddata.utils import NoOverlapError, PartialOverlapError
 
     if nan not in ("skip", "error"):
         raise ConfigError(f"nan must be 'skip' or 'error', not {nan!r}")
+    if align not in ALIGNMENTS:
+        raise ConfigError(f"align must be one of {', '.join(ALIGNMENTS)}, not {align!r}")
     size = int(size)
     if size < 2:
         raise ConfigError(f"the cutout size must be at least 2 pixels, got {size}")
@@ -356,7 +368,11 @@ def cut_field(
                 continue
             on_frame |= -0.5 <= x < w - 0.5 and -0.5 <= y < h - 0.5
             try:
-                stack.append(Cutout2D(frame.data, (x, y), (size, size), mode="strict", copy=True).data)
+                if align == "pixel":
+                    stack.append(Cutout2D(frame.data, (x, y), (size, size), mode="strict", copy=True).data)
+                else:
+                    stack.append(_subpixel_cutout(Cutout2D(frame.data, (x, y), (size + 2, size + 2), mode="strict",
+                                                           copy=True), size))
             except (NoOverlapError, PartialOverlapError, ValueError):
                 pass  # the other bands are looked at too, so that "on a frame" is known
         if len(stack) != len(bands):
@@ -377,6 +393,22 @@ def cut_field(
         pixels[row] = cube
         status[row] = KEPT
     return pixels, status
+
+
+#: how cutouts are placed on the source: whole pixels, or shifted by the source's fractional offset
+ALIGNMENTS = ("pixel", "subpixel")
+
+
+def _subpixel_cutout(big: Any, size: int) -> np.ndarray:
+    """The (size, size) cutout of a (size + 2)-pixel ``Cutout2D`` shifted so that its input position lies
+    on the centre ``(size - 1) / 2`` (cubic spline, ``scipy.ndimage.shift``), then trimmed by one pixel."""
+    from scipy.ndimage import shift
+
+    x, y = big.input_position_cutout
+    centre = (size + 1) / 2.0  # the centre of the (size + 2) cutout
+    data = np.asarray(big.data, dtype=np.float64)
+    moved = shift(data, (centre - y, centre - x), order=3, mode="nearest")
+    return moved[1:-1, 1:-1]
 
 
 def combine_status(statuses: Sequence[np.ndarray]) -> tuple[np.ndarray, dict[str, int]]:
@@ -405,6 +437,7 @@ def cutouts_from_frames(
     bands: Sequence[str] = SDSS_BANDS,
     nan: str = "skip",
     ids: Sequence[Any] | None = None,
+    align: str = "pixel",
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Aligned (B, S, S) cutouts centred on each sky position, one per band through that band's own WCS.
 
@@ -412,8 +445,8 @@ def cutouts_from_frames(
     gives ``{(run, camcol, field): {band: Frame}}``, also accepted, as is a list of fields). Each position
     is converted to 0-based pixels by every band's WCS (astropy ``world_to_pixel``) and cut with astropy
     ``Cutout2D(mode="strict")``: whole pixels, no resampling, the source within half a pixel of the
-    cutout's centre (module doc) in every band. An object is taken from the first field where every band's
-    cutout lies wholly on its frame.
+    cutout's centre (module doc) in every band; ``align="subpixel"``: shifted onto the centre (module
+    doc). An object is taken from the first field where every band's cutout lies wholly on its frame.
 
     Returns ``(pixels (N, B, S, S) float32, ok (N,) bool, counts)``; rows with ``ok`` False are zeros.
     ``counts``: ``kept``; ``skipped_edge`` (on a frame but too near its edge in some band for a whole
@@ -432,7 +465,7 @@ def cutouts_from_frames(
         st = np.full(len(ra), OFF, dtype=np.int8)
         if len(rows):
             sub_ids = None if ids is None else [ids[r] for r in rows]
-            pix, st_rows = cut_field(field, ra[rows], dec[rows], size, bands, nan, sub_ids)
+            pix, st_rows = cut_field(field, ra[rows], dec[rows], size, bands, nan, sub_ids, align)
             st[rows] = st_rows
             kept = rows[st_rows == KEPT]
             pixels[kept] = pix[st_rows == KEPT]

@@ -467,6 +467,7 @@ def build_cutouts(
     overwrite: bool = False,
     restart: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    align: str = "pixel",
 ) -> tuple[Path, dict[str, Any]]:
     """Write an astromodal Dataset HDF5 of aligned (B, size, size) cutouts (nanomaggies) from SDSS frames.
 
@@ -478,7 +479,9 @@ def build_cutouts(
     pixels (``nan="skip"``; ``"error"``: one line) are skipped and counted. The images block ``images_name``
     holds ``bands``; columns ``frame_run``, ``frame_camcol``, ``frame_field`` name each cutout's field
     (detections add ``det_x``, ``det_y`` (0-based r-frame pixels), ``det_flux`` (nanomaggies), ``det_area``
-    (pixels)); ``meta["cutouts"]`` records the settings, frames, counts and fingerprint.
+    (pixels)); ``meta["cutouts"]`` records the settings, frames, counts and fingerprint. ``align``:
+    ``"pixel"`` (whole pixels, the survey's values) or ``"subpixel"`` (each band shifted so the object sits on
+    the centre, :mod:`astromodal.transforms.images`).
 
     Before any work: every frame's header is checked (all bad frames named in one line) and ``out`` must be
     new or a file astromodal wrote (replaced only with ``overwrite``). The file is written atomically. Each
@@ -511,6 +514,10 @@ def build_cutouts(
     settings = {"size": int(size), "bands": "".join(bands_list), "images": images_name, "nan": nan,
                 "ra_column": ra_column, "dec_column": dec_column, "id_column": id_column,
                 "detection": detection if catalogue is None else None}
+    if align != "pixel":  # whole-pixel runs keep the fingerprint they always had
+        if align not in tim.ALIGNMENTS:
+            raise ConfigError(f"--align {align!r}: unknown; known: {', '.join(tim.ALIGNMENTS)}")
+        settings["align"] = align
     fingerprint = {"version": _PARTS_VERSION, "frames": frame_files,
                    "catalogue": None if catalogue is None else _file_state(Path(catalogue)), **settings}
     if out.is_file() and is_tool_written(out) and not overwrite:
@@ -560,7 +567,8 @@ def build_cutouts(
                     rows, st_rows, kept_pix = z["rows"], z["status"], z["pixels"]
             else:
                 field = {b: read_frame(p) for b, p in fields[key].items()}
-                pix, st_rows = tim.cut_field(field, ra[rows], dec[rows], size, bands_list, nan, [ids[r] for r in rows])
+                pix, st_rows = tim.cut_field(field, ra[rows], dec[rows], size, bands_list, nan, [ids[r] for r in rows],
+                                             align)
                 kept_pix = pix[st_rows == tim.KEPT]
                 _save_npz(part, rows=rows, status=st_rows, pixels=kept_pix)
                 del field
