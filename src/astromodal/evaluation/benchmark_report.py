@@ -731,7 +731,8 @@ def _radius_rows(records: list[dict[str, Any]], out: Path) -> list[dict[str, Any
                       "sigma_dex": None, "mean_sigma_pred": m.get("mean_sigma"),
                       "mean_sigma_net": (h.get("sigma_net") or {}).get("mean")}
             rows.append({"model": r["model"], "dataset": r["dataset"], "representation": r["representation"],
-                         "seed": r["seed"], "head": name or r.get("target", ""), "unit": unit, **rm,
+                         "seed": r["seed"], "head": name or r.get("target", ""),
+                         "unit": f"linear (10**{unit})" if _log_unit(unit) and g is not None else unit, **rm,
                          "nll": m.get("nll"), "coverage_68": m.get("coverage_68")})
     return rows
 
@@ -747,10 +748,13 @@ def _radius_section(rep: Any, records: list[dict[str, Any]], config: Any, out: P
     if not rows:
         return
     rep.heading("Radius (regression heads) in the paper's terms", 2)
-    rep.paragraph("MAE and sigma (population standard deviation of predicted - true) in the target's unit; "
+    rep.paragraph("MAE and sigma (population standard deviation of predicted - true) in the target's unit, "
+                  "and for a target in dex (a log10 quantity such as log_radius) of the linear quantity 10**value "
+                  "(the paper's sigma in Rsun; the unit column then says 'linear'); "
                   "MAE dex = mean |log10 predicted - log10 true| and sigma dex = the standard deviation of that "
                   "log residual (objects where both are positive, n_dex); mean sigma_pred = the mean predicted "
-                  "1-sigma; mean sigma_net = the mean spread of an ensemble's member means (MESCR).")
+                  "1-sigma (in the target's own unit: dex for a log target); mean sigma_net = the mean spread of "
+                  "an ensemble's member means (MESCR).")
     rep.table(rows, list(dict.fromkeys(k for row in rows for k in row)), floatfmt=".4g")
     snr = getattr(config.report, "snr_column", None)
     for r in main:
@@ -850,7 +854,8 @@ def _sweep_sections(rep: Any, records: list[dict[str, Any]], config: Any, out: P
         rep.heading(f"{sweep.title or 'Sweep'}: {sweep.name} ({sweep.axis} of {what})", 2)
         where = "Out of fold" if config.protocol.kind == "cv" else "On the test split"
         rep.paragraph(f"{where}; a value with [lo, hi]: its 95 % bootstrap interval (accuracy: of the "
-                      "confusion matrix; MAE dex: of the objects); with several seeds the mean ± std over seeds.")
+                      "confusion matrix; MAE dex: of the objects); with several seeds the mean ± std over seeds. "
+                      "mae and sigma as in the radius table (of 10**value for a target in dex).")
         rep.table(rows, list(dict.fromkeys(k for row in rows for k in row)))
         if not sweep.numeric():
             continue
