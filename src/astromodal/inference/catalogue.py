@@ -149,8 +149,23 @@ class Predictor:
         """True for an ensemble of members (its regression heads also give ``sigma_net``)."""
         return bool(getattr(self.estimator, "members", None))
 
+    def read_inputs(self) -> tuple[str, ...] | None:
+        """The representation's input names the model reads (None: all of them). A view the model never
+        reads (a numeric input of an image-only variant) is not built, so a catalogue need not have it."""
+        names = getattr(self.estimator, "input_names", None)
+        names = names() if callable(names) else None
+        views = list(self.representation.views())
+        if not names or not set(names) <= set(views) or set(names) == set(views):
+            return None
+        return tuple(v for v in views if v in names)
+
     def inputs(self, ds: Dataset) -> Any:
-        X = build_inputs(ds, self.representation)
+        read = self.read_inputs()
+        if read is None:
+            X = build_inputs(ds, self.representation)
+        else:
+            views = self.representation.views()
+            X = ds.inputs({k: views[k] for k in read})
         for key, shape in self.input_shapes.items():
             if key in X and list(X[key].shape[1:]) != list(shape):
                 raise BadValueError(

@@ -226,6 +226,17 @@ class EnsembleEstimator:
     def fit(self, *args: Any, **kwargs: Any) -> EnsembleEstimator:
         raise NotImplementedError("an ensemble is made of fitted members; use kfold_ensemble to train one")
 
+    def input_names(self) -> tuple[str, ...] | None:
+        """The named inputs any member reads, in first-seen order (None when a member does not say)."""
+        names: list[str] = []
+        for m in self.members:
+            got = getattr(m, "input_names", None)
+            got = got() if callable(got) else None
+            if not got:
+                return None
+            names += [n for n in got if n not in names]
+        return tuple(names)
+
     # ---- classification
     def predict_proba(self, X: Any) -> np.ndarray:
         """Weighted mean of the member class probabilities (N, K), columns in ``classes_`` order."""

@@ -562,6 +562,11 @@ class TorchEstimator:
         """The input names the model reads (its option ``inputs``, else its class attribute)."""
         return get_model(self.model_name).declared_inputs(self.model_options) or ("columns",)
 
+    def input_names(self) -> tuple[str, ...] | None:
+        """The named inputs the network reads (None: one unnamed input). A representation may hold more
+        (``mmscnet`` with ``numeric: none`` reads the images only): ``astromodal predict`` builds these."""
+        return get_model(self.model_name).declared_inputs(self.model_options)
+
     def _as_dict(self, X: Any) -> dict[str, np.ndarray]:
         if isinstance(X, (dict, BatchSource)):
             return X
