@@ -42,8 +42,11 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
-def lupton_grid(cutouts: Path, model: Path, path: Path, n: int = 12) -> list[int]:
-    """The gri / urz composites (with the model's ROI) of the ``n`` brightest detections, one row each."""
+def lupton_grid(cutouts: dict[str, Path], model: Path, path: Path, n: int = 8) -> list[int]:
+    """The gri / urz composites (with the model's ROI) of ``n`` detections evenly spaced in brightness rank
+    among the brightest 5 n (the very brightest are saturated stars with bleed trails), one row each and
+    one column per composite and cutout file (``{label: cutouts.h5}``, e.g. whole-pixel and subpixel
+    alignment side by side: the same objects, by id)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,30 +56,38 @@ def lupton_grid(cutouts: Path, model: Path, path: Path, n: int = 12) -> list[int
     from astromodal.data.views import view_class
 
     rep = json.loads((model / "predictor.json").read_text())["representation"]["inputs"]
-    ds = Dataset.load(cutouts)
-    flux = np.asarray(ds.columns["det_flux"].values.read())
-    rows = [int(i) for i in np.argsort(-flux)[:n]]
-    sub = ds.subset(np.sort(rows))
-    order = np.argsort(np.argsort(-flux[np.sort(rows)]))
     names = [k for k, v in rep.items() if v.get("kind") == "rgb"]
-    images = {k: view_class("rgb").model_validate(rep[k]).build(sub) for k in names}
-    fig, axes = plt.subplots(len(rows), len(names), figsize=(1.6 * len(names), 1.6 * len(rows)), squeeze=False)
-    ids = np.asarray(sub.ids)
-    for j in range(len(rows)):
-        r = int(np.flatnonzero(order == j)[0])
-        for i, k in enumerate(names):
+    sets = {label: Dataset.load(f) for label, f in cutouts.items()}
+    first = next(iter(sets.values()))
+    common = set(np.asarray(first.ids.read()).tolist())
+    for ds in sets.values():
+        common &= set(np.asarray(ds.ids.read()).tolist())
+    ids0 = np.asarray(first.ids.read())
+    flux = np.asarray(first.columns["det_flux"].values.read())
+    ranked = [i for i in np.argsort(-flux) if ids0[i] in common][: 5 * n]
+    chosen = [int(ids0[ranked[k]]) for k in np.unique(np.linspace(0, len(ranked) - 1, n).round().astype(int))]
+    columns = []  # (title, images of the chosen ids in order)
+    for k in names:
+        for label, ds in sets.items():
+            where = {int(v): i for i, v in enumerate(np.asarray(ds.ids.read()).tolist())}
+            sub = ds.subset(np.asarray([where[c] for c in chosen]))
+            columns.append((f"{k} ({label})", view_class("rgb").model_validate(rep[k]).build(sub)))
+    fig, axes = plt.subplots(len(chosen), len(columns), figsize=(1.7 * len(columns), 1.7 * len(chosen)),
+                             squeeze=False)
+    for j, oid in enumerate(chosen):
+        for i, (title, images) in enumerate(columns):
             ax = axes[j, i]
-            ax.imshow(np.clip(images[k][r].transpose(1, 2, 0), 0, 1), origin="lower")
+            ax.imshow(np.clip(images[j].transpose(1, 2, 0), 0, 1), origin="lower")
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
-                ax.set_title(k, fontsize=8)
+                ax.set_title(title, fontsize=7)
             if i == 0:
-                ax.set_ylabel(f"id {ids[r]}", fontsize=7)
+                ax.set_ylabel(f"id {oid}", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
-    return rows
+    return chosen
 
 
 def band_offsets(cutouts: Path, n: int = 40, radius: float = 4.0) -> dict[str, float]:
@@ -123,7 +134,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, required=True, help="a saved image-only model folder (predictor.json)")
     ap.add_argument("--out", type=Path, required=True, help="a new folder for cutouts, grid and predictions")
-    ap.add_argument("--grid", type=int, default=12, help="sources shown in the Lupton grid")
+    ap.add_argument("--grid", type=int, default=8, help="sources shown in the Lupton grid")
     args = ap.parse_args()
     field = DATA / "sdss-frame-5band"
     if not field.is_dir():
@@ -135,8 +146,7 @@ def main() -> None:
          "--align", "subpixel"])
     run(["astromodal", "build", "cutouts", "--frames", str(field), "--size", "64", "--out", str(whole),
          "--align", "pixel"])
-    lupton_grid(cutouts, args.model, args.out / "lupton_gri_urz.png", args.grid)
-    lupton_grid(whole, args.model, args.out / "lupton_gri_urz_whole_pixels.png", args.grid)
+    lupton_grid({"whole px": whole, "subpixel": cutouts}, args.model, args.out / "lupton_gri_urz.png", args.grid)
     offsets = {"subpixel": band_offsets(cutouts), "pixel": band_offsets(whole)}
     run(["astromodal", "predict", str(args.model), str(cutouts), "--out", str(pred), "--layout", "heads",
          "--keep", "det_flux"])
