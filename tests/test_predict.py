@@ -525,3 +525,23 @@ def test_a_file_put_at_out_while_predicting_is_never_replaced(tmp_path, models):
         predict_catalogue(models["a"], csv, out, chunk_size=100, trust=True, progress=Bar())
     assert out.read_text() == "my notes"
     assert (tmp_path / "p.parquet.parts").is_dir()
+
+
+def test_a_one_head_classifier_gives_no_label_where_its_probabilities_are_nan(tmp_path, models, monkeypatch):
+    """The classic one-head columns: a row whose probabilities are NaN gets a null label (argmax said 'qso')."""
+    from astromodal.inference import catalogue
+
+    real = catalogue.Predictor.predict_proba
+
+    def nan_second_row(self, ds):
+        p = np.asarray(real(self, ds), dtype=np.float64).copy()
+        p[1] = np.nan
+        return p
+
+    monkeypatch.setattr(catalogue.Predictor, "predict_proba", nan_second_row)
+    cat = write_csv(tmp_path / "cat.csv", frame(5, seed=4))
+    got = pq.read_table(catalogue.predict_catalogue(models["a"], cat, tmp_path / "p.parquet", trust=True,
+                                                    log=lambda s: None))
+    labels = got.column("label").to_pylist()
+    assert labels[1] is None and all(v in ("qso", "star") for i, v in enumerate(labels) if i != 1)
+    assert got.schema.field("label").type == pa.string()

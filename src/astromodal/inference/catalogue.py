@@ -945,13 +945,17 @@ def _prediction_arrays(predictor: Predictor, plan: _Plan, chunk: Dataset) -> lis
             proba = predictor.predict_proba(chunk)
             from astromodal.evaluation.metrics import decide
 
-            got["label"] = np.asarray(predictor.class_names)[decide(proba, predictor.threshold())]
+            labels = np.asarray(predictor.class_names, dtype=object)[decide(proba, predictor.threshold())]
+            # no label (null) for an object whose probabilities are not numbers, never class 0 by argmax
+            labels[~np.isfinite(np.asarray(proba, dtype=np.float64)).all(axis=1)] = None
+            got["label"] = labels
             got.update({k: proba[:, k].astype(np.float32) for k in range(len(predictor.class_names))})
         elif predictor.gives_sigma:
             got["mean"], got["sigma"] = predictor.predict_mean_sigma(chunk)
         else:
             got["mean"] = np.asarray(predictor.predict(chunk), dtype=np.float64).reshape(n, -1)[:, 0]
-        return [pa.array(got[c.code if c.part == "prob" else c.part]) for c in plan.predictions]
+        return [pa.array(got[c.code if c.part == "prob" else c.part], pa.string() if c.part == "label" else None)
+                for c in plan.predictions]
     heads = {h.name: h for h in predictor.heads}
     per_head: dict[str, dict[str, Any]] = {}
     if n == 0:  # typed empty columns, without asking the model about no objects
