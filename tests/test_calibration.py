@@ -328,18 +328,11 @@ def test_pretrain_probe_on_the_simulator_recalibrates_the_probe(tmp_path):
     from astromodal.evaluation.benchmark import BenchmarkRunner
     from astromodal.experiments import parse_config
 
-    cfg = parse_config({
-        "name": "probe", "datasets": {"sim": {"source": "simulate", "target": "class",
-                                              "options": {"n": 240, "seed": 3, "instruments": ["sdss"],
-                                                          "image_size": 16}}},
-        "representations": {"pairs": {"inputs": {"image": {"kind": "cutout", "images": "sdss"},
-                                                 "spectrum": {"kind": "spectrum", "spectra": "sdss",
-                                                              "normalise": "l2"}}}},
-        "models": [{"name": "contrastive_pair", "label": "clip", "objective": "contrastive",
-                    "options": {"inputs": ["image", "spectrum"], "channels": [4, 8], "embed_dim": 8}}],
-        "protocol": {"kind": "pretrain_probe", "probe": "logistic_regression", "recalibrate": True,
-                     "calibration_fraction": 0.25},
-        "trainer": {"max_epochs": 1, "batch_size": 64}, "report": {"embeddings": []}})
+    from test_pretrain_probe import _config
+
+    _, data = _config(tmp_path, recalibrate=True, calibration_fraction=0.25)
+    data["trainer"]["max_epochs"] = 1
+    cfg = parse_config(data)
     (cell,) = BenchmarkRunner(cfg, tmp_path / "run").run()["cells"]
     assert cell["calibration"]["n_calibration"] == 48 and cell["calibration"]["n_fit"] == 144  # of 192
     cal = cell["heads"]["class"]["calibration"]
