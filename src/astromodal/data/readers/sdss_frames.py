@@ -223,11 +223,19 @@ def group_frames(
         raise DataFormatError(f"{len(bad)} bad SDSS frame{'s' if len(bad) > 1 else ''}: " + "; ".join(bad))
     if not fields:
         raise DataFormatError(f"no SDSS frame of the bands {''.join(bands)}")
+    return _complete_fields(fields, bands)
+
+
+def _complete_fields(fields: dict[tuple[int, int, int], dict[str, Any]], bands: list[str],
+                     where: str = "") -> dict[tuple[int, int, int], dict[str, Any]]:
+    """``fields`` sorted, each with its frames in ``bands`` order; every field that lacks a band is named in
+    one DataFormatError line (prefixed by ``where``)."""
     incomplete = [f"{run}-{camcol}-{field} lacks {''.join(b for b in bands if b not in group)}"
                   for (run, camcol, field), group in fields.items() if any(b not in group for b in bands)]
     if incomplete:
-        raise DataFormatError(f"field{'s' if len(incomplete) > 1 else ''} without every band of {''.join(bands)}: "
-                              f"{'; '.join(incomplete)} (choose the bands with --bands)")
+        raise DataFormatError(f"{where + ': ' if where else ''}field{'s' if len(incomplete) > 1 else ''} without "
+                              f"every band of {''.join(bands)}: {'; '.join(incomplete)} (choose the bands with "
+                              "--bands)")
     return {key: {b: group[b] for b in bands} for key, group in sorted(fields.items())}
 
 
@@ -297,12 +305,7 @@ def read_fields(
             progress(k + 1, len(wanted))
     if bad:
         raise DataFormatError(f"{len(bad)} bad SDSS frame{'s' if len(bad) > 1 else ''}: " + "; ".join(bad))
-    incomplete = [f"{run}-{camcol}-{field} lacks {''.join(b for b in bands if b not in frames)}"
-                  for (run, camcol, field), frames in fields.items() if any(b not in frames for b in bands)]
-    if incomplete:
-        raise DataFormatError(f"{where}: field{'s' if len(incomplete) > 1 else ''} without every band of "
-                              f"{''.join(bands)}: {'; '.join(incomplete)} (choose the bands with --bands)")
-    return {key: {b: frames[b] for b in bands} for key, frames in sorted(fields.items())}
+    return _complete_fields(fields, bands, str(where))
 
 
 __all__ = ["FRAME_PATTERN", "Frame", "find_frames", "group_frames", "header_problem", "is_frame_name", "parse_frame_name",
