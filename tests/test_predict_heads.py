@@ -439,3 +439,30 @@ def test_a_class_head_with_nan_probabilities_has_no_label(tmp_path, monkeypatch)
     folder = fake_folder(tmp_path, monkeypatch, NanRows(P1, 0.0, 1.0))
     got = pq.read_table(predict_catalogue(folder, dataset(3), tmp_path / "p.parquet"))
     assert got.column("spectral_type").to_pylist() == ["M", None, "M"]
+
+
+def test_linear_writes_a_dex_head_as_the_linear_quantity(tmp_path, monkeypatch):
+    """--linear log_radius=radius: radius = 10**mean, radius_err = ln(10) radius err (first order), the same for
+    sigma_net; the ensemble above in dex: mean x + 1, err sqrt(3), sigma_net 1."""
+    heads = {"spectral_type": {"task": "classification", "class_names": CLASSES},
+             "log_radius": {"task": "regression", "unit": "dex"}}
+    ens = EnsembleEstimator([Member(P1, 0.0, 1.0, heads=tuple(heads)), Member(P2, 2.0, 3.0, heads=tuple(heads))],
+                            weights=[0.25, 0.75])
+    folder = fake_folder(tmp_path, monkeypatch, ens, heads=heads)
+    df = pd.read_parquet(predict_catalogue(folder, dataset(), tmp_path / "p.parquet",
+                                           linear={"log_radius": "radius"}, rename={"radius_sigma_net": "sigma_net"}))
+    assert list(df.columns)[-6:] == ["log_radius", "log_radius_err", "log_radius_sigma_net", "radius", "radius_err",
+                                     "sigma_net"]
+    x = np.arange(7) * 0.5
+    np.testing.assert_allclose(df["radius"], 10 ** (x + 1.0))
+    np.testing.assert_allclose(df["radius_err"], np.log(10) * 10 ** (x + 1.0) * np.sqrt(3.0))
+    np.testing.assert_allclose(df["sigma_net"], np.log(10) * 10 ** (x + 1.0) * 1.0)
+    with pytest.raises(ConfigError, match="--linear spectral_type=t: 'spectral_type' is not a regression head"):
+        predict_catalogue(folder, dataset(), tmp_path / "q.parquet", linear={"spectral_type": "t"})
+    from typer.testing import CliRunner
+
+    from astromodal.cli import app
+
+    res = CliRunner().invoke(app, ["predict", str(folder), str(tmp_path / "x.h5"), "--out", str(tmp_path / "r.pq"),
+                                   "--linear", "log_radius"])
+    assert res.exit_code != 0 and "--linear 'log_radius': give OLD=NEW" in str(res.exception)

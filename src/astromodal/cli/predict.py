@@ -66,6 +66,11 @@ def predict_command(
                                           "held-out training rows: applied by default (said on standard error and "
                                           "kept in the file's metadata); --no-recalibrate writes the raw model "
                                           "outputs. Labels and means are the same either way."),
+    linear: list[str] = typer.Option(None, "--linear", help="HEAD=NAME (repeatable): a regression head in dex (a "
+                                                            "log10 quantity) also written as NAME = 10**HEAD with "
+                                                            "NAME_err = ln(10) NAME HEAD_err (first order) and, for an "
+                                                            "ensemble, NAME_sigma_net; e.g. --linear log_radius=radius "
+                                                            "for MESCR's radius in Rsun. Implies the per-head layout."),
 ) -> None:
     """Predict every head (class labels and probabilities, values with their uncertainty) for every object of
     CATALOG, in chunks with a progress bar.
@@ -77,11 +82,12 @@ def predict_command(
     from astromodal.inference.catalogue import parse_renames, predict_catalogue
 
     renames = parse_renames(rename)  # a malformed --rename is refused before any work
+    linears = parse_renames(linear, "--linear", "log_radius=radius")
     with progress() as bar:
         path = predict_catalogue(model_dir, catalog, out, chunk_size=chunk_size, reader=reader, trust=trust, progress=bar,
                                  keep=tuple(keep or ()), id_column=id_column, ra_column=ra_column,
                                  dec_column=dec_column, overwrite=overwrite, restart=restart,
-                                 rename=renames, layout=layout, recalibrate=recalibrate,
+                                 rename=renames, layout=layout, recalibrate=recalibrate, linear=linears,
                                  log=lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True))
     import pyarrow.parquet as pq
 

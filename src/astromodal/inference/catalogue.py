@@ -518,6 +518,7 @@ def predict_catalogue(
     rename: dict[str, str] | None = None,
     layout: str = "auto",
     recalibrate: bool = True,
+    linear: dict[str, str] | None = None,
 ) -> Path:
     """Predict every object of ``catalogue`` and write ``out`` (Parquet): ids, positions, every head's predictions.
 
@@ -543,7 +544,9 @@ def predict_catalogue(
     ``recalibrate``: a model trained with ``protocol.recalibrate`` carries a temperature (class heads) and a
     variance scale (Gaussian heads) fitted on held-out training rows; they are applied (said on the log, and
     recorded in the file's metadata) unless ``recalibrate`` is False (the raw outputs). Labels and means are
-    the same either way; probabilities and ``_err`` / ``_sigma`` columns change.
+    the same either way; probabilities and ``_err`` / ``_sigma`` columns change. ``linear`` ``{head: name}``:
+    a regression head in dex also written as the linear quantity (:func:`prediction_columns`; the per-head
+    layout).
     """
     if chunk_size < 1:
         raise ConfigError(f"--chunk-size must be positive (got {chunk_size})")
@@ -571,7 +574,8 @@ def predict_catalogue(
         say("recalibrated: " + ", ".join(f"{name} ({state['method']} {state['parameter']:.4g})"
                                          for name, state in applied.items())
             + " as fitted on held-out training rows (--no-recalibrate for the raw outputs)")
-    per_head = layout == "heads" or len(predictor.heads) > 1
+    linear = check_linear(predictor, linear)
+    per_head = layout == "heads" or len(predictor.heads) > 1 or bool(linear)
     frame = None
     if isinstance(catalogue, Dataset):
         ds, is_table, where = catalogue, False, "the dataset"
@@ -586,7 +590,7 @@ def predict_catalogue(
     del frame  # the kept columns are copied: the raw table is not held while predicting
     if side.warning:
         say(f"warning: {side.warning}")
-    plan = _column_plan(predictor, per_head, side, [c for c in PASS_THROUGH if c in ds.columns], rename)
+    plan = _column_plan(predictor, per_head, side, [c for c in PASS_THROUGH if c in ds.columns], rename, linear)
     if per_head and not predictor.described:
         coded = [h.name for h in predictor.heads[1:] if h.kind == "categorical"]
         if coded:
@@ -678,8 +682,10 @@ LAYOUTS = ("auto", "heads")
 class PredictionColumn:
     """One prediction column: its name (before ``rename``), its head and what it holds (``part``: ``label``,
     ``prob`` (``code``: the class's index into the head's class names), ``mean``, ``err`` (sqrt of the
-    predicted variance), ``sigma`` (the one-head layout's ``<target>_sigma``, the same value) or
-    ``sigma_net`` (an ensemble's standard deviation of the member means))."""
+    predicted variance), ``sigma`` (the one-head layout's ``<target>_sigma``, the same value),
+    ``sigma_net`` (an ensemble's standard deviation of the member means), or for a head in dex given to
+    ``linear`` ``lin_mean`` (``10**mean``), ``lin_err`` and ``lin_sigma_net`` (``ln(10) 10**mean`` times
+    ``err`` / ``sigma_net``: first-order propagation))."""
 
     name: str
     head: str
@@ -687,7 +693,8 @@ class PredictionColumn:
     code: int | None = None
 
 
-def prediction_columns(predictor: Predictor, per_head: bool | None = None) -> list[PredictionColumn]:
+def prediction_columns(predictor: Predictor, per_head: bool | None = None,
+                       linear: dict[str, str] | None = None) -> list[PredictionColumn]:
     """The prediction columns ``predict_catalogue`` writes for ``predictor``, in output order.
 
     ``per_head`` (default: the model has several heads): True writes every head (class head: ``<head>``
@@ -695,6 +702,9 @@ def prediction_columns(predictor: Predictor, per_head: bool | None = None) -> li
     Gaussian head: ``<head>``, ``<head>_err``; point head: ``<head>``; an ensemble adds
     ``<head>_sigma_net`` to each regression head); False the one-head columns every version wrote
     (``prob_<class>`` ..., ``label``; ``<target>`` and, with a variance, ``<target>_sigma``).
+    ``linear`` ``{head: name}`` (per-head layout): after a regression head in dex (a log10 quantity), also
+    ``<name>`` = 10**value, ``<name>_err`` and ``<name>_sigma_net`` (MESCR's Table A2 radius in Rsun from a
+    ``log_radius`` head).
     """
     if per_head is None:
         per_head = len(predictor.heads) > 1
@@ -717,7 +727,25 @@ def prediction_columns(predictor: Predictor, per_head: bool | None = None) -> li
             cols.append(PredictionColumn(f"{h.name}_err", h.name, "err"))
         if predictor.ensemble:
             cols.append(PredictionColumn(f"{h.name}_sigma_net", h.name, "sigma_net"))
+        if h.name in (linear or {}):
+            name = linear[h.name]
+            cols.append(PredictionColumn(name, h.name, "lin_mean"))
+            if h.kind == "gaussian":
+                cols.append(PredictionColumn(f"{name}_err", h.name, "lin_err"))
+            if predictor.ensemble:
+                cols.append(PredictionColumn(f"{name}_sigma_net", h.name, "lin_sigma_net"))
     return cols
+
+
+def check_linear(predictor: Predictor, linear: dict[str, str] | None) -> dict[str, str]:
+    """``--linear HEAD=NAME`` checked against the model: each a regression head (one ConfigError line
+    otherwise, listing the regression heads)."""
+    regression = [h.name for h in predictor.heads if h.task == "regression"]
+    for head in linear or {}:
+        if head not in regression:
+            raise ConfigError(f"--linear {head}={linear[head]}: {head!r} is not a regression head of this model "
+                              f"(its regression heads: {', '.join(regression) or 'none'})")
+    return dict(linear or {})
 
 
 @dataclass
@@ -746,24 +774,25 @@ def _check_rename(rename: dict[str, str] | None) -> dict[str, str]:
     return out
 
 
-def parse_renames(items: list[str] | tuple[str, ...] | None) -> dict[str, str]:
+def parse_renames(items: list[str] | tuple[str, ...] | None, option: str = "--rename",
+                  example: str = "class=spectral_class") -> dict[str, str]:
     """``["id=objid", "class=spectral_class"]`` -> ``{"id": "objid", ...}``; a malformed or repeated item is
-    one :class:`ConfigError` line."""
+    one :class:`ConfigError` line naming ``option``."""
     out: dict[str, str] = {}
     for item in items or ():
         old, sep, new = str(item).partition("=")
         if not sep or not old.strip() or not new.strip():
-            raise ConfigError(f"--rename {item!r}: give OLD=NEW (e.g. --rename class=spectral_class)")
+            raise ConfigError(f"{option} {item!r}: give OLD=NEW (e.g. {option} {example})")
         if old.strip() in out:
-            raise ConfigError(f"--rename {old.strip()!r} given twice ({out[old.strip()]!r} and {new.strip()!r})")
+            raise ConfigError(f"{option} {old.strip()!r} given twice ({out[old.strip()]!r} and {new.strip()!r})")
         out[old.strip()] = new.strip()
     return out
 
 
 def _column_plan(predictor: Predictor, per_head: bool, side: _Side, passthrough: list[str],
-                 rename: dict[str, str]) -> _Plan:
+                 rename: dict[str, str], linear: dict[str, str] | None = None) -> _Plan:
     """The output columns, renamed; an unknown rename or two columns with one name: one ConfigError line."""
-    predictions = prediction_columns(predictor, per_head)
+    predictions = prediction_columns(predictor, per_head, linear)
     entries: list[tuple[str, str, tuple[str, Any]]] = [("id", "the object ids", ("id", None))]
     if side.ra is not None and side.dec is not None:
         entries += [("ra", "the sky positions", ("ra", None)), ("dec", "the sky positions", ("dec", None))]
@@ -972,9 +1001,18 @@ def _prediction_arrays(predictor: Predictor, plan: _Plan, chunk: Dataset) -> lis
             out.append(pa.array(values["label"], pa.string()))
         elif c.part == "prob":
             out.append(pa.array(values["prob"][:, c.code]))
+        elif c.part.startswith("lin_"):
+            out.append(pa.array(_linear(values, c.part[4:])))
         else:
             out.append(pa.array(np.asarray(values[c.part], dtype=np.float64)))
     return out
+
+
+def _linear(values: dict[str, Any], part: str) -> np.ndarray:
+    """A dex head's value as the linear quantity: ``10**mean``, or an uncertainty propagated to first order,
+    ``ln(10) 10**mean sigma`` (``part`` ``mean``, ``err`` or ``sigma_net``)."""
+    lin = 10.0 ** np.asarray(values["mean"], dtype=np.float64)
+    return lin if part == "mean" else np.log(10.0) * lin * np.asarray(values[part], dtype=np.float64)
 
 
 def _head_values(head: HeadInfo, p: Any, n: int) -> dict[str, Any]:
