@@ -327,7 +327,6 @@ def test_pretrain_probe_on_the_simulator_recalibrates_the_probe(tmp_path):
     """The encoder and its probe both fitted without the calibration rows; images and spectra (named inputs)."""
     from astromodal.evaluation.benchmark import BenchmarkRunner
     from astromodal.experiments import parse_config
-
     from test_pretrain_probe import _config
 
     _, data = _config(tmp_path, recalibrate=True, calibration_fraction=0.25)

@@ -332,7 +332,7 @@ def save_predictor(model_dir: Path, estimator: Any, representation: Representati
         meta["preparation"] = preparation
     if recalibration:
         known = {h.name: h.kind for h in infos}
-        for name, state in recalibration.items():
+        for name in recalibration:
             if name not in known:
                 raise BadValueError(f"recalibration of {name!r}: not a head of this model ({list(known)})")
         meta["recalibration"] = {name: dict(state) for name, state in recalibration.items()}
