@@ -103,7 +103,10 @@ def test_existing_arrays_are_unchanged_by_the_quality_columns():
               **{k: ds.targets[k].values.read() for k in ("radius", "spectral_type")}}
     for key, (total, squares) in before.items():
         v = np.asarray(arrays[key], dtype=np.float64)
-        assert (np.nansum(v), np.nansum(v**2)) == pytest.approx((total, squares), rel=1e-9), key
+        # float32 pixels move by an ulp between numpy builds (vectorised float32 maths): 1e-6 for them; a shared
+        # random stream would change every array at order one
+        rel = 1e-6 if key == "images" else 1e-9
+        assert (np.nansum(v), np.nansum(v**2)) == pytest.approx((total, squares), rel=rel), key
     assert {"ruwe", "pm", "pm_error", "snr_r", "saturated"} <= set(ds.columns)
 
 
