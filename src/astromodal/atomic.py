@@ -259,11 +259,15 @@ def claim_entries(folder: str | os.PathLike[str], verb: str, names: Any) -> Path
     return write_marker(folder, verb, sorted(set(have) | {str(n) for n in names}))
 
 
+#: the root ``format`` attributes of the HDF5 files astromodal writes (a Dataset, a HiSS-Cube ML cube)
+TOOL_HDF5_FORMATS = ("astromodal-dataset", "astromodal-hisscube")
+
+
 def is_tool_written(path: str | os.PathLike[str]) -> bool:
     """True when ``path`` was written by astromodal.
 
-    A folder: it holds :data:`MARKER`. An ``.h5``/``.hdf5`` file: its root attribute ``format`` is
-    ``"astromodal-dataset"``. A ``.parquet`` file: its Arrow schema metadata has the key ``b"astromodal"``.
+    A folder: it holds :data:`MARKER`. An ``.h5``/``.hdf5`` file: its root attribute ``format`` is one of
+    :data:`TOOL_HDF5_FORMATS`. A ``.parquet`` file: its Arrow schema metadata has the key ``b"astromodal"``.
     Anything else (or anything unreadable) is False.
     """
     path = Path(path)
@@ -289,7 +293,7 @@ def is_tool_written(path: str | os.PathLike[str]) -> bool:
                 fmt = f.attrs.get("format")
             if isinstance(fmt, bytes):
                 fmt = fmt.decode("utf-8", "replace")
-            return fmt == "astromodal-dataset"
+            return fmt in TOOL_HDF5_FORMATS
         except Exception:
             return False
     if suffix in _PARQUET_SUFFIXES:

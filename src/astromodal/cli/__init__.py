@@ -29,6 +29,7 @@ _VERB_MODULES = (
     "astromodal.cli.associations",
     "astromodal.cli.realism",
     "astromodal.cli.cutouts",
+    "astromodal.cli.cube",
     "astromodal.cli.crossmatch",
 )
 

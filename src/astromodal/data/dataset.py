@@ -100,20 +100,29 @@ class Spectra:
 
 @dataclass
 class Images:
-    """Multi-band image cutouts: pixels (N, B, H, W), one band name per B, pixel scale in arcsec."""
+    """Multi-band image cutouts: pixels (N, B, H, W), one band name per B, pixel scale in arcsec.
+
+    ``errors`` (optional, default None = not known): the 1-sigma uncertainty of each pixel, same shape and
+    unit as ``pixels`` (NaN where it is not known); carried by :meth:`take`, :meth:`select_bands` and
+    :meth:`downsample` (which propagates it: sigma = sqrt(sum of the f x f variances) / f^2).
+    """
 
     pixels: RowView
     bands: tuple[str, ...]
     pixel_scale: float = 0.396
     unit: str = "nanomaggies"
+    errors: RowView | None = None
 
     def __post_init__(self) -> None:
         self.pixels = as_view(self.pixels)
+        self.errors = None if self.errors is None else as_view(self.errors)
         self.bands = tuple(str(b) for b in self.bands)
         if self.pixels.ndim != 4:
             raise BadValueError(f"images must be 4-D (objects, bands, height, width), got shape {self.pixels.shape}")
         if self.pixels.shape[1] != len(self.bands):
             raise BadValueError(f"images have {self.pixels.shape[1]} bands but {len(self.bands)} band names {self.bands}")
+        if self.errors is not None and self.errors.shape != self.pixels.shape:
+            raise BadValueError(f"image errors shape {self.errors.shape} differs from pixels shape {self.pixels.shape}")
 
     @property
     def size(self) -> int:
@@ -128,10 +137,12 @@ class Images:
 
     def select_bands(self, bands: Sequence[str]) -> Images:
         idx = [self.band_index(b) for b in bands]
-        return Images(self.pixels.read()[:, idx], tuple(bands), self.pixel_scale, self.unit)
+        errors = None if self.errors is None else self.errors.read()[:, idx]
+        return Images(self.pixels.read()[:, idx], tuple(bands), self.pixel_scale, self.unit, errors)
 
     def take(self, rows: np.ndarray) -> Images:
-        return Images(self.pixels.take(rows), self.bands, self.pixel_scale, self.unit)
+        return Images(self.pixels.take(rows), self.bands, self.pixel_scale, self.unit,
+                      None if self.errors is None else self.errors.take(rows))
 
     def downsample(self, size: int) -> Images:
         """Area-averaged copy at ``size`` x ``size`` pixels (the size must divide the current one).
@@ -144,7 +155,12 @@ class Images:
         pix = self.pixels.read()
         n, b, h, w = pix.shape
         small = pix.reshape(n, b, h // factor, factor, w // factor, factor).mean(axis=(3, 5))
-        return Images(small.astype(pix.dtype, copy=False), self.bands, self.pixel_scale * factor, self.unit)
+        errors = None
+        if self.errors is not None:
+            err = self.errors.read().astype(np.float64)
+            var = (err ** 2).reshape(n, b, h // factor, factor, w // factor, factor).sum(axis=(3, 5))
+            errors = (np.sqrt(var) / factor ** 2).astype(self.errors.dtype, copy=False)
+        return Images(small.astype(pix.dtype, copy=False), self.bands, self.pixel_scale * factor, self.unit, errors)
 
     def pyramid(self, sizes: Sequence[int] = (64, 32, 16, 8)) -> dict[int, Images]:
         """The images at each of ``sizes`` (64 -> 32 -> 16 -> 8 by area averaging by default)."""
@@ -510,7 +526,8 @@ class Dataset:
             mem(self.dec),
             {k: Spectra(mem(s.flux), mem(s.wavelength), mem(s.ivar), mem(s.mask), s.instrument, s.unit)
              for k, s in self.spectra.items()},
-            {k: Images(mem(im.pixels), im.bands, im.pixel_scale, im.unit) for k, im in self.images.items()},
+            {k: Images(mem(im.pixels), im.bands, im.pixel_scale, im.unit, mem(im.errors))
+             for k, im in self.images.items()},
             {k: Column(mem(c.values), c.unit) for k, c in self.columns.items()},
             {k: Target(mem(t.values), t.kind, t.class_names, t.unit) for k, t in self.targets.items()},
             dict(self.meta),

@@ -66,6 +66,15 @@ def _hdf5(options: dict[str, Any]) -> Loaded:
     return Dataset.load(_need(options, "path", "hdf5")), None
 
 
+@source("hisscube", options=("path", "lazy"))
+def _hisscube(options: dict[str, Any]) -> Loaded:
+    """A HiSS-Cube ML cube (``astromodal build cube``): images ``image_z0`` .. ``image_z3`` (64 .. 8 px, with
+    errors) and spectra ``spectrum_z0`` .. ``spectrum_z3`` (4620 .. 577 samples)."""
+    from astromodal.data.readers.hisscube import read_cube
+
+    return read_cube(_need(options, "path", "hisscube"), lazy=bool(options.get("lazy", False))), None
+
+
 @source("astrospectra_mnist", options=("path", "version"))
 def _astrospectra(options: dict[str, Any]) -> Loaded:
     from astromodal.data.readers.astrospectra_mnist import read_astrospectra_mnist

@@ -8,6 +8,7 @@ Layout (schema version 1)::
     /spectra/<name>/wavelength  (L,) or (N, L) Angstrom
     /spectra/<name>/ivar, /mask  optional (N, L)
     /images/<name>/pixels  (N, B, H, W) float32  attrs: bands (JSON), pixel_scale, unit
+    /images/<name>/errors  optional (N, B, H, W) 1-sigma pixel errors (absent: not known)
     /columns/<name>        (N,)   attrs: unit
     /targets/<name>        (N,)   attrs: kind, class_names (JSON), unit
 
@@ -83,6 +84,8 @@ def save_hdf5(ds: Dataset, path: str | Path, compression: str | None = "gzip") -
             g.attrs["pixel_scale"] = float(im.pixel_scale)
             g.attrs["unit"] = im.unit
             _write(g, "pixels", im.pixels, compression)
+            if im.errors is not None:
+                _write(g, "errors", im.errors, compression)
         cols = f.create_group("columns")
         for name, c in ds.columns.items():
             _write(cols, name, c.values, compression).attrs["unit"] = c.unit
@@ -134,7 +137,7 @@ def load_hdf5(path: str | Path, lazy: bool = True) -> Dataset:
         images = {
             name: Images(
                 _read(g["pixels"], lazy), tuple(json.loads(g.attrs["bands"])), float(g.attrs["pixel_scale"]),
-                str(g.attrs.get("unit", "")),
+                str(g.attrs.get("unit", "")), _read(g["errors"], lazy) if "errors" in g else None,
             )
             for name, g in f.get("images", {}).items()
         }

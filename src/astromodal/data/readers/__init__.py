@@ -55,6 +55,7 @@ _READER_MODULES = (
     "astromodal.data.readers.tables",
     "astromodal.data.readers.als",
     "astromodal.data.readers.image_folder",
+    "astromodal.data.readers.hisscube",
 )
 
 #: reader name -> :class:`ReaderSpec` (the reader modules are imported on the first lookup)
