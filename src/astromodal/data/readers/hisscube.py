@@ -60,7 +60,7 @@ import numpy as np
 from astromodal.data.arrays import RowView
 from astromodal.data.dataset import SDSS_BANDS, Column, Dataset, Images, Spectra, Target
 from astromodal.data.readers import register_reader
-from astromodal.errors import BadValueError, ConfigError, DataFormatError
+from astromodal.errors import BadValueError, DataFormatError
 
 FORMAT_NAME = "astromodal-hisscube"
 SCHEMA_VERSION = 1
