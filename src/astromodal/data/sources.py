@@ -75,6 +75,15 @@ def _hisscube(options: dict[str, Any]) -> Loaded:
     return read_cube(_need(options, "path", "hisscube"), lazy=bool(options.get("lazy", False))), None
 
 
+@source("mpajhu_sfr", options=("path", "gal_info", "totsfr", "target", "target_name", "flags", "drop_unmatched"))
+def _mpajhu_sfr(options: dict[str, Any]) -> Loaded:
+    """SDSS spectra joined to the MPA-JHU DR7 SFR catalogue on (PLATEID, MJD, FIBERID): study D's target
+    (:func:`astromodal.data.readers.mpajhu.load_mpajhu_source`)."""
+    from astromodal.data.readers.mpajhu import load_mpajhu_source
+
+    return load_mpajhu_source(options)
+
+
 @source("astrospectra_mnist", options=("path", "version"))
 def _astrospectra(options: dict[str, Any]) -> Loaded:
     from astromodal.data.readers.astrospectra_mnist import read_astrospectra_mnist
@@ -190,7 +199,7 @@ def _image_folder(options: dict[str, Any]) -> Loaded:
     return read_image_folder(images, labels, **opts), None
 
 
-_PATH_KEYS = ("path", "test_path", "images", "labels", "test_images", "test_labels")
+_PATH_KEYS = ("path", "test_path", "images", "labels", "test_images", "test_labels", "gal_info", "totsfr")
 
 
 def load_source(kind: str, options: dict[str, Any], base: Path | None = None, cuts: dict[str, Any] | None = None,
