@@ -10,6 +10,8 @@ never imports the command-line package.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -39,3 +41,16 @@ def progress() -> Progress:
         transient=False,
         disable=os.environ.get("ASTROMODAL_NO_PROGRESS") == "1",
     )
+
+
+def stage_ticker(bar: Progress) -> Callable[[str, int, int], None]:
+    """``tick(stage, done, total)`` for work reported in stages: one bar of ``bar`` per stage, made on the
+    stage's first report (``build cutouts``, ``build cube``)."""
+    tasks: dict[str, Any] = {}
+
+    def tick(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done)
+
+    return tick

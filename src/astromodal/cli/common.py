@@ -7,6 +7,6 @@ progress, status and log lines go to stderr (:data:`console`).
 
 from __future__ import annotations
 
-from astromodal.progress import console, out_console, progress
+from astromodal.progress import console, out_console, progress, stage_ticker
 
-__all__ = ["console", "out_console", "progress"]
+__all__ = ["console", "out_console", "progress", "stage_ticker"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import typer
 
 from astromodal.cli.build import build_app
-from astromodal.cli.common import out_console, progress
+from astromodal.cli.common import out_console, progress, stage_ticker
 
 
 @build_app.command("cube")
@@ -38,13 +38,7 @@ def cube_command(
     from astromodal.data.cube import build_cube
 
     with progress() as bar:
-        tasks: dict[str, int] = {}
-
-        def tick(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
-
+        tick = stage_ticker(bar)
         path, counts = build_cube(spectra, frames, out, size=size, match_radius=match_radius, overwrite=overwrite,
                                   progress=tick)
     out_console.print(f"{counts['spectra']} spectra -> {counts['objects']} objects; kept {counts['kept']}, skipped "

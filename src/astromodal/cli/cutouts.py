@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from astromodal.cli.build import build_app
-from astromodal.cli.common import out_console, progress
+from astromodal.cli.common import out_console, progress, stage_ticker
 
 
 @build_app.command("cutouts")
@@ -57,13 +57,7 @@ def cutouts_command(
     detection = {"nsigma": nsigma, "npixels": npixels, "fwhm": fwhm, "deblend": not no_deblend,
                  "max_sources": max_sources}
     with progress() as bar:
-        tasks: dict[str, int] = {}
-
-        def tick(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
-
+        tick = stage_ticker(bar)
         path, counts = build_cutouts(frames, out, catalogue=catalogue, size=size, bands=bands, ra_column=ra_column,
                                      dec_column=dec_column, id_column=id_column, images_name=images_name,
                                      nan=on_nan, detection=detection, overwrite=overwrite, restart=restart,
