@@ -129,7 +129,7 @@ def test_real_one_object_cube(shared_data, tmp_path):
     args = ["build", "cube", *sum((["--spectra", s] for s in specs), []), "--frames", str(folder), "--out", str(out)]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
-    assert "3 spectra -> 1 objects; kept 1" in res.output
+    assert "3 spectra (0 copies skipped) -> 1 objects; kept 1" in res.output
     again = runner.invoke(app, args)  # refused before any work
     assert isinstance(again.exception, ConfigError) and "pass --overwrite" in str(again.exception)
     from astromodal.data.readers import read
@@ -153,12 +153,25 @@ def test_real_one_object_cube(shared_data, tmp_path):
     one = cb.rebin_spectrum(*_epoch(folder / "spec-3126-54804-0211.fits"))
     both = np.isfinite(one[1]) & ~s0.mask.read()[0]
     assert (1 / np.sqrt(s0.ivar.read()[0][both]) <= one[1][both] * (1 + 1e-4)).all()
+    # a copy of one epoch's file is the same PLATE-MJD-FIBER: skipped, never a fourth epoch (sigma / sqrt 2)
+    import shutil
+
+    copy = tmp_path / "copy" / "spec-3126-54804-0211.fits"
+    copy.parent.mkdir()
+    shutil.copyfile(specs[0], copy)
+    again_out = tmp_path / "star2.h5"
+    res = runner.invoke(app, [*args[:-1], str(again_out), "--spectra", str(copy)])
+    assert res.exit_code == 0, res.output
+    assert "4 spectra (1 copies skipped) -> 1 objects" in res.output
+    ds2 = read(again_out)
+    assert ds2.columns["n_epochs"].values.read().tolist() == [3]
+    np.testing.assert_array_equal(ds2.spectra["spectrum_z0"].ivar.read(), s0.ivar.read())
 
 
 def _epoch(path):
-    from astromodal.data.readers.sdss import _read_one
+    from astromodal.data.readers.sdss import read_spectrum_file
 
-    r = _read_one(path, "and")
+    r = read_spectrum_file(path, "and")
     flux = np.where(r["mask"], np.nan, r["flux"])
     sigma = np.where(r["mask"], np.nan, 1 / np.sqrt(np.where(r["mask"], 1.0, r["ivar"])))
     return r["wave"], flux, sigma

@@ -118,10 +118,10 @@ def _lines(hdul: Any, path: Path) -> dict[str, dict[str, float]]:
 def read_spectrum_lines(path: str | Path) -> dict[str, Any]:
     """One spec-*.fits file: id, class, z, ra, dec, survey, wavelength range (Angstrom) and the H_alpha /
     H_beta SPZLINE fits (``area``, ``err`` in 1e-17 erg/s/cm2, ``wave`` the vacuum rest wavelength)."""
-    from astromodal.data.readers.sdss import _read_one
+    from astromodal.data.readers.sdss import read_spectrum_file
 
     path = Path(path)
-    rec = _read_one(path, "none")  # COADD, SPECOBJ / SPALL checked there, one line per problem
+    rec = read_spectrum_file(path, "none")  # COADD, SPECOBJ / SPALL checked there, one line per problem
     from astromodal.data.readers.lamost import open_fits
 
     with open_fits(path) as hdul:

@@ -41,6 +41,6 @@ def cube_command(
         tick = stage_ticker(bar)
         path, counts = build_cube(spectra, frames, out, size=size, match_radius=match_radius, overwrite=overwrite,
                                   progress=tick)
-    out_console.print(f"{counts['spectra']} spectra -> {counts['objects']} objects; kept {counts['kept']}, skipped "
+    out_console.print(f"{counts['spectra']} spectra ({counts['duplicates']} copies skipped) -> {counts['objects']} objects; kept {counts['kept']}, skipped "
                       f"near an edge {counts['skipped_edge']}, off every frame {counts['skipped_off']}, with NaN "
                       f"pixels {counts['skipped_nan']}; wrote {path}", highlight=False)

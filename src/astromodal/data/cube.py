@@ -231,13 +231,15 @@ def build_cube(
     """Build a HiSS-Cube ML cube from SDSS spectra and frames (module text); returns (path, counts).
 
     ``out`` is checked before any work (new, or a cube astromodal wrote with ``overwrite``) and written
-    atomically. counts: ``spectra`` (files), ``objects`` (after grouping epochs), ``kept``, ``skipped_edge``,
+    atomically. A spectrum whose PLATE-MJD-FIBER was already read (a copy of a file) is skipped, never counted
+    as a second epoch (it would shrink the combined sigma by sqrt 2). counts: ``spectra`` (files),
+    ``duplicates`` (skipped copies), ``objects`` (after grouping epochs), ``kept``, ``skipped_edge``,
     ``skipped_off``, ``skipped_nan`` (objects without a whole five-band cutout). No object kept: one BadValueError
     line.
     """
     from astromodal.data.dataset import Column, Target
     from astromodal.data.readers.hisscube import check_cube_output, write_cube_levels
-    from astromodal.data.readers.sdss import _read_one
+    from astromodal.data.readers.sdss import read_spectrum_file
     from astromodal.data.readers.sdss_frames import Frame, find_frames, group_frames, read_frame
     from astromodal.errors import ConfigError
     from astromodal.transforms import images as tim
@@ -252,8 +254,14 @@ def build_cube(
     fields = group_frames(find_frames(frames), _BANDS)
     grid = cube_grid()
     records = []
+    seen: dict[str, Path] = {}
+    copies: list[str] = []
     for k, p in enumerate(files):
-        rec = _read_one(p, "and")
+        rec = read_spectrum_file(p, "and")
+        if rec["id"] in seen:  # the same PLATE-MJD-FIBER twice (a copy of a file): one epoch, never two
+            copies.append(f"{p} (= {seen[rec['id']]})")
+            continue
+        seen[rec["id"]] = p
         flux = np.where(rec["mask"], np.nan, rec["flux"])
         with np.errstate(divide="ignore"):
             sigma = np.where(rec["mask"], np.nan, 1.0 / np.sqrt(np.where(rec["mask"], 1.0, rec["ivar"])))
@@ -306,7 +314,7 @@ def build_cube(
             progress("cutting fields", k + 1, len(fields))
     final, cut_counts = tim.combine_status(statuses)
     keep = final == tim.KEPT
-    counts = {"spectra": len(files), "objects": n_obj, **cut_counts}
+    counts = {"spectra": len(files), "duplicates": len(copies), "objects": n_obj, **cut_counts}
     if not keep.any():
         raise BadValueError(f"no object of {len(files)} spectra has a whole {size}-pixel cutout in every band of "
                             f"the frames {frames} ({counts['skipped_off']} off every frame, {counts['skipped_edge']} "
@@ -326,6 +334,7 @@ def build_cube(
         "match_radius_arcsec": float(match_radius), "size": size, "counts": counts,
         "grid": f"linspace({WAVE_MIN}, {WAVE_MAX}, {len(grid)}) Angstrom",
         "epochs": {str(ids[k]): [e["id"] for e in groups[g]] for k, g in enumerate(idx)},
+        "duplicate_spectra_skipped": copies,
         "image_errors": "SDSS frame noise model (calibration, sky, gain, dark variance)"}}
     path = write_cube_levels(out, levels, ids, ra[idx], dec[idx], columns, targets, meta=meta, overwrite=overwrite,
                              inputs=files)

@@ -47,7 +47,10 @@ def _field(table: Any, names: tuple[str, ...], path: Path, hdu: str, default: An
     raise DataFormatError(f"{path}: HDU {hdu} has no column {names[0]} (columns: {list(table.columns.names)})")
 
 
-def _read_one(path: Path, mask_bits: str) -> dict[str, Any]:
+def read_spectrum_file(path: Path, mask_bits: str) -> dict[str, Any]:
+    """One SDSS/BOSS spectrum file as a record: id ("PLATE-MJD-FIBERID"), wave, flux, ivar, mask (``mask_bits``
+    "and": ivar 0, NaN flux or any and_mask bit; "none": ivar 0 and NaN only), class, z, plate, mjd, fiberid, ra,
+    dec (the module text). Bad files: one DataFormatError line naming the file."""
     with open_fits(path) as hdul:
         names = [h.name for h in hdul]
         if "COADD" not in names:
@@ -116,6 +119,6 @@ def read_sdss(
     if mask_bits not in ("and", "or", "none"):
         raise ConfigError(f"mask_bits must be 'and', 'or' or 'none', not {mask_bits!r}")
     files = _as_files(paths)
-    records = [_read_one(f, mask_bits) for f in files]
+    records = [read_spectrum_file(f, mask_bits) for f in files]
     columns = {k: Column(np.asarray([r[k] for r in records], dtype=np.int64)) for k in ("plate", "mjd", "fiberid")}
     return build_spectra_dataset(records, files, settings, "sdss", "SDSS", "1e-17 erg / (s cm2 Angstrom)", columns)
