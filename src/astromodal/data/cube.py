@@ -237,8 +237,9 @@ def build_cube(
     ``skipped_off``, ``skipped_nan`` (objects without a whole five-band cutout). No object kept: one BadValueError
     line.
     """
+    from astromodal.atomic import check_output_file
     from astromodal.data.dataset import Column, Target
-    from astromodal.data.readers.hisscube import check_cube_output, write_cube_levels
+    from astromodal.data.readers.hisscube import write_cube_levels
     from astromodal.data.readers.sdss import read_spectrum_file
     from astromodal.data.readers.sdss_frames import Frame, find_frames, group_frames, read_frame
     from astromodal.errors import ConfigError
@@ -250,7 +251,7 @@ def build_cube(
     if not match_radius > 0:
         raise ConfigError(f"--match-radius must be positive, got {match_radius}")
     files = find_spectra(spectra)
-    check_cube_output(out, files, overwrite)  # before any work
+    check_output_file(out, inputs=files, overwrite=overwrite)  # before any work
     fields = group_frames(find_frames(frames), _BANDS)
     grid = cube_grid()
     records = []

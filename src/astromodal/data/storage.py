@@ -36,7 +36,8 @@ SCHEMA_VERSION = 1
 _TARGET_CHUNK_BYTES = 1 << 20
 
 
-def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...] | None:
+def chunk_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...] | None:
+    """HDF5 chunks of whole rows of about a fixed size for an array of ``shape`` (None for an empty one)."""
     if not shape or shape[0] == 0:
         return None
     row_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * itemsize)
@@ -48,10 +49,10 @@ def _write(group: h5py.Group, name: str, values: Any, compression: str | None) -
     arr = values.read() if isinstance(values, RowView) else np.asarray(values)
     if arr.dtype.kind in ("U", "O"):
         arr = arr.astype(object)
-        return group.create_dataset(name, data=arr, dtype=h5py.string_dtype("utf-8"), chunks=_chunks(arr.shape, 32))
+        return group.create_dataset(name, data=arr, dtype=h5py.string_dtype("utf-8"), chunks=chunk_shape(arr.shape, 32))
     kw: dict[str, Any] = {}
     if compression and arr.ndim >= 1 and arr.size:
-        kw = {"compression": compression, "shuffle": True, "chunks": _chunks(arr.shape, arr.dtype.itemsize)}
+        kw = {"compression": compression, "shuffle": True, "chunks": chunk_shape(arr.shape, arr.dtype.itemsize)}
         if compression == "gzip":
             kw["compression_opts"] = 1
     return group.create_dataset(name, data=arr, **kw)
@@ -104,15 +105,21 @@ def _read(d: h5py.Dataset, lazy: bool) -> Any:
     return d if lazy else d[...]
 
 
+def open_hdf5(path: str | Path) -> Any:
+    """``h5py.File(path, "r")``; a missing or unreadable file is one DataFormatError line naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: no such file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise DataFormatError(f"{path}: not a readable HDF5 file (truncated or another format): {exc}") from None
+
+
 def load_hdf5(path: str | Path, lazy: bool = True) -> Dataset:
     """Open an astromodal HDF5 file. With ``lazy`` the large arrays are read on use (keep the file)."""
     path = Path(path)
-    if not path.exists():
-        raise DataFormatError(f"{path}: no such file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise DataFormatError(f"{path}: not a readable HDF5 file (truncated or another format): {exc}") from None
+    f = open_hdf5(path)
     try:
         fmt = f.attrs.get("format")
         if fmt != FORMAT_NAME:

@@ -334,15 +334,10 @@ def read_cube(path: str | Path, lazy: bool = False) -> Dataset:
     ``target_count``, a wrong shape or a missing error dataset is one DataFormatError line naming the file and
     the dataset path.
     """
-    import h5py
+    from astromodal.data.storage import open_hdf5
 
     path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(f"{path}: no such file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise DataFormatError(f"{path}: not a readable HDF5 file ({exc})") from None
+    f = open_hdf5(path)
     try:
         n, image_sets, spectrum_sets = _check_layout(f, str(path))
         waves = _wavelengths(f, spectrum_sets, str(path))
@@ -385,26 +380,6 @@ def read_cube(path: str | Path, lazy: bool = False) -> Dataset:
 
 
 # ---------------------------------------------------------------------------------------------------- writing
-
-
-def is_cube_file(path: str | Path) -> bool:
-    """True when ``path`` is a cube astromodal wrote (root attribute ``format = "astromodal-hisscube"``)."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            return _attr_text(f, "format") == FORMAT_NAME
-    except Exception:
-        return False
-
-
-def check_cube_output(out: str | Path, inputs: Sequence[Any] = (), overwrite: bool = False) -> Path:
-    """:func:`astromodal.atomic.check_output_file` for a cube (a cube astromodal wrote carries the format
-    ``astromodal-hisscube``, which that function knows): replaced only with ``overwrite``; a file astromodal
-    did not write, a folder or an input never."""
-    from astromodal.atomic import check_output_file
-
-    return check_output_file(Path(out).expanduser(), inputs=list(inputs), overwrite=overwrite)
 
 
 def _table_array(n: int, ids: np.ndarray, ra: np.ndarray, dec: np.ndarray, columns: dict[str, Column],
@@ -463,10 +438,10 @@ def write_cube_levels(
     import h5py
 
     from astromodal import __version__
-    from astromodal.atomic import atomic_path
-    from astromodal.data.storage import _chunks
+    from astromodal.atomic import atomic_path, check_output_file
+    from astromodal.data.storage import chunk_shape
 
-    path = check_cube_output(path, inputs, overwrite)
+    path = check_output_file(Path(path).expanduser(), inputs=list(inputs), overwrite=overwrite)
     columns = dict(columns or {})
     targets = dict(targets or {})
     n = len(ids)
@@ -476,7 +451,7 @@ def write_cube_levels(
         arr = np.ascontiguousarray(arr, dtype=dtype)
         kw: dict[str, Any] = {}
         if arr.size and arr.ndim >= 1:
-            kw = {"chunks": _chunks(arr.shape, arr.dtype.itemsize), "compression": "gzip", "compression_opts": 1,
+            kw = {"chunks": chunk_shape(arr.shape, arr.dtype.itemsize), "compression": "gzip", "compression_opts": 1,
                   "shuffle": True}
         return group.create_dataset(name, data=arr, **kw)
 
@@ -626,13 +601,15 @@ def write_cube(ds: Dataset, path: str | Path, *, images: str | None = None, spec
                overwrite: bool = False) -> Path:
     """Write ``ds`` as a HiSS-Cube ML cube at ``path`` (atomically; see :func:`dataset_levels` for which blocks),
     with its ids, positions, catalogue columns and targets in ``/dense_cube/metadata``. Returns the path."""
-    check_cube_output(path, (), overwrite)  # before any work
+    from astromodal.atomic import check_output_file
+
+    check_output_file(Path(path).expanduser(), overwrite=overwrite)  # before any work
     levels, opts = dataset_levels(ds, images, spectra)
     return write_cube_levels(path, levels, ds.ids.read(), ds.ra.read(), ds.dec.read(), ds.columns, ds.targets,
                              meta={k: v for k, v in ds.meta.items() if k not in ("source_file", "reader")},
                              overwrite=overwrite, **opts)
 
 
-__all__ = ["CUTOUT_SIZE", "N_SAMPLES", "N_ZOOMS", "WAVE_MAX", "WAVE_MIN", "CubeLevels", "check_cube_output",
+__all__ = ["CUTOUT_SIZE", "N_SAMPLES", "N_ZOOMS", "WAVE_MAX", "WAVE_MIN", "CubeLevels",
            "cube_grid", "dataset_levels", "halve_image", "halve_spectrum", "halve_wavelength", "image_path",
-           "is_cube_file", "read_cube", "sniff_cube", "spectrum_path", "write_cube", "write_cube_levels"]
+           "read_cube", "sniff_cube", "spectrum_path", "write_cube", "write_cube_levels"]
