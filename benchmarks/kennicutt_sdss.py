@@ -73,15 +73,25 @@ def close_pairs(table: pd.DataFrame, max_arcsec: float = 60.0, max_kms: float = 
     return out
 
 
+#: the marker's verb of this script's output folder
+VERB = "benchmark kennicutt_sdss"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DATA / "sdss-spectra-images")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "kennicutt_sdss")
     ap.add_argument("--min-snr", type=float, default=3.0)
+    ap.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run of this script")
     args = ap.parse_args(argv)
 
     from astromodal.analysis.sfr import kennicutt_table
-    from astromodal.atomic import write_text
+    from astromodal.atomic import check_output_dir, claim_entries, write_text
+
+    # a folder this script did not write (a user's README.md) is never written into
+    check_output_dir(args.out, inputs=[args.data], overwrite=args.overwrite, verb=VERB, resume=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    claim_entries(args.out, VERB, ["kennicutt_sfr.csv", "README.md"])
 
     res = kennicutt_table(args.data, min_snr=args.min_snr)
     t = res.table.copy()
@@ -159,4 +169,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from astromodal.errors import AstromodalError
+
+    try:
+        raise SystemExit(main())
+    except AstromodalError as exc:  # one line, never a traceback
+        raise SystemExit(f"error: {exc}") from None

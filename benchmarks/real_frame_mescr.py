@@ -35,6 +35,10 @@ import numpy as np
 
 DATA = Path(os.environ.get("ASTROMODAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 STAR = (38.3018, -0.1339)
+#: the marker's verb of this script's output folder, and the entries it writes there
+VERB = "benchmark real_frame_mescr"
+OUTPUTS = ("cutouts.h5", "cutouts.h5.parts", "cutouts_pixel.h5", "cutouts_pixel.h5.parts", "lupton_gri_urz.png",
+           "predictions.parquet", "predictions.parquet.parts", "summary.json")
 
 
 def run(cmd: list[str]) -> None:
@@ -135,11 +139,21 @@ def main() -> None:
     ap.add_argument("--model", type=Path, required=True, help="a saved image-only model folder (predictor.json)")
     ap.add_argument("--out", type=Path, required=True, help="a new folder for cutouts, grid and predictions")
     ap.add_argument("--grid", type=int, default=8, help="sources shown in the Lupton grid")
+    ap.add_argument("--overwrite", action="store_true", help="replace the folder of an earlier run of this script")
     args = ap.parse_args()
     field = DATA / "sdss-frame-5band"
     if not field.is_dir():
         sys.exit(f"{field}: not found (set ASTROMODAL_DATA)")
-    args.out.mkdir(parents=True, exist_ok=True)
+    from astromodal.atomic import check_output_dir, claim_entries
+
+    # a folder this script did not write is never written into (its own earlier run: --overwrite)
+    check_output_dir(args.out, inputs=[field, args.model], overwrite=args.overwrite, verb=VERB)
+    if args.overwrite and args.out.exists():
+        import shutil
+
+        shutil.rmtree(args.out)  # check_output_dir: only files this script wrote are in it
+    args.out.mkdir(parents=True)
+    claim_entries(args.out, VERB, OUTPUTS)
     cutouts, pred = args.out / "cutouts.h5", args.out / "predictions.parquet"
     whole = args.out / "cutouts_pixel.h5"
     run(["astromodal", "build", "cutouts", "--frames", str(field), "--size", "64", "--out", str(cutouts),
@@ -173,4 +187,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from astromodal.errors import AstromodalError
+
+    try:
+        main()
+    except AstromodalError as exc:  # one line, never a traceback
+        raise SystemExit(f"error: {exc}") from None
