@@ -239,3 +239,49 @@ def test_images_errors_are_optional_and_stored(tmp_path):
     np.testing.assert_array_equal(back.images["a"].errors.read(), err)
     assert back.images["b"].errors is None
     assert back.subset([1]).images["a"].errors.read().shape == (1, 1, 4, 4)
+
+
+def test_cube_dataset_in_memory_equals_the_written_file(tmp_path):
+    """cube_dataset (the simulator's survey in the cube layout, no file) gives what write_cube + read_cube give:
+    the same blocks, grids, masks and values (to the file's float32 rounding); targets and ids are kept."""
+    from astromodal.data.simulate import simulate_survey
+
+    ds = simulate_survey(n=40, seed=3, instruments=["sdss"], image_size=16, class_mix=[0, 1, 0])
+    mem = hc.cube_dataset(ds)
+    hc.write_cube(ds, tmp_path / "c.h5")
+    disk = hc.read_cube(tmp_path / "c.h5")
+    assert list(mem.images) == [f"image_z{z}" for z in range(4)]
+    assert list(mem.spectra) == [f"spectrum_z{z}" for z in range(4)]
+    for z in range(4):
+        a, b = mem.spectra[f"spectrum_z{z}"], disk.spectra[f"spectrum_z{z}"]
+        assert a.unit == b.unit == hc.FLUX_UNIT
+        np.testing.assert_array_equal(a.wavelength, b.wavelength)
+        np.testing.assert_array_equal(a.mask.read(), b.mask.read())
+        np.testing.assert_allclose(a.flux.read(), b.flux.read(), rtol=1e-6, atol=1e-5)
+        np.testing.assert_allclose(a.ivar.read(), b.ivar.read(), rtol=1e-5)
+        ia, ib = mem.images[f"image_z{z}"], disk.images[f"image_z{z}"]
+        assert ia.pixels.shape == (40, 5, 16 >> z, 16 >> z) and ia.pixel_scale == pytest.approx(ib.pixel_scale)
+        np.testing.assert_array_equal(ia.pixels.read(), ib.pixels.read())
+        assert ia.errors is None  # simulated cutouts carry no errors: none invented
+    np.testing.assert_array_equal(mem.ids.read(), ds.ids.read())
+    assert set(ds.targets) <= set(mem.targets)
+
+
+def test_batched_rebinning_equals_row_by_row():
+    from astromodal.data import cube as cb
+
+    rng = np.random.default_rng(0)
+    wave = np.linspace(3700.0, 9300.0, 3000)
+    flux = rng.normal(10.0, 2.0, (4, wave.size))
+    sigma = np.full_like(flux, 0.5)
+    flux[1, 100:140] = np.nan  # a bad stretch: the bins it touches are NaN in both ways
+    f, s = cb.rebin_spectra(wave, flux, sigma)
+    for r in range(4):
+        f1, s1 = cb.rebin_spectrum(wave, flux[r], sigma[r])
+        np.testing.assert_allclose(f[r], f1, rtol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(s[r], s1, rtol=1e-12, equal_nan=True)
+    flux[2] = np.nan
+    with pytest.raises(DataFormatError, match=r"object id 'c' \(row 2\): no usable sample"):
+        cb.rebin_spectra(wave, flux, sigma, ids=np.array(["a", "b", "c", "d"]))
+    with pytest.raises(DataFormatError, match="no overlap with the cube grid"):
+        cb.rebin_spectra(wave + 20000.0, flux, sigma)

@@ -147,6 +147,43 @@ def rebin_spectrum(wave: np.ndarray, flux: np.ndarray, sigma: np.ndarray | None 
     return new_f, np.where(good, new_s, np.nan)
 
 
+def rebin_spectra(wave: np.ndarray, flux: np.ndarray, sigma: np.ndarray, grid: np.ndarray | None = None,
+                  ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Many spectra on ONE wavelength grid ``wave`` (L,), ``flux`` and ``sigma`` (N, L), rebinned onto ``grid`` in
+    one ``spectres`` call (the same numbers as :func:`rebin_spectrum` row by row, ~100x faster for a survey's
+    shared grid). A row with no usable sample on the grid is one DataFormatError line naming its id and row."""
+    import spectres
+
+    grid = cube_grid() if grid is None else np.asarray(grid, dtype=np.float64)
+    wave = np.asarray(wave, dtype=np.float64)
+    flux = np.atleast_2d(np.asarray(flux, dtype=np.float64))
+    sigma = np.atleast_2d(np.asarray(sigma, dtype=np.float64))
+    if wave.ndim != 1 or flux.shape[-1] != len(wave) or sigma.shape != flux.shape:
+        raise BadValueError(f"wavelength {wave.shape}, flux {flux.shape}, sigma {sigma.shape}: one grid (L,) and "
+                            "(N, L) flux and sigma are needed")
+    order = np.argsort(wave)
+    wave, flux, sigma = wave[order], flux[:, order], sigma[:, order]
+    lo_edge = grid[0] - (grid[1] - grid[0]) / 2
+    hi_edge = grid[-1] + (grid[-1] - grid[-2]) / 2
+    if wave[-1] <= lo_edge or wave[0] >= hi_edge:
+        raise DataFormatError(f"the spectra cover {wave[0]:.1f}-{wave[-1]:.1f} Angstrom: no overlap with the cube "
+                              f"grid {grid[0]:.1f}-{grid[-1]:.1f} Angstrom")
+    import warnings
+
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore")
+        new_f, new_s = spectres.spectres(grid, wave, flux, spec_errs=sigma, fill=np.nan, verbose=False)
+    new_f, new_s = np.asarray(new_f, dtype=np.float64), np.asarray(new_s, dtype=np.float64)
+    good = np.isfinite(new_f)
+    empty = np.flatnonzero(~good.any(axis=1))
+    if len(empty):
+        r = int(empty[0])
+        name = f"object id {ids[r].item()!r} (row {r})" if ids is not None else f"row {r}"
+        raise DataFormatError(f"{name}: no usable sample on the cube grid {grid[0]:.1f}-{grid[-1]:.1f} Angstrom "
+                              f"({len(empty)} of {len(flux)} spectra have none)")
+    return new_f, np.where(good, new_s, np.nan)
+
+
 def combine_epochs(fluxes: np.ndarray, sigmas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inverse-variance mean of epochs (E, L) -> (L,): w = 1/sigma^2 over the epochs where flux and sigma are
     finite and sigma > 0; flux = sum(w f) / sum(w), sigma = 1 / sqrt(sum w); NaN where no epoch has the sample."""

@@ -582,19 +582,43 @@ def dataset_levels(ds: Dataset, images: str | None = None, spectra: str | None =
     grid = cube_grid()
     wave = sp.wavelength.read() if isinstance(sp.wavelength, RowView) else sp.wavelength
     if not (sp.shared_grid and wave.shape == grid.shape and np.allclose(wave, grid, rtol=0, atol=1e-6)):
-        from astromodal.data.cube import rebin_spectrum
+        from astromodal.data.cube import rebin_spectra, rebin_spectrum
 
         ids = ds.ids.read()
-        out_f = np.empty((len(ds), len(grid)))
-        out_s = np.empty_like(out_f)
-        for r in range(len(ds)):
-            w = wave if sp.shared_grid else wave[r]
-            out_f[r], out_s[r] = rebin_spectrum(w, flux[r], sigma[r], grid, where=f"object id {ids[r]!r} (row {r})")
-        flux, sigma = out_f, out_s
+        if sp.shared_grid:  # one spectres call for the whole block
+            flux, sigma = rebin_spectra(wave, flux, sigma, grid, ids=ids)
+        else:
+            out_f = np.empty((len(ds), len(grid)))
+            out_s = np.empty_like(out_f)
+            for r in range(len(ds)):
+                out_f[r], out_s[r] = rebin_spectrum(wave[r], flux[r], sigma[r], grid,
+                                                    where=f"object id {ids[r]!r} (row {r})")
+            flux, sigma = out_f, out_s
     scale, unit = _flux_scale(sp.unit)
     pix, err = _image_arrays(im, im_name)
     levels = CubeLevels.from_zoom0(pix, err, flux * scale, sigma * scale, grid)
     return levels, {"bands": im.bands, "pixel_scale": im.pixel_scale, "image_unit": im.unit, "flux_unit": unit}
+
+
+def cube_dataset(ds: Dataset, images: str | None = None, spectra: str | None = None) -> Dataset:
+    """``ds`` in the cube's layout, in memory: what :func:`write_cube` then :func:`read_cube` would give (blocks
+    ``image_z0..3`` and ``spectrum_z0..3``, spectra rebinned onto the cube grid, lower zooms by 2 x 2 / pairwise
+    averaging with errors propagated), without the file. Ids, positions, columns, targets and meta are kept.
+    Image errors absent (simulated cutouts) stay absent (``errors`` None) rather than becoming NaN arrays."""
+    levels, opts = dataset_levels(ds, images, spectra)
+    # levels hold the file unit; back to astromodal's (x 1e17) as read_cube does
+    scale, out_unit = (1e17, FLUX_UNIT) if opts["flux_unit"] == FILE_FLUX_UNIT else (1.0, opts["flux_unit"])
+    blocks_im: dict[str, Images] = {}
+    blocks_sp: dict[str, Spectra] = {}
+    for z in range(N_ZOOMS):
+        err = levels.image_errors[z]
+        err32 = None if not np.isfinite(err).any() else err.astype(np.float32)
+        blocks_im[f"image_z{z}"] = Images(levels.images[z].astype(np.float32), tuple(opts["bands"]),
+                                          float(opts["pixel_scale"]) * 2 ** z, opts["image_unit"], err32)
+        flux, ivar, mask = _spectra_views(levels.spectra[z], levels.spectrum_errors[z], scale, lazy=False)
+        blocks_sp[f"spectrum_z{z}"] = Spectra(flux, levels.wavelengths[z], ivar, mask, "hisscube", out_unit)
+    meta = {**ds.meta, "layout": "hisscube", "target_count": len(ds)}
+    return Dataset(ds.ids, ds.ra, ds.dec, blocks_sp, blocks_im, dict(ds.columns), dict(ds.targets), meta)
 
 
 def write_cube(ds: Dataset, path: str | Path, *, images: str | None = None, spectra: str | None = None,
@@ -611,5 +635,5 @@ def write_cube(ds: Dataset, path: str | Path, *, images: str | None = None, spec
 
 
 __all__ = ["CUTOUT_SIZE", "N_SAMPLES", "N_ZOOMS", "WAVE_MAX", "WAVE_MIN", "CubeLevels",
-           "cube_grid", "dataset_levels", "halve_image", "halve_spectrum", "halve_wavelength", "image_path",
+           "cube_dataset", "cube_grid", "dataset_levels", "halve_image", "halve_spectrum", "halve_wavelength", "image_path",
            "read_cube", "sniff_cube", "spectrum_path", "write_cube", "write_cube_levels"]
