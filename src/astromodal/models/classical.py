@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import sklearn
 from sklearn.ensemble import (
+    ExtraTreesRegressor,
     GradientBoostingClassifier,
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
@@ -78,6 +79,7 @@ CLASSICAL_SUITE_A: tuple[str, ...] = (
 #: Tree regressors (study D's single-modality baselines).
 TREE_REGRESSORS: tuple[str, ...] = (
     "decision_tree_regressor",
+    "extra_trees_regressor",
     "gradient_boosting_regressor",
     "hist_gradient_boosting_regressor",
     "random_forest_regressor",
@@ -216,6 +218,8 @@ _simple("random_forest_regressor", RandomForestRegressor, study="D", tasks=("reg
         description="Random forest regressor (study D baseline)", n_estimators=100)
 _simple("decision_tree_regressor", DecisionTreeRegressor, study="D", tasks=("regression",),
         description="Decision tree regressor (study D single-modality baseline)")
+_simple("extra_trees_regressor", ExtraTreesRegressor, study="D", tasks=("regression",),
+        description="Extremely randomised trees regressor (study D baseline)", n_estimators=100)
 _simple("gradient_boosting_regressor", GradientBoostingRegressor, study="D", tasks=("regression",),
         description="Gradient-boosted tree regressor (study D baseline)", n_estimators=100)
 _simple("hist_gradient_boosting_regressor", HistGradientBoostingRegressor, study="D", tasks=("regression",),
