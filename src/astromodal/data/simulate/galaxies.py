@@ -28,7 +28,11 @@ Model and simplifications (every relation cited; nothing is tuned on real survey
   and [OIII]5007/Hbeta from the mass, [NII]6548 = [NII]6584 / 3, [OIII]4959 = [OIII]5007 / 3, [SII] 6717+6731;
   fluxes F = L / (4 pi d_L^2); Gaussian profiles with velocity dispersion 50-150 km/s;
 * images: Sersic profiles (n 0.7-1.5 for star-forming discs, 2.5-5 for quenched spheroids), effective
-  radius 1.5-8 kpc seen at the angular-diameter distance, axis ratio and position angle.
+  radius 1.5-8 kpc seen at the angular-diameter distance, axis ratio and position angle;
+* D4000 (:func:`d4000_narrow`): the narrow 4000 A break of Balogh et al. (1999), the ratio of the mean f_nu in
+  4000-4100 A to that in 3850-3950 A (rest frame), measured on each galaxy's noiseless model spectrum
+  (continuum, stellar absorption and nebular lines at the model grid's resolution, no instrument), so it
+  includes the Ca II H&K and H delta absorption the model puts into those windows.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ from astromodal.data.simulate.physics import (
 )
 
 KENNICUTT_HALPHA = 7.9e-42  # Msun/yr per erg/s of Halpha
+#: rest-frame windows (A) of the narrow 4000 A break (Balogh et al. 1999): blue, red
+D4000_BLUE, D4000_RED = (3850.0, 3950.0), (4000.0, 4100.0)
 HALPHA_HBETA = 2.86
 R_EFF_LAMBDA = 6166.0  # A: reference wavelength of the absolute magnitude M_r
 M_SUN_R = 4.65  # AB absolute magnitude of the Sun in r
@@ -359,3 +365,37 @@ def _add_stellar_absorption(out: np.ndarray, p: dict[str, np.ndarray]) -> None:
         sigma = 8.0 * shift
         amp = -level * p["young_fraction"] * 4.0 * shift / (np.sqrt(2 * np.pi) * sigma)
         add_gaussians(out, lam0 * shift, sigma, amp)
+
+
+def d4000_narrow(flux: np.ndarray, redshift: np.ndarray, wavelength: np.ndarray | None = None) -> np.ndarray:
+    """Narrow 4000 A break D_n(4000) (Balogh et al. 1999) of observed-frame spectra (N, L) on ``wavelength``
+    (default the model grid): <f_nu>(4000-4100 A) / <f_nu>(3850-3950 A) in the rest frame; vectorised.
+
+    The mean is over wavelength, <f_nu> = int f_nu d lambda / delta lambda (Balogh et al.'s definition). In
+    the observed frame f_nu is proportional to f_lambda lambda^2 and the rest windows map to (1 + z) times
+    them; the two windows have the same width, so every per-object factor cancels and
+    D4000 = int_red f_lambda lambda^2 d lambda / int_blue f_lambda lambda^2 d lambda (observed lambda). The
+    integrals are differences of the cumulative trapezoid integral, interpolated linearly at the window
+    edges. NaN where a window falls outside ``wavelength``.
+    """
+    lam = model_grid() if wavelength is None else np.asarray(wavelength, dtype=np.float64)
+    flux = np.asarray(flux, dtype=np.float64)
+    z = np.asarray(redshift, dtype=np.float64).reshape(-1)
+    y = flux * lam[None, :] ** 2
+    cum = np.zeros_like(y)
+    np.cumsum(0.5 * (y[:, 1:] + y[:, :-1]) * np.diff(lam)[None, :], axis=1, out=cum[:, 1:])
+    rows = np.arange(len(z))
+
+    def integral_to(edge_rest: float) -> np.ndarray:
+        x = edge_rest * (1.0 + z)
+        i = np.clip(np.searchsorted(lam, x) - 1, 0, len(lam) - 2)
+        t = (x - lam[i]) / (lam[i + 1] - lam[i])
+        h = lam[i + 1] - lam[i]
+        part = h * (y[rows, i] * t * (1.0 - 0.5 * t) + y[rows, i + 1] * 0.5 * t**2)
+        out = cum[rows, i] + part  # the trapezoid integral to x of the linear interpolant of y
+        return np.where((x >= lam[0]) & (x <= lam[-1]), out, np.nan)
+
+    red = integral_to(D4000_RED[1]) - integral_to(D4000_RED[0])
+    blue = integral_to(D4000_BLUE[1]) - integral_to(D4000_BLUE[0])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return red / blue

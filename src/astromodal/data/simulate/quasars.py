@@ -19,7 +19,9 @@ Model and simplifications:
   window simply do not show;
 * blueward of Ly alpha the flux is multiplied by exp(-tau_eff), tau_eff = 0.0018 (1 + z_abs)^3.92
   (Lyman-alpha forest, Faucher-Giguere et al. 2008), and by 0.1 below the Lyman limit (912 A rest);
-* the host galaxy adds narrow nebular lines from its SFR (Kennicutt, as for galaxies); ``sfr`` is the host's;
+* the host galaxy adds narrow nebular lines from its SFR (Kennicutt, as for galaxies); the parameter ``sfr`` is
+  the host's and drives those lines only: the survey's SFR targets (``sfr``, ``log_sfr``) are NaN for quasars,
+  whose light is the AGN's (SFR does not apply; a NaN target is left out of the loss);
 * images: point sources.
 """
 

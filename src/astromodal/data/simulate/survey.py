@@ -22,7 +22,12 @@ import numpy as np
 from astromodal.data.dataset import Column, Dataset, Images, Spectra, Target
 from astromodal.data.instruments import Instrument, get_instrument
 from astromodal.data.simulate import astrometry as ast
-from astromodal.data.simulate.galaxies import galaxy_spectra, sample_galaxies
+from astromodal.data.simulate.galaxies import (
+    d4000_narrow,
+    emission_line_fluxes,
+    galaxy_spectra,
+    sample_galaxies,
+)
 from astromodal.data.simulate.imaging import PIXEL_SCALE, render_cutouts
 from astromodal.data.simulate.photometry import (
     BANDS,
@@ -86,8 +91,11 @@ def simulate_survey(
     and footprint: field stars are placed along sightlines of the Juric et al. (2008) Galaxy
     at the distances the survey's limits allow, with reddening, [Fe/H] by population and Galactic kinematics.
     Targets: class, spectral_type, massive, luminosity_class, teff, radius, log_radius (log10 Rsun), luminosity,
-    redshift, sfr, distance, logg, feh, ebv (stars' reddening), population
-    (NaN where a quantity does not apply, e.g. teff of a galaxy). The same seed gives identical arrays.
+    redshift, sfr (Msun/yr), log_sfr (log10 Msun/yr, the scale of the MPA-JHU AVG column), log_mass (log10
+    Msun), d4000 (narrow 4000 A break of the noiseless model), halpha_flux (erg/s/cm2, the Halpha line flux
+    the spectra carry), distance, logg, feh, ebv (stars' reddening), population
+    (NaN where a quantity does not apply, e.g. teff of a galaxy; the SFR targets, log_mass, d4000 and
+    halpha_flux are the galaxies' only: NaN for stars and quasars). The same seed gives identical arrays.
     Catalogue columns: u g r i z with errors, phot_g_mean_mag, parallax, pmra, pmdec with errors,
     parallax_over_error, l, b, association_id, n_neighbours (with images) and the quality columns of
     :mod:`.quality`: ruwe, pm, pm_error, snr_r (expected r-band PSF-flux S/N in the cutouts' sky noise and
@@ -112,8 +120,8 @@ def simulate_survey(
     rows = [np.flatnonzero(labels == k) for k in range(3)]
     truth, params, groups = _sample_objects(rng, rows, n, associations, association_fraction, giant_fraction,
                                             stellar_selection)
-    true_mags, spectra = _observe_spectra(rows, params, insts, streams["spectra"], snr, int(batch_size), n,
-                                          _Ticker(progress, "spectra", n))
+    true_mags, spectra, truth["d4000"] = _observe_spectra(rows, params, insts, streams["spectra"], snr,
+                                                          int(batch_size), n, _Ticker(progress, "spectra", n))
     columns = _catalogue(rng, truth, true_mags)
     images = {}
     seeing = np.ones(n)
@@ -185,7 +193,7 @@ def _sample_objects(rng, rows, n, associations, association_fraction, giant_frac
     star_rows, gal_rows, qso_rows = rows
     nan = np.full(n, np.nan)
     truth = {k: nan.copy() for k in ("teff", "radius", "luminosity", "sfr", "redshift", "distance", "l", "b",
-                                     "v_l", "v_b", "logg", "feh", "ebv")}
+                                     "v_l", "v_b", "logg", "feh", "ebv", "log_mass", "halpha_flux")}
     truth["population"] = np.full(n, len(POPULATION_NAMES) - 1, dtype=np.int64)
     truth["spectral_type"] = np.full(n, len(SPECTRAL_TYPES), dtype=np.int64)
     truth["luminosity_class"] = np.full(n, 2, dtype=np.int64)
@@ -203,10 +211,13 @@ def _sample_objects(rng, rows, n, associations, association_fraction, giant_frac
     qsos = sample_quasars(rng["quasars"], len(qso_rows))
     for r, p in ((gal_rows, gals), (qso_rows, qsos)):
         truth["redshift"][r] = p["redshift"]
-        truth["sfr"][r] = p["sfr"]
         truth["distance"][r] = luminosity_distance_pc(p["redshift"])
         truth["l"][r], truth["b"][r] = ast.extragalactic_positions(rng["positions"], len(r))
         truth["v_l"][r] = truth["v_b"][r] = 0.0
+    # galaxies only: a quasar's host SFR (its narrow lines) is not a target (its light is the AGN's), NaN
+    truth["sfr"][gal_rows] = gals["sfr"]
+    truth["log_mass"][gal_rows] = gals["log_mass"]
+    truth["halpha_flux"][gal_rows] = emission_line_fluxes(gals)["H_alpha"]
     is_star = np.zeros(n, dtype=bool)
     is_star[star_rows] = True
     d_star = np.where(is_star, truth["distance"], 1.0)
@@ -366,8 +377,10 @@ def _model_spectra(k: int, p: dict[str, np.ndarray], sl: slice) -> np.ndarray:
 
 
 def _observe_spectra(rows, params, insts, spectra_seed, snr, batch_size, n, tick=None):
-    """True ugriz+G magnitudes (N, 6) and each instrument's noisy Spectra (batches per class, threaded)."""
+    """True ugriz+G magnitudes (N, 6), each instrument's noisy Spectra (batches per class, threaded) and the
+    galaxies' D4000 (N,) measured on their noiseless model spectra (:func:`.galaxies.d4000_narrow`; NaN else)."""
     mags = np.zeros((n, len(BANDS) + 1))
+    d4000 = np.full(n, np.nan)
     flux = {i.name: np.empty((n, i.n_pixels), dtype=np.float32) for i in insts}
     inv_var = {i.name: np.empty(n) for i in insts}
     tasks = [(k, slice(s, s + batch_size)) for k in range(3) for s in range(0, len(rows[k]), batch_size)]
@@ -378,6 +391,8 @@ def _observe_spectra(rows, params, insts, spectra_seed, snr, batch_size, n, tick
         r = rows[k][sl]
         model = _model_spectra(k, params[k], sl)
         mags[r] = ab_magnitudes(model, (*BANDS, "G"))
+        if k == 1:
+            d4000[r] = d4000_narrow(model, params[1]["redshift"][sl])
         rngs = [np.random.default_rng(s) for s in seeds[t].spawn(len(insts))]
         for (name, smooth), g in zip(observe_noise_free(model, insts).items(), rngs, strict=True):
             flux[name][r], inv_var[name][r] = add_noise(g, smooth, snr)
@@ -391,7 +406,7 @@ def _observe_spectra(rows, params, insts, spectra_seed, snr, batch_size, n, tick
         dtype = np.float32 if i.flux_scale >= 1 else np.float64
         ivar = np.repeat(inv_var[i.name].astype(dtype)[:, None], i.n_pixels, axis=1)
         spectra[i.name] = Spectra(flux[i.name], i.wavelength, ivar, None, i.name, i.flux_unit)
-    return mags, spectra
+    return mags, spectra, d4000
 
 
 def _catalogue(rng, truth, true_mags) -> dict[str, Column]:
@@ -453,6 +468,11 @@ def _targets(labels, truth) -> dict[str, Target]:
         "luminosity": Target(truth["luminosity"], "regression", unit="Lsun"),
         "redshift": Target(truth["redshift"], "regression", unit=""),
         "sfr": Target(truth["sfr"], "regression", unit="Msun/yr"),
+        # study D's target on the MPA-JHU scale (log10 of the SFR in Msun/yr, like the AVG column)
+        "log_sfr": Target(np.log10(truth["sfr"]), "regression", unit="log10(Msun/yr)"),
+        "log_mass": Target(truth["log_mass"], "regression", unit="log10(Msun)"),
+        "d4000": Target(truth["d4000"], "regression", unit=""),
+        "halpha_flux": Target(truth["halpha_flux"], "regression", unit="erg/s/cm2"),
         "distance": Target(truth["distance"], "regression", unit="pc"),
         "logg": Target(truth["logg"], "regression", unit="dex"),
         "feh": Target(truth["feh"], "regression", unit="dex"),
