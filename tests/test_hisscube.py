@@ -285,3 +285,14 @@ def test_batched_rebinning_equals_row_by_row():
         cb.rebin_spectra(wave, flux, sigma, ids=np.array(["a", "b", "c", "d"]))
     with pytest.raises(DataFormatError, match="no overlap with the cube grid"):
         cb.rebin_spectra(wave + 20000.0, flux, sigma)
+
+
+def test_simulate_source_in_the_cube_layout():
+    from astromodal.data.sources import load_source
+
+    ds, _ = load_source("simulate", {"n": 12, "seed": 1, "instruments": ["sdss"], "image_size": 16,
+                                     "layout": "hisscube"})
+    assert sorted(ds.images) == [f"image_z{z}" for z in range(4)] and ds.spectra["spectrum_z3"].n_pixels == 577
+    assert ds.meta["layout"] == "hisscube"
+    with pytest.raises(ConfigError, match="simulate option 'layout' must be survey or hisscube, got 'cube'"):
+        load_source("simulate", {"n": 12, "layout": "cube"})

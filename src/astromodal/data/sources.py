@@ -56,9 +56,21 @@ def _need(options: dict[str, Any], key: str, kind: str) -> Any:
 
 @source("simulate")
 def _simulate(options: dict[str, Any]) -> Loaded:
+    """``simulate_survey``'s arguments; ``layout: hisscube`` gives the survey in the HiSS-Cube ML cube's layout
+    (blocks ``image_z0..3`` at S, S/2, S/4, S/8 px and ``spectrum_z0..3`` at 4620 .. 577 samples on the cube
+    grid; :func:`astromodal.data.readers.hisscube.cube_dataset`), as ``source: hisscube`` reads a built cube."""
     from astromodal.data.simulate import simulate_survey
 
-    return simulate_survey(**options), None
+    options = dict(options)
+    layout = options.pop("layout", "survey")
+    if layout not in ("survey", "hisscube"):
+        raise ConfigError(f"simulate option 'layout' must be survey or hisscube, got {layout!r}")
+    ds = simulate_survey(**options)
+    if layout == "hisscube":
+        from astromodal.data.readers.hisscube import cube_dataset
+
+        ds = cube_dataset(ds)
+    return ds, None
 
 
 @source("hdf5", options=("path",))
@@ -197,6 +209,22 @@ def _image_folder(options: dict[str, Any]) -> Loaded:
     for key in ("images", "labels"):
         opts.pop(key)
     return read_image_folder(images, labels, **opts), None
+
+
+@source("scene", options=("path", "csv", "file_column", "label_columns", "feature_columns", "size", "bands",
+                          "name"))
+def _scene(options: dict[str, Any]) -> Loaded:
+    """The Scene layout (study D's preliminary experiment): a folder of video frames (``path``) and a CSV
+    (``csv``: its name in the folder, default the one CSV there) of one row per frame: the file name
+    (``file_column``), feature columns (``feature_columns``: shell patterns, default every numeric column)
+    and label columns (``label_columns``, one class target each); frames resized to ``size``
+    (:func:`astromodal.data.readers.scene.read_scene`)."""
+    from astromodal.data.readers.scene import read_scene
+
+    opts = dict(options)
+    path = _need(opts, "path", "scene")
+    opts.pop("path")
+    return read_scene(path, **opts), None
 
 
 _PATH_KEYS = ("path", "test_path", "images", "labels", "test_images", "test_labels", "gal_info", "totsfr")
