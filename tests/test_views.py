@@ -113,7 +113,7 @@ def test_bad_view_options_are_one_line_config_errors():
         parse_config({**base, "representations": {"r": {"inputs": {"gri": {"kind": "cutout", "bandz": ["g"]}}}}})
     msg = str(e.value)
     assert "\n" not in msg and "input 'gri' (cutout view): unknown key 'bandz'" in msg
-    assert "allowed keys here: bands, images, kind, size" in msg
+    assert "allowed keys here: bands, images, isolate, isolate_options, kind, size" in msg
     with pytest.raises(ConfigError, match="unknown view kind 'cutouts'; registered: .*cutout"):
         parse_config({**base, "representations": {"r": {"inputs": {"gri": {"kind": "cutouts"}}}}})
     with pytest.raises(ConfigError, match="either 'kind'"):
