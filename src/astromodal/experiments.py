@@ -424,6 +424,110 @@ class ProtocolConfig(_Strict):
         return v
 
 
+#: the comparison operators of a ``subset`` filter
+SUBSET_OPS = ("==", "!=", ">", ">=", "<", "<=")
+
+
+class SubsetConfig(_Strict):
+    """A filter on one column of the test objects (``{column: n_neighbours, op: ">", value: 0}``): a row is
+    kept when ``column op value`` holds; a NaN (missing) value never does. The column is saved with each
+    cell's test predictions (else read from the dataset by object id)."""
+
+    column: str
+    op: Literal[SUBSET_OPS] = "=="  # type: ignore[valid-type]
+    value: bool | int | float | str
+
+    def text(self) -> str:
+        """``n_neighbours > 0``."""
+        return f"{self.column} {self.op} {_value_text(self.value)}"
+
+    def mask(self, values: Any) -> Any:
+        """The rows of ``values`` (one per test object) the filter keeps (a boolean array)."""
+        import operator
+
+        import numpy as np
+
+        fn = {"==": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge, "<": operator.lt,
+              "<=": operator.le}[self.op]
+        v = np.asarray(values)
+        if isinstance(self.value, str) or v.dtype.kind in "USO":
+            if self.op not in ("==", "!="):
+                raise ConfigError(f"subset {self.text()!r}: column {self.column!r} holds text; compare it with == "
+                                  "or != only")
+            return np.asarray(fn(v.astype(str), str(self.value)), dtype=bool)
+        x = v.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            return np.isfinite(x) & np.asarray(fn(x, float(self.value)), dtype=bool)
+
+
+class CellRef(_Strict):
+    """The cells of one model entry (by label) on one representation: ``{model: tree, representation: spec}``."""
+
+    model: str
+    representation: str | None = None
+
+    def text(self) -> str:
+        return self.model if self.representation is None else f"{self.model} ({self.representation})"
+
+
+#: the metrics a comparison may rank by: higher is better for r2 and the class scores, lower for rmse / mae
+COMPARISON_METRICS = ("r2", "rmse", "mae", "accuracy", "balanced_accuracy")
+
+
+class ComparisonConfig(_Strict):
+    """One question the report answers with intervals (``report.comparisons[]``): the named cells ranked by
+    ``metric`` on the test split (paired bootstrap 95 % intervals), and with ``against`` the best of
+    ``cells`` against the best of ``against``, their difference with a paired bootstrap interval and a
+    plain verdict. An entry of ``cells`` / ``against`` is a model label (every representation it ran on)
+    or ``{model, representation}``."""
+
+    name: str
+    title: str = ""
+    cells: list[str | CellRef] = Field(min_length=1)
+    against: list[str | CellRef] | None = None
+    #: a filter on a column of the test objects: the tables then show all test objects and the subset
+    subset: SubsetConfig | None = None
+    #: r2 (regression default), rmse, mae, accuracy (classification default) or balanced_accuracy
+    metric: Literal[COMPARISON_METRICS] | None = None  # type: ignore[valid-type]
+    target: str | None = None  # the head compared (default: the dataset's primary target)
+    dataset: str | None = None  # default: every dataset with such cells (one comparison each)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _SWEEP_NAME.fullmatch(v):
+            raise ValueError(f"comparison {v!r}: name: use letters, digits, '_', '-' and '.' only")
+        return v
+
+    @field_validator("against")
+    @classmethod
+    def _against(cls, v: list[Any] | None) -> list[Any] | None:
+        if v is not None and not v:
+            raise ValueError("against: name at least one cell, or leave it out")
+        return v
+
+    def refs(self, which: str = "cells") -> list[CellRef]:
+        """The entries of ``cells`` or ``against`` as :class:`CellRef` s."""
+        return [CellRef(model=e) if isinstance(e, str) else e for e in getattr(self, which) or []]
+
+
+class ExploratoryConfig(_Strict):
+    """Exploratory figures of one target (``report.exploratory``): an image grid of ``per_bin`` objects per
+    target bin, the median spectrum per bin with the emission lines marked, the target's histogram (per
+    class) and box plots (per class, per bin of the column ``by``)."""
+
+    target: str  # a regression target of the dataset, e.g. sfr
+    images: str | None = None  # an images block of the dataset, or an image input of a representation
+    spectra: str | None = None  # a spectra block of the dataset
+    bins: int = Field(default=4, ge=2, le=10)  # target bins (quantile edges of the finite values)
+    per_bin: int = Field(default=3, ge=1, le=10)  # objects per bin in the image grid
+    lines: bool = True  # mark the emission lines on the median spectra
+    classes: str | None = None  # a class target for the histogram / box plots (default: ``class`` if any)
+    by: str | None = None  # a column whose bins group a second box plot (default: n_neighbours if any)
+    log: bool | None = None  # log10 of the target in the histogram / box plots (default: positive over 2 dex)
+    dataset: str | None = None  # default: every dataset with the target
+
+
 class ReportConfig(_Strict):
     confusion_matrices: bool = True
     embeddings: list[Literal["pca", "tsne"]] = Field(default_factory=lambda: ["pca", "tsne"])
@@ -439,6 +543,30 @@ class ReportConfig(_Strict):
     #: the per-class Table 1 form (F1, recall, precision, count) per cell: true, false, or None (default)
     #: for runs of at most 12 such cells (a large grid keeps its per-class F1 table only)
     per_class_tables: bool | None = None
+    #: questions answered with paired-bootstrap intervals (:class:`ComparisonConfig`)
+    comparisons: list[ComparisonConfig] | None = None
+    #: exploratory figures of a target (:class:`ExploratoryConfig`)
+    exploratory: ExploratoryConfig | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        # without them the dump is the one before comparisons and exploratory figures existed
+        return _without_unset(handler(self), self, ("comparisons", "exploratory"))
+
+    @field_validator("comparisons")
+    @classmethod
+    def _comparison_names(cls, v: list[ComparisonConfig] | None) -> list[ComparisonConfig] | None:
+        names = [c.name for c in v or []]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"comparison name(s) {twice} used twice")
+        return v
+
+    def saved_columns(self) -> list[str]:
+        """The test objects' columns saved with each cell's predictions: ``snr_column`` and every
+        comparison's ``subset`` column."""
+        names = [self.snr_column] + [c.subset.column for c in self.comparisons or [] if c.subset]
+        return list(dict.fromkeys(n for n in names if n))
 
 
 _SWEEP_NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -468,6 +596,17 @@ class SweepConfig(_Strict):
     values: list[Any] | None = None
     set: dict[str, list[Any]] | None = None
     variants: dict[str, dict[str, Any]] | None = None
+    #: a two-axis representation sweep: exactly two ``"<input>.<key>": [values]`` axes, expanded to their
+    #: cartesian product (variant ``<name>=<v1>,<v2>``); the report draws heat maps of the primary test
+    #: metric (with its 95 % interval) and of the training time
+    grid: dict[str, list[Any]] | None = None
+    #: optional display names of a grid's values, per axis key one per value (e.g. ``["64 px", ...]``)
+    axis_labels: dict[str, list[str]] | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        # without a grid the dump is the one before grids existed (config.json unchanged)
+        return _without_unset(handler(self), self, ("grid", "axis_labels"))
 
     @model_validator(mode="after")
     def _one_form(self) -> SweepConfig:
@@ -476,12 +615,15 @@ class SweepConfig(_Strict):
             raise ValueError(f"{where}: name: use letters, digits, '_', '-' and '.' only")
         if (self.model is None) == (self.representation is None):
             raise ValueError(f"{where}: give either 'model' (a model entry's label or name) or 'representation'")
-        forms = {"values": self.values is not None, "set": self.set is not None, "variants": self.variants is not None}
+        forms = {"values": self.values is not None, "set": self.set is not None, "variants": self.variants is not None,
+                 "grid": self.grid is not None}
         if sum(forms.values()) != 1:
-            raise ValueError(f"{where}: give exactly one of 'values' (with 'option' / 'input_option'), 'set' or "
-                             f"'variants' (given: {[k for k, v in forms.items() if v] or 'none'})")
+            raise ValueError(f"{where}: give exactly one of 'values' (with 'option' / 'input_option'), 'set', "
+                             f"'variants' or 'grid' (given: {[k for k, v in forms.items() if v] or 'none'})")
+        self._check_grid(where)
         if self.model is not None:
-            wrong = [k for k in ("representation", "models", "input_option", "inputs", "set") if getattr(self, k)]
+            wrong = [k for k in ("representation", "models", "input_option", "inputs", "set", "grid")
+                     if getattr(self, k)]
             if wrong:
                 raise ValueError(f"{where}: {', '.join(wrong)}: setting(s) of a representation sweep, not of a "
                                  "model sweep")
@@ -509,17 +651,66 @@ class SweepConfig(_Strict):
             raise ValueError(f"{where}: value(s) {twice} given twice")
         return self
 
+    def _check_grid(self, where: str) -> None:
+        """A grid: a representation sweep of exactly two ``"<input>.<key>"`` axes, each a non-empty list of
+        distinct values; ``axis_labels`` (grids only) one display name per value of a grid axis."""
+        if self.axis_labels is not None and self.grid is None:
+            raise ValueError(f"{where}: axis_labels: a setting of a 'grid' sweep")
+        if self.grid is None:
+            return
+        if self.model is not None:
+            raise ValueError(f"{where}: grid: a setting of a representation sweep, not of a model sweep")
+        wrong = [k for k in ("input_option", "inputs") if getattr(self, k)]
+        if wrong:
+            raise ValueError(f"{where}: {', '.join(wrong)}: not with 'grid' (its keys name the inputs)")
+        if len(self.grid) != 2:
+            raise ValueError(f"{where}: grid: exactly two axes '<input>.<key>', got {len(self.grid)} ({list(self.grid)})")
+        for key, values in self.grid.items():
+            name, _, view_key = key.partition(".")
+            if not name or not view_key:
+                raise ValueError(f"{where}: grid: axis {key!r} is not of the form '<input>.<key>' (e.g. image.images)")
+            if not values:
+                raise ValueError(f"{where}: grid: axis {key!r} has no values")
+            texts = [_value_text(v) for v in values]
+            twice = sorted({t for t in texts if texts.count(t) > 1})
+            if twice:
+                raise ValueError(f"{where}: grid: axis {key!r}: value(s) {twice} given twice")
+            if any("," in t for t in texts):
+                raise ValueError(f"{where}: grid: axis {key!r}: a value may not hold ',' (it joins the two values "
+                                 "of a variant label)")
+        for key, names in (self.axis_labels or {}).items():
+            if key not in self.grid:
+                raise ValueError(f"{where}: axis_labels: {key!r} is no grid axis (axes: {list(self.grid)})")
+            if len(names) != len(self.grid[key]):
+                raise ValueError(f"{where}: axis_labels: {key!r} has {len(names)} name(s) for "
+                                 f"{len(self.grid[key])} value(s)")
+
     @property
     def axis(self) -> str:
-        """What the sweep varies: the option / view key, the ``set`` key, or ``variant``."""
+        """What the sweep varies: the option / view key, the ``set`` key, ``variant``, or for a grid its two
+        axis keys joined by `` x ``."""
+        if self.grid is not None:
+            return " x ".join(self.grid)
         if self.set is not None:
             return next(iter(self.set))
         return self.option or self.input_option or "variant"
 
+    def grid_axes(self) -> list[tuple[str, list[str], list[str]]]:
+        """A grid's two axes: ``(key, value texts, display names)`` (the names default to the texts)."""
+        out = []
+        for key, values in (self.grid or {}).items():
+            texts = [_value_text(v) for v in values]
+            out.append((key, texts, list((self.axis_labels or {}).get(key) or texts)))
+        return out
+
     def points(self) -> list[tuple[str, Any]]:
-        """``(value text, value)`` per variant, in the order given (``variants``: the label and its patch)."""
+        """``(value text, value)`` per variant, in the order given (``variants``: the label and its patch; a
+        grid: ``"<v1>,<v2>"`` and the pair, the first axis varying slowest)."""
         if self.variants is not None:
             return [(str(k), v) for k, v in self.variants.items()]
+        if self.grid is not None:
+            (_, a), (_, b) = self.grid.items()
+            return [(f"{_value_text(x)},{_value_text(y)}", (x, y)) for x in a for y in b]
         values = self.values if self.values is not None else next(iter((self.set or {}).values()), [])
         return [(_value_text(v), v) for v in values]
 
@@ -573,7 +764,16 @@ def _representation_variant(s: SweepConfig, base: RepresentationConfig, text: st
         raise ValueError(f"{where}: inputs {unknown} are not inputs of representation {s.representation!r} "
                          f"(its inputs: {list(views)})")
     patches: dict[str, dict[str, Any]] = {}
-    if s.variants is not None:
+    if s.grid is not None:  # two "<input>.<key>" axes: one value of each
+        for key, v in zip(s.grid, value, strict=True):
+            name, view_key = key.split(".", 1)
+            if name not in views:
+                raise ValueError(f"{where}: grid: {name!r} is not an input of representation {s.representation!r} "
+                                 f"(its inputs: {list(views)})")
+            if view_key not in view_class(views[name]["kind"]).model_fields:
+                raise ValueError(f"{where}: grid: input {name!r} ({views[name]['kind']} view) has no key {view_key!r}")
+            patches.setdefault(name, {})[view_key] = v
+    elif s.variants is not None:
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
             raise ValueError(f"{where}: a representation variant maps input names to view settings, got {value!r}")
         patches = value
@@ -734,6 +934,9 @@ class ExperimentConfig(_Strict):
                     self.representations[label] = _representation_variant(s, base, text, value)
                     self._sweep_representations[label] = (s.name, text)
 
+    def _check_report(self) -> None:
+        _check_report_refs(self)
+
     def _merge_protocols(self) -> None:
         """Each model entry's effective protocol validated as a whole (errors name the model)."""
         for m in self.models:
@@ -754,10 +957,35 @@ class ExperimentConfig(_Strict):
                 if d not in self.datasets:
                     raise ValueError(f"model {m.name!r} names dataset {d!r}; defined: {list(self.datasets)}")
             _check_standardise(m, self.representations)
+        self._check_report()
         if self.save_models and any(self.protocol_for(m).kind == "cv" for m in self.models):
             raise ValueError("save_models: the cv protocol scores every object out of fold and keeps no model; "
                              "use protocol.kind holdout (one model) or kfold_ensemble (a fold ensemble) to save models")
         return self
+
+
+def _check_report_refs(cfg: ExperimentConfig) -> None:
+    """Every comparison names model labels (the sweeps' variants included), representations, datasets and
+    targets the config has; ``exploratory`` a dataset and target it has (errors name the comparison)."""
+    labels = [m.label or m.name for m in cfg.models]
+    for c in cfg.report.comparisons or []:
+        where = f"report.comparisons {c.name!r}"
+        for which in ("cells", "against"):
+            for ref in c.refs(which):
+                if ref.model not in labels:
+                    raise ValueError(f"{where}: {which}: {ref.model!r} is no model label (labels: {labels})")
+                if ref.representation is not None and ref.representation not in cfg.representations:
+                    raise ValueError(f"{where}: {which}: representation {ref.representation!r} of {ref.model!r} is "
+                                     f"not defined (defined: {list(cfg.representations)})")
+        if c.dataset is not None and c.dataset not in cfg.datasets:
+            raise ValueError(f"{where}: dataset {c.dataset!r} is not defined (defined: {list(cfg.datasets)})")
+        chosen = [cfg.datasets[c.dataset]] if c.dataset else list(cfg.datasets.values())
+        if c.target is not None and not any(c.target in d.targets for d in chosen):
+            raise ValueError(f"{where}: target {c.target!r} is no target of the dataset(s) (targets: "
+                             f"{sorted({t for d in chosen for t in d.targets})})")
+    e = cfg.report.exploratory
+    if e is not None and e.dataset is not None and e.dataset not in cfg.datasets:
+        raise ValueError(f"report.exploratory: dataset {e.dataset!r} is not defined (defined: {list(cfg.datasets)})")
 
 
 def _check_standardise(m: ModelConfig, representations: dict[str, RepresentationConfig]) -> None:

@@ -18,7 +18,7 @@ import json
 import shlex
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,11 +116,12 @@ def predictions_path(cells_dir: Path, cell_id: str) -> Path:
 
 
 def predictions_arrays(predictions: Mapping[str, Any], truth: Mapping[str, np.ndarray], test: Dataset,
-                       snr_column: str | None = None) -> dict[str, np.ndarray]:
+                       snr_column: str | Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """The arrays saved per cell: ``ids`` of the test objects, per head ``<head>__truth`` and a categorical
     head's ``__label`` / ``__proba`` / ``__classes`` or a Gaussian head's ``__mean`` / ``__var`` /
-    ``__sigma_net``, the ``snr_column`` of the test objects (``column__<name>``, when the dataset has it) and
-    ``__kinds__`` (JSON: head -> kind)."""
+    ``__sigma_net``, the test objects' columns ``snr_column`` (one name or several: the report's
+    ``snr_column`` and ``subset`` columns; ``column__<name>``, each the dataset has) and ``__kinds__``
+    (JSON: head -> kind)."""
     ids = np.asarray(test.ids.read())
     out: dict[str, np.ndarray] = {"ids": ids.astype(str) if ids.dtype == object else ids}
     kinds = {}
@@ -136,8 +137,10 @@ def predictions_arrays(predictions: Mapping[str, Any], truth: Mapping[str, np.nd
             out[f"{name}__var"] = np.asarray(pred.var, dtype=np.float64)
             if pred.sigma_net is not None:
                 out[f"{name}__sigma_net"] = np.asarray(pred.sigma_net, dtype=np.float64)
-    if snr_column and snr_column in test.columns:
-        out[f"column__{snr_column}"] = np.asarray(test.columns[snr_column].values.read(), dtype=np.float64)
+    for name in [snr_column] if isinstance(snr_column, str) else list(snr_column or ()):
+        if name in test.columns:
+            values = np.asarray(test.columns[name].values.read())
+            out[f"column__{name}"] = values.astype(str) if values.dtype.kind in "OUS" else values.astype(np.float64)
     out["__kinds__"] = np.asarray(json.dumps(kinds))
     return out
 
@@ -329,6 +332,17 @@ class BenchmarkRunner:
                     check_model_task(name, "classification" if kind == "class" else "regression", target)
                 except ConfigError as exc:
                     raise ConfigError(f"dataset {cell.dataset!r}: {exc}") from None
+
+    def _check_report_data(self) -> None:
+        """The columns, targets and blocks the report's ``comparisons`` and ``exploratory`` read exist in the
+        loaded datasets (one ConfigError line naming the key and what the dataset has)."""
+        from astromodal.evaluation.benchmark_report import check_report_data
+
+        rc = self.config.report
+        if not (any(c.subset for c in rc.comparisons or []) or rc.exploratory is not None):
+            return  # nothing to check: no dataset loaded for it
+        loaded = {n: d[0] for n in self.config.datasets if (d := self._load(n))}
+        check_report_data(self.config, loaded)
 
     # ------------------------------------------------------------------ data
     def _load(self, name: str) -> tuple[Dataset, Dataset | None] | None:
@@ -530,7 +544,7 @@ class BenchmarkRunner:
         result = result.set_heads(result.heads) if result.heads else result
         if predictions and data.test is not None:
             self._pending_predictions = (cell.id, predictions_arrays(predictions, heads_te, data.test,
-                                                                     self.config.report.snr_column))
+                                                                     self.config.report.saved_columns()))
         return result
 
     # ------------------------------------------------------------------ the run
@@ -639,6 +653,7 @@ class BenchmarkRunner:
 
     def _run(self, cells: list[Cell], cells_dir: Path, progress: Any) -> dict[str, Any]:
         self.check_tasks(cells)  # a classifier on a regression target (or the reverse): before any cell trains
+        self._check_report_data()  # the report's subset columns and exploratory target: before any cell trains
         cells_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "config.json", self.config.model_dump())
         results: list[CellResult] = []

@@ -300,11 +300,16 @@ def write_benchmark_report(results: Sequence[Any], data: Any, config: Any, out: 
     # a sweep's variants: every cell in "All cells" and the sweep's own table, no other table or figure each
     main = _main_records(records, config)
     _main_tables(rep, main, config)
+    extra: dict[str, Any] = {}
+    if getattr(config.report, "comparisons", None):  # the study's questions, answered with intervals
+        extra["comparisons"] = _comparison_sections(rep, records, config, out, datasets)
     _cells_table(rep, records, config, out)
     _head_sections(rep, main)
     _class_tables(rep, main, config)
     _radius_section(rep, main, config, out)
-    _sweep_sections(rep, records, config, out)
+    grids = _sweep_sections(rep, records, config, out)
+    if grids:
+        extra["grids"] = grids
     cv = config.protocol.kind == "cv"
     baseline_section(rep, records, "on the same pooled out-of-fold predictions" if cv else "on the same test split")
     _confusion_figures(rep, main, config, out)
@@ -313,7 +318,9 @@ def write_benchmark_report(results: Sequence[Any], data: Any, config: Any, out: 
     _calibration(rep, main, out)
     _image_grid(rep, config, dict(datasets or {}), out)
     _embedding_figures(rep, embeddings, config, out)
-    summary = _write_results(out, records, config, command, notes)
+    if getattr(config.report, "exploratory", None) is not None:
+        extra["exploratory"] = exploratory_section(rep, config, dict(datasets or {}), out)
+    summary = _write_results(out, records, config, command, notes, extra)
     context = ReportContext(out, config, summary["cells"], data, dict(datasets or {}))
     for hook in hooks:
         hook(rep, context)
@@ -581,8 +588,10 @@ def _embedding_figures(rep: Any, embeddings: Sequence[EmbeddingSet], config: Any
 
 
 def _write_results(out: Path, records: list[dict[str, Any]], config: Any, command: str,
-                   notes: Sequence[str]) -> dict[str, Any]:
-    """``results.json``: the run's settings and every cell (without the per-object ROC arrays)."""
+                   notes: Sequence[str], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``results.json``: the run's settings and every cell (without the per-object ROC arrays), and when
+    configured ``comparisons`` (one entry per comparison and dataset, :func:`run_comparison`), ``grids``
+    (sweep name -> :func:`grid_summary`) and ``exploratory`` (dataset -> figures and counts)."""
     from astromodal.atomic import write_json
     from astromodal.evaluation.results import CellResult
 
@@ -598,6 +607,7 @@ def _write_results(out: Path, records: list[dict[str, Any]], config: Any, comman
            if getattr(m, "protocol", None) is not None}
     if own:  # model entries with a protocol of their own (only then: results.json as before otherwise)
         results["model_protocols"] = own
+    results.update(extra or {})
     write_json(out / "results.json", results)
     return results
 
@@ -842,11 +852,18 @@ def sweep_rows(sweep: Any, records: list[dict[str, Any]], config: Any, out: Path
     return rows
 
 
-def _sweep_sections(rep: Any, records: list[dict[str, Any]], config: Any, out: Path) -> None:
-    """Per sweep: its table, and for numeric values a line figure of the scores and the training time."""
+def _sweep_sections(rep: Any, records: list[dict[str, Any]], config: Any, out: Path) -> dict[str, Any]:
+    """Per sweep: its table, and for numeric values a line figure of the scores and the training time; a
+    two-axis sweep (``grid``) its heat maps (:func:`_grid_section`). Returns the grids' matrices by sweep."""
     from astromodal.evaluation import plots
 
+    grids: dict[str, Any] = {}
     for sweep in getattr(config, "sweeps", None) or []:
+        if getattr(sweep, "grid", None) is not None:
+            summary = _grid_section(rep, sweep, records, out)
+            if summary:
+                grids[sweep.name] = summary
+            continue
         rows = sweep_rows(sweep, records, config, out)
         if not rows:
             continue
@@ -871,6 +888,7 @@ def _sweep_sections(rep: Any, records: list[dict[str, Any]], config: Any, out: P
                              log_x=positive and max(values) / min(values) >= 8)
             rep.image(path.relative_to(out), f"{sweep.title or sweep.name}: scores and training time against "
                       f"{sweep.axis}" + (f" ({model})" if model else ""))
+    return grids
 
 
 def _lead(text: Any) -> float | None:
@@ -952,3 +970,712 @@ def _protocol_overrides(rep: Any, config: Any) -> None:
             continue
         rep.paragraph(f"Model {m.label or m.name!r}: " + protocol_sentence(config.protocol_for(m))
                       .replace("Protocol: ", "its own protocol: ", 1))
+
+
+# ---------------------------------------------------------------------- study D: comparisons, grids, exploration
+#: the metrics where higher is better (the others, rmse and mae, lower is better)
+HIGHER_IS_BETTER = ("r2", "accuracy", "balanced_accuracy")
+#: resamples of the paired bootstrap of the comparisons and the grid heat maps
+N_BOOTSTRAP = 1000
+
+
+def _metric_rows(y: np.ndarray, p: np.ndarray, metric: str) -> np.ndarray:
+    """``metric`` of each row of ``y`` / ``p`` (B, n) (one resample per row): r2 = 1 - SS_res / SS_tot with
+    the resample's own mean (scikit-learn's r2_score; NaN for a constant resample), rmse, mae, accuracy,
+    balanced_accuracy (mean recall over the classes present in the resample)."""
+    if metric in ("r2", "rmse", "mae"):
+        res = p - y
+        if metric == "rmse":
+            return np.sqrt(np.mean(res ** 2, axis=1))
+        if metric == "mae":
+            return np.mean(np.abs(res), axis=1)
+        ss_tot = np.sum((y - y.mean(axis=1, keepdims=True)) ** 2, axis=1)
+        ss_res = np.sum(res ** 2, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), np.nan)
+    if metric == "accuracy":
+        return np.mean(y == p, axis=1)
+    if metric == "balanced_accuracy":
+        recalls = []
+        for c in np.unique(y):
+            n = np.sum(y == c, axis=1)
+            tp = np.sum((y == c) & (p == c), axis=1)
+            recalls.append(np.where(n > 0, tp / np.maximum(n, 1), np.nan))
+        with np.errstate(invalid="ignore"):
+            return np.nanmean(np.stack(recalls), axis=0)
+    from astromodal.errors import ConfigError
+
+    raise ConfigError(f"unknown comparison metric {metric!r}; known: r2, rmse, mae, accuracy, balanced_accuracy")
+
+
+def metric_value(y: Any, p: Any, metric: str) -> float:
+    """``metric`` of predictions ``p`` against ``y`` over every object (see :func:`_metric_rows`)."""
+    return float(_metric_rows(np.asarray(y)[None, :], np.asarray(p)[None, :], metric)[0])
+
+
+def paired_bootstrap(y: Sequence[Any], preds: Mapping[str, Sequence[Any]], metrics: Sequence[str],
+                     n_boot: int = N_BOOTSTRAP, seed: int = 0) -> tuple[dict[str, dict[str, float]],
+                                                                        dict[str, dict[str, np.ndarray]]]:
+    """The paired bootstrap of several cells tested on the same objects, over one or several test splits
+    (one per seed): ``y[k]`` the truth of split k, ``preds[label][k]`` each cell's predictions of the same
+    objects in the same order. Split k (of n_k objects) is resampled by ``np.random.default_rng([seed, k])
+    .integers(0, n_k, size=(n_boot, n_k))`` (drawn in chunks of rows, the same stream): draw b takes the same
+    rows for EVERY cell (paired), and a cell's score of draw b is the mean over the splits of its score on
+    that draw's rows. Returns ``(points, draws)``: ``points[label][metric]`` the mean over splits of the
+    score on all objects, ``draws[label][metric]`` the (n_boot,) draw scores; the 95 % interval of a score
+    or of a difference of two cells' scores is the 2.5 and 97.5 percentiles of its draws."""
+    labels = list(preds)
+    points = {a: {m: float(np.mean([metric_value(y[k], preds[a][k], m) for k in range(len(y))])) for m in metrics}
+              for a in labels}
+    draws = {a: {m: np.zeros(n_boot) for m in metrics} for a in labels}
+    for k, yk in enumerate(y):
+        yk = np.asarray(yk)
+        n = len(yk)
+        rng = np.random.default_rng([seed, k])
+        chunk = max(1, min(n_boot, 2_000_000 // max(n, 1)))
+        for start in range(0, n_boot, chunk):
+            m_rows = min(chunk, n_boot - start)
+            idx = rng.integers(0, n, size=(m_rows, n))
+            yt = yk[idx]
+            for a in labels:
+                pt = np.asarray(preds[a][k])[idx]
+                for m in metrics:
+                    draws[a][m][start:start + m_rows] += _metric_rows(yt, pt, m) / len(y)
+    return points, draws
+
+
+def interval(draws: np.ndarray) -> tuple[float, float] | None:
+    """The 2.5 and 97.5 percentiles of bootstrap draws (NaN draws left out; None when none is finite)."""
+    d = np.asarray(draws, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if not len(d):
+        return None
+    return float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))
+
+
+def paired_difference(y: Any, pred_a: Any, pred_b: Any, metric: str = "r2", n_boot: int = N_BOOTSTRAP,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """``(d, lo, hi)``: d = metric(a) - metric(b) on all objects and the paired bootstrap 95 % interval of
+    the difference (:func:`paired_bootstrap` with one split: the same resampled rows for both cells)."""
+    points, draws = paired_bootstrap([y], {"a": [pred_a], "b": [pred_b]}, [metric], n_boot, seed)
+    ci = interval(draws["a"][metric] - draws["b"][metric])
+    lo, hi = ci if ci is not None else (float("nan"), float("nan"))
+    return points["a"][metric] - points["b"][metric], lo, hi
+
+
+def verdict(a: str, b: str, diff: float, lo: float, hi: float, metric: str) -> tuple[bool, str]:
+    """``(beats, sentence)`` for ``a`` against ``b`` from the paired difference d = metric(a) - metric(b) and
+    its 95 % interval: a beats b when the whole interval lies on a's side of 0 (the gain is larger than the
+    interval's half-width, for a symmetric interval), else the sentence says it does not and why."""
+    up = metric in HIGHER_IS_BETTER
+    gain, glo, ghi = (diff, lo, hi) if up else (-diff, -hi, -lo)
+    if np.isfinite(glo) and glo > 0:
+        return True, (f"{a} beats {b} by {gain:.3g} in {metric} (95 % interval {glo:.3g}..{ghi:.3g}): more than the "
+                      "interval width, the whole paired interval of the difference lies above 0.")
+    if np.isfinite(ghi) and ghi < 0:
+        return False, (f"{a} does not beat {b}: {b} is better by {-gain:.3g} in {metric} (95 % interval "
+                       f"{-ghi:.3g}..{-glo:.3g}), the whole paired interval lies on {b}'s side.")
+    return False, (f"{a} does not beat {b}: the difference {gain:+.3g} in {metric} lies inside the interval "
+                   f"(95 % interval {glo:.3g}..{ghi:.3g} includes 0).")
+
+
+def _head_arrays(pred: dict[str, Any] | None, target: str, task: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(truth, prediction)`` of one head of a cell's saved test predictions (the mean of a regression
+    head, the label of a class head); None when the cell has none."""
+    if pred is None:
+        return None
+    h = pred["heads"].get(target)
+    if h is None and len(pred["heads"]) == 1:
+        h = next(iter(pred["heads"].values()))
+    key = "mean" if task == "regression" else "label"
+    if h is None or key not in h or "truth" not in h:
+        return None
+    return np.asarray(h["truth"]), np.asarray(h[key])
+
+
+def _column_of(pred: dict[str, Any], column: str, dataset: Any) -> np.ndarray | None:
+    """A column of a cell's test objects: saved with its predictions, else read from the dataset by id."""
+    if column in pred["columns"]:
+        return np.asarray(pred["columns"][column])
+    if dataset is None or column not in dataset.columns or pred.get("ids") is None:
+        return None
+    ids = np.asarray(dataset.ids.read())
+    where = {str(v): i for i, v in enumerate(ids)}
+    rows = [where.get(str(v)) for v in np.asarray(pred["ids"])]
+    if any(r is None for r in rows):
+        return None
+    return np.asarray(dataset.columns[column].values.read())[np.asarray(rows, dtype=np.int64)]
+
+
+@dataclass
+class _Scored:
+    """One comparison entry's cells (one representation x model) and their test predictions per seed."""
+
+    model: str
+    representation: str
+    records: dict[int, dict[str, Any]]  # seed -> record
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} | {self.representation}"
+
+
+def _ref_cells(refs: Sequence[Any], records: list[dict[str, Any]], dataset: str,
+               swept: frozenset[str] = frozenset()) -> list[_Scored]:
+    """The cells of each reference on ``dataset``: a bare model label's on every representation but a
+    sweep's variants (``swept``; those are named with ``{model, representation}``)."""
+    out: dict[tuple[str, str], _Scored] = {}
+    for ref in refs:
+        for r in records:
+            if r["dataset"] != dataset or r["model"] != ref.model:
+                continue
+            if ref.representation is not None and r["representation"] != ref.representation:
+                continue
+            if ref.representation is None and r["representation"] in swept:
+                continue
+            key = (r["representation"], r["model"])
+            out.setdefault(key, _Scored(r["model"], r["representation"], {})).records[r["seed"]] = r
+    return list(out.values())
+
+
+def _aligned(cells: list[_Scored], seeds: list[int], target: str, task: str, out: Path, subset: Any,
+             dataset: Any, notes: list[str]) -> dict[str, Any] | None:
+    """Per seed the truth, each cell's predictions on the same test objects (aligned by id) and the subset
+    mask; rows without a finite truth (class code < 0) or a finite prediction of every cell left out."""
+    y_all, preds, masks, n_left = [], {c.name: [] for c in cells}, [], 0
+    for seed in seeds:
+        arrays = {}
+        for c in cells:
+            pred = _predictions(out, c.records[seed])
+            got = _head_arrays(pred, target, task)
+            if got is None:
+                notes.append(f"cell {c.records[seed]['cell']} has no saved test predictions of {target!r} (finished "
+                             "by an older astromodal?): left out")
+                return None
+            arrays[c.name] = (pred, *got)
+        ref_pred = arrays[cells[0].name][0]
+        ids = [str(v) for v in np.asarray(ref_pred["ids"])]
+        common = set(ids)
+        for pred, _, _ in arrays.values():
+            common &= {str(v) for v in np.asarray(pred["ids"])}
+        if len(common) < len(ids):
+            notes.append(f"seed {seed}: the cells were not all tested on the same objects; compared on the "
+                         f"{len(common)} they share")
+        order = [i for i, v in enumerate(ids) if v in common]
+        keyed = [ids[i] for i in order]
+        y = None
+        cols: dict[str, np.ndarray] = {}
+        for name, (pred, truth, p) in arrays.items():
+            pos = {str(v): i for i, v in enumerate(np.asarray(pred["ids"]))}
+            rows = np.asarray([pos[k] for k in keyed], dtype=np.int64)
+            y = truth[rows] if y is None else y
+            cols[name] = p[rows]
+        ok = np.isfinite(y.astype(np.float64)) if task == "regression" else y.astype(np.int64) >= 0
+        for p in cols.values():
+            if task == "regression":
+                ok &= np.isfinite(p.astype(np.float64))
+        n_left += int((~ok).sum())
+        mask = None
+        if subset is not None:
+            values = _column_of(ref_pred, subset.column, dataset)
+            if values is None:
+                notes.append(f"subset column {subset.column!r} is neither saved with cell "
+                             f"{cells[0].records[seed]['cell']}'s predictions nor found by id in the dataset")
+                return None
+            mask = subset.mask(np.asarray(values)[np.asarray(order, dtype=np.int64)])[ok]
+        y_all.append(y[ok])
+        for name in cols:
+            preds[name].append(cols[name][ok])
+        masks.append(mask)
+    return {"y": y_all, "preds": preds, "masks": masks, "n_left": n_left}
+
+
+def _rank_rows(cells: list[_Scored], y: list[np.ndarray], preds: dict[str, list[np.ndarray]], metric: str,
+               metrics: list[str], n_boot: int) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
+    """Ranked rows (best first by ``metric``), the points and draws of the paired bootstrap."""
+    points, draws = paired_bootstrap(y, preds, metrics, n_boot)
+    rows = []
+    for c in cells:
+        row: dict[str, Any] = {"cell": c.name, "model": c.model, "representation": c.representation,
+                               "n": int(sum(len(v) for v in y))}
+        for m in metrics:
+            ci = interval(draws[c.name][m])
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = points[c.name][m], *(ci or (None, None))
+        rows.append(row)
+    up = metric in HIGHER_IS_BETTER
+    rows.sort(key=lambda r: (-r[metric] if up else r[metric]) if np.isfinite(r[metric]) else np.inf)
+    for i, row in enumerate(rows, 1):
+        row["rank"] = i
+    return rows, points, draws
+
+
+def _versus(rows: list[dict[str, Any]], against: set[str], draws: Any, metric: str) -> dict[str, Any] | None:
+    """The best of the compared cells against the best of ``against`` (each by the point score)."""
+    mine = [r for r in rows if r["cell"] not in against]
+    theirs = [r for r in rows if r["cell"] in against]
+    if not mine or not theirs:
+        return None
+    a, b = mine[0], theirs[0]  # rows are ranked best first
+    diff = a[metric] - b[metric]
+    ci = interval(draws[a["cell"]][metric] - draws[b["cell"]][metric])
+    lo, hi = ci if ci is not None else (float("nan"), float("nan"))
+    beats, sentence = verdict(a["cell"], b["cell"], diff, lo, hi, metric)
+    return {"best": a["cell"], "against": b["cell"], "metric": metric, "difference": diff, "lo": lo, "hi": hi,
+            "beats": beats, "sentence": sentence}
+
+
+def run_comparison(c: Any, records: list[dict[str, Any]], config: Any, out: Path,
+                   datasets: Mapping[str, Any] | None = None, n_boot: int = N_BOOTSTRAP) -> list[dict[str, Any]]:
+    """One ``report.comparisons`` entry, per dataset with its cells: ``{name, title, dataset, target, task,
+    metric, seeds, subset, n_bootstrap, rows: {all, subset}, versus: {all, subset}, notes, summary}``.
+    Several seeds: the seeds every named cell ran on, each a test split of its own, paired by
+    :func:`paired_bootstrap` (the score is the mean over those seeds)."""
+    names = [c.dataset] if c.dataset else list(config.datasets)
+    out_list = []
+    for ds_name in names:
+        dcfg = config.datasets[ds_name]
+        target = c.target or dcfg.primary
+        if target not in dcfg.targets:
+            continue
+        swept = frozenset(getattr(config, "sweep_representations", []))
+        mine, theirs = (_ref_cells(c.refs(w), records, ds_name, swept) for w in ("cells", "against"))
+        theirs = [t for t in theirs if t.name not in {m.name for m in mine}]
+        cells = mine + theirs
+        if not cells:
+            continue
+        notes: list[str] = []
+        found = {(s.model) for s in cells}
+        missing = [r.text() for r in [*c.refs("cells"), *c.refs("against")] if r.model not in found]
+        if missing:
+            notes.append(f"no finished cell of {missing} on dataset {ds_name!r}")
+        seed_sets = [set(s.records) for s in cells]
+        seeds = sorted(set.intersection(*seed_sets))
+        if len(set.union(*seed_sets)) > len(seeds):
+            notes.append(f"compared on the seeds every cell ran on: {seeds}")
+        first = next(iter(cells[0].records.values()))
+        head = (first.get("heads") or {}).get(target) or {"task": first["task"]}
+        task = head["task"]
+        metric = c.metric or ("r2" if task == "regression" else "accuracy")
+        if (metric in ("r2", "rmse", "mae")) != (task == "regression"):
+            notes.append(f"metric {metric!r} is not a {task} score: {'r2' if task == 'regression' else 'accuracy'} "
+                         "used")
+            metric = "r2" if task == "regression" else "accuracy"
+        metrics = list(dict.fromkeys([metric, "r2", "rmse", "mae"] if task == "regression" else [metric]))
+        entry: dict[str, Any] = {"name": c.name, "title": c.title, "dataset": ds_name, "target": target, "task": task,
+                                 "metric": metric, "seeds": seeds, "subset": c.subset.text() if c.subset else None,
+                                 "n_bootstrap": n_boot, "rows": {}, "versus": {}, "notes": notes}
+        data = _aligned(cells, seeds, target, task, out, c.subset, (datasets or {}).get(ds_name), notes) \
+            if seeds else None
+        if data is None:
+            entry["summary"] = f"{c.name}: not compared ({'; '.join(notes) or 'no common seed'})"
+            out_list.append(entry)
+            continue
+        if data["n_left"]:
+            notes.append(f"{data['n_left']} test object(s) without a finite {target} (or prediction) left out")
+        parts = {"all": (data["y"], data["preds"])}
+        if c.subset is not None:
+            masks = data["masks"]
+            parts["subset"] = ([y[m] for y, m in zip(data["y"], masks, strict=True)],
+                               {k: [p[m] for p, m in zip(v, masks, strict=True)] for k, v in data["preds"].items()})
+        against = {t.name for t in theirs}
+        for part, (y, preds) in parts.items():
+            if min(len(v) for v in y) < 2:
+                notes.append(f"{part}: fewer than 2 test objects, not scored")
+                continue
+            rows, _, draws = _rank_rows(cells, y, preds, metric, metrics, n_boot)
+            for row in rows:
+                row["against"] = row["cell"] in against
+            entry["rows"][part] = rows
+            if against:
+                entry["versus"][part] = _versus(rows, against, draws, metric)
+        lines = []
+        for part, v in entry["versus"].items():
+            if v is not None:
+                lines.append(("" if part == "all" else f"on {entry['subset']}: ") + v["sentence"])
+        if not lines and entry["rows"].get("all"):
+            best = entry["rows"]["all"][0]
+            lines.append(f"best: {best['cell']} ({metric} {best[metric]:.3g})")
+        entry["summary"] = f"{c.name}: " + " ".join(lines) if lines else f"{c.name}: not compared"
+        out_list.append(entry)
+    return out_list
+
+
+def _ci_text(row: dict[str, Any], m: str) -> str:
+    v, lo, hi = row.get(m), row.get(f"{m}_lo"), row.get(f"{m}_hi")
+    if v is None or not np.isfinite(v):
+        return "n/a"
+    return f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
+
+
+def _comparison_sections(rep: Any, records: list[dict[str, Any]], config: Any, out: Path,
+                         datasets: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Per ``report.comparisons`` entry: the ranked table (all test objects, and the subset) and the
+    verdict of the best of ``cells`` against the best of ``against``. Returns the results.json entries."""
+    summaries = []
+    for c in getattr(config.report, "comparisons", None) or []:
+        for entry in run_comparison(c, records, config, out, datasets):
+            summaries.append(entry)
+            title = c.title or c.name
+            rep.heading(f"{title} ({entry['dataset']}, {entry['target']})", 2)
+            metrics = [entry["metric"]] + ([m for m in ("r2", "rmse", "mae") if m != entry["metric"]]
+                                           if entry["task"] == "regression" else [])
+            seeds = entry["seeds"]
+            rep.paragraph(f"Test split{'s' if len(seeds) > 1 else ''} of seed{'s' if len(seeds) > 1 else ''} {seeds}; "
+                          f"ranked by {entry['metric']} ({'higher' if entry['metric'] in HIGHER_IS_BETTER else 'lower'}"
+                          f" is better); [lo, hi]: the 95 % interval of a paired bootstrap ({entry['n_bootstrap']} "
+                          "resamples of the test objects, the same resamples for every cell"
+                          + ("; with several seeds each seed's split is resampled and the score is the mean over "
+                             "the seeds" if len(seeds) > 1 else "") + "). Cells marked `against` are the reference "
+                          "group.")
+            for note in entry["notes"]:
+                rep.paragraph(f"Note: {note}")
+            for part, rows in entry["rows"].items():
+                label = "All test objects" if part == "all" else f"Test objects with {entry['subset']}"
+                rep.heading(f"{label} (n = {rows[0]['n']})", 3)
+                table = [{"rank": r["rank"], "cell": r["cell"] + (" (against)" if r["against"] else ""),
+                          **{m: _ci_text(r, m) for m in metrics}} for r in rows]
+                rep.table(table, ["rank", "cell", *metrics])
+                v = entry["versus"].get(part)
+                if v is not None:
+                    rep.paragraph(f"**{v['sentence']}**")
+    return summaries
+
+
+def _cell_interval(recs: list[dict[str, Any]], out: Path, metric: str, task: str, target: str | None
+                   ) -> tuple[float, float | None, float | None]:
+    """A cell's ``metric`` on its test split (mean over its seeds) with its bootstrap 95 % interval; the
+    record's own value without saved predictions."""
+    ys, ps = [], []
+    for r in recs:
+        got = _head_arrays(_predictions(out, r), target or r.get("target") or "", task)
+        if got is None:
+            break
+        y, p = got
+        ok = np.isfinite(y.astype(np.float64)) & np.isfinite(p.astype(np.float64)) if task == "regression" \
+            else y.astype(np.int64) >= 0
+        ys.append(y[ok])
+        ps.append(p[ok])
+    if len(ys) == len(recs) and ys and min(len(y) for y in ys) >= 2:
+        points, draws = paired_bootstrap(ys, {"c": ps}, [metric])
+        ci = interval(draws["c"][metric])
+        return points["c"][metric], *(ci or (None, None))
+    vals = [r["metrics"].get(metric) for r in recs]
+    vals = [v for v in vals if v is not None]
+    return (float(np.mean(vals)) if vals else float("nan")), None, None
+
+
+def grid_summary(sweep: Any, records: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    """A two-axis sweep's matrices per model: ``{model: {rows, columns, metric, value, lo, hi, fit_seconds}}``
+    (rows: the first axis' display names, columns: the second's; NaN where no cell ran); the value is the
+    primary test metric (R^2 for regression, accuracy otherwise), mean over seeds, with its bootstrap 95 %
+    interval (:func:`paired_bootstrap`), and fit_seconds the mean training time."""
+    (_, ta, na), (_, tb, nb) = sweep.grid_axes()
+    mine = [r for r in records if r["representation"].startswith(f"{sweep.name}=")]
+    out_d: dict[str, Any] = {}
+    for model in dict.fromkeys(r["model"] for r in mine):
+        shape = (len(ta), len(tb))
+        value, lo, hi, secs = (np.full(shape, np.nan) for _ in range(4))
+        metric = None
+        for i, a in enumerate(ta):
+            for j, b in enumerate(tb):
+                recs = [r for r in mine if r["model"] == model and r["representation"] == sweep.label(f"{a},{b}")]
+                if not recs:
+                    continue
+                task = recs[0]["task"]
+                metric = "r2" if task == "regression" else "accuracy"
+                v, l_, h_ = _cell_interval(recs, out, metric, task, None)
+                value[i, j] = v
+                lo[i, j] = np.nan if l_ is None else l_
+                hi[i, j] = np.nan if h_ is None else h_
+                s = [r.get("fit_seconds") for r in recs if r.get("fit_seconds") is not None]
+                secs[i, j] = float(np.mean(s)) if s else np.nan
+
+        def plain(m: np.ndarray) -> list[list[float | None]]:
+            return [[None if not np.isfinite(x) else float(x) for x in row] for row in m]
+
+        out_d[model] = {"axes": [k for k, _, _ in sweep.grid_axes()], "rows": na, "columns": nb, "metric": metric,
+                        "value": plain(value), "lo": plain(lo), "hi": plain(hi), "fit_seconds": plain(secs)}
+    return out_d
+
+
+def _grid_section(rep: Any, sweep: Any, records: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    """A two-axis sweep: per model a table and heat maps of the primary metric (with intervals) and of the
+    training time."""
+    from astromodal.evaluation import plots
+
+    summary = grid_summary(sweep, records, out)
+    if not summary:
+        return summary
+    (ka, _, _), (kb, _, _) = sweep.grid_axes()
+    rep.heading(f"{sweep.title or 'Grid'}: {sweep.name} ({ka} x {kb} of representation {sweep.representation!r})", 2)
+    rep.paragraph("On the test split; the primary metric (R^2 for regression, accuracy otherwise) with its 95 % "
+                  f"bootstrap interval ({N_BOOTSTRAP} resamples of the test objects; with several seeds the mean "
+                  "over seeds, each split resampled) and the training time (fit_seconds, mean over seeds).")
+    for model, g in summary.items():
+        rows = []
+        for i, ra in enumerate(g["rows"]):
+            for j, cb in enumerate(g["columns"]):
+                v = g["value"][i][j]
+                if v is None:
+                    continue
+                lo, hi = g["lo"][i][j], g["hi"][i][j]
+                s = g["fit_seconds"][i][j]
+                rows.append({ka: ra, kb: cb, "model": model,
+                             g["metric"]: f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else ""),
+                             "fit_seconds": "" if s is None else f"{s:.3g}"})
+        rep.table(rows, [ka, kb, "model", g["metric"], "fit_seconds"])
+        nan = np.array([[np.nan if x is None else x for x in row] for row in g["value"]], dtype=float)
+        lo = np.array([[np.nan if x is None else x for x in row] for row in g["lo"]], dtype=float)
+        hi = np.array([[np.nan if x is None else x for x in row] for row in g["hi"]], dtype=float)
+        secs = np.array([[np.nan if x is None else x for x in row] for row in g["fit_seconds"]], dtype=float)
+        base = out / "figures" / f"grid_{sweep.name}_{model}"
+        path = plots.plot_heatmap(nan, f"{base}_{g['metric']}.png", g["rows"], g["columns"], lo, hi,
+                                  title=f"{sweep.title or sweep.name}: {g['metric']} ({model})", xlabel=kb, ylabel=ka,
+                                  colour_label=g["metric"])
+        rep.image(path.relative_to(out), f"{g['metric']} with its 95 % interval per {ka} x {kb} ({model})")
+        path = plots.plot_heatmap(secs, f"{base}_fit_seconds.png", g["rows"], g["columns"],
+                                  title=f"{sweep.title or sweep.name}: training time ({model})", xlabel=kb, ylabel=ka,
+                                  colour_label="fit_seconds [s]", fmt=".3g")
+        rep.image(path.relative_to(out), f"training time (fit_seconds) per {ka} x {kb} ({model})")
+    return summary
+
+
+def _values_of(ds: Any, name: str) -> np.ndarray | None:
+    """A target's or a column's values (None when the dataset has neither)."""
+    if name in ds.targets:
+        return np.asarray(ds.targets[name].values.read())
+    if name in ds.columns:
+        return np.asarray(ds.columns[name].values.read())
+    return None
+
+
+def check_report_data(config: Any, datasets: Mapping[str, Any]) -> None:
+    """The data the report reads exists (called before any cell trains): each comparison's ``subset``
+    column in its datasets, the exploratory target (a regression target or numeric column), ``images`` (a
+    block or an image input of a representation), ``spectra``, ``classes`` and ``by``. One ConfigError line
+    naming the key and what the dataset has."""
+    from astromodal.errors import ConfigError
+
+    rc = config.report
+    for c in getattr(rc, "comparisons", None) or []:
+        if c.subset is None:
+            continue
+        for name in [c.dataset] if c.dataset else list(datasets):
+            ds = datasets.get(name)
+            if ds is not None and c.subset.column not in ds.columns:
+                raise ConfigError(f"report.comparisons {c.name!r}: subset column {c.subset.column!r} is no column of "
+                                  f"dataset {name!r} (its columns: {sorted(ds.columns)})")
+    e = getattr(rc, "exploratory", None)
+    if e is None:
+        return
+    chosen = {n: d for n, d in datasets.items() if e.dataset in (None, n)}
+    having = {n: d for n, d in chosen.items() if e.target in d.targets or e.target in d.columns}
+    where = "report.exploratory"
+    if not having:
+        raise ConfigError(f"{where}: target {e.target!r} is no target or column of dataset(s) {sorted(chosen)} "
+                          f"(targets: {sorted({t for d in chosen.values() for t in d.targets})})")
+    inputs = {k for r, rep in config.representations.items() for k in rep.views()}
+    for n, ds in having.items():
+        if e.target in ds.targets and ds.targets[e.target].kind == "class":
+            raise ConfigError(f"{where}: target {e.target!r} of dataset {n!r} is a class target; the exploratory "
+                              "figures bin a real-valued target (name the classes with 'classes')")
+        if e.images and e.images not in ds.images and e.images not in inputs:
+            raise ConfigError(f"{where}: images {e.images!r} is no images block of dataset {n!r} (blocks: "
+                              f"{sorted(ds.images)}) nor an input of a representation")
+        if e.spectra and e.spectra not in ds.spectra:
+            raise ConfigError(f"{where}: spectra {e.spectra!r} is no spectra block of dataset {n!r} (blocks: "
+                              f"{sorted(ds.spectra)})")
+        if e.classes and (e.classes not in ds.targets or ds.targets[e.classes].kind != "class"):
+            raise ConfigError(f"{where}: classes {e.classes!r} is no class target of dataset {n!r} (class targets: "
+                              f"{sorted(t for t, v in ds.targets.items() if v.kind == 'class')})")
+        if e.by and _values_of(ds, e.by) is None:
+            raise ConfigError(f"{where}: by {e.by!r} is no column of dataset {n!r} (columns: {sorted(ds.columns)})")
+
+
+def target_bins(values: Any, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(bin per object, edges)``: quantile edges of the finite values (duplicates merged); -1 for a
+    NaN value."""
+    v = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(v)
+    edges = np.unique(np.quantile(v[ok], np.linspace(0, 1, n_bins + 1))) if ok.any() else np.zeros(1)
+    if len(edges) < 2:
+        edges = np.array([edges[0], edges[0] + 1e-12])
+    which = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, len(edges) - 2)
+    return np.where(ok, which, -1), edges
+
+
+def _groups_of(values: np.ndarray, y: np.ndarray, name: str) -> dict[str, np.ndarray]:
+    """``y`` grouped by ``values``: one group per value for at most 8 distinct values, else 4 quantile bins."""
+    v = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(v)
+    distinct = np.unique(v[ok])
+    if len(distinct) <= 8:
+        return {f"{name}={x:g}": y[v == x] for x in distinct}
+    which, edges = target_bins(v, 4)
+    return {f"{edges[b]:.3g}-{edges[b + 1]:.3g}": y[which == b] for b in range(len(edges) - 1)}
+
+
+def exploratory_section(rep: Any, config: Any, datasets: Mapping[str, Any], out: Path) -> dict[str, Any]:
+    """``report.exploratory``: per dataset with the target, the image grid per target bin, the median
+    spectrum per bin with the emission lines marked, the histogram and the box plots. Returns per dataset
+    the figure paths and counts (``results.json`` key ``exploratory``)."""
+    from astromodal.data.simulate.galaxies import EMISSION_LINES
+    from astromodal.evaluation import plots
+
+    e = getattr(config.report, "exploratory", None)
+    if e is None:
+        return {}
+    summary: dict[str, Any] = {}
+    for ds_name, ds in datasets.items():
+        y_raw = _values_of(ds, e.target) if e.dataset in (None, ds_name) else None
+        if y_raw is None:
+            continue
+        if not summary:
+            rep.heading(f"Exploratory figures: {e.target}", 2)
+        y = y_raw.astype(np.float64)
+        finite = np.isfinite(y)
+        n_nan = int((~finite).sum())
+        log = e.log if e.log is not None else bool(finite.any() and np.all(y[finite] > 0)
+                                                    and np.max(y[finite]) / np.min(y[finite]) > 100)
+        shown = np.where(finite & (y > 0), np.log10(np.where(y > 0, y, 1.0)), np.nan) if log else y
+        name = f"log10 {e.target}" if log else e.target
+        which, edges = target_bins(y, e.bins)
+        bin_names = [f"{e.target} {edges[b]:.3g}-{edges[b + 1]:.3g}" for b in range(len(edges) - 1)]
+        left = f"{n_nan} of {len(y)} objects have no finite {e.target} and are left out"
+        if log and int((finite & (y <= 0)).sum()):
+            left += f"; {int((finite & (y <= 0)).sum())} with {e.target} <= 0 are left out of the log10 figures"
+        info: dict[str, Any] = {"n": int(len(y)), "n_nan": n_nan, "bins": [float(x) for x in edges], "figures": []}
+        rep.paragraph(f"Dataset {ds_name!r} (the training file before any split): {e.target} in {len(edges) - 1} "
+                      f"quantile bins; {left}.")
+        rng = np.random.default_rng(0)
+        chosen = [np.sort(rng.permutation(np.flatnonzero(which == b))[: e.per_bin]) for b in range(len(edges) - 1)]
+        rows = np.concatenate(chosen).astype(np.int64)
+        if e.images and len(rows):
+            images = _explore_images(ds, e.images, rows, config)
+            if images is not None:
+                path = plots.plot_input_grid({e.images: images}, which[rows], bin_names,
+                                             out / "figures" / f"explore_images_{ds_name}.png",
+                                             ids=list(_read_rows(ds.ids, rows)))
+                info["figures"].append(str(path.relative_to(out)))
+                rep.image(path.relative_to(out), f"{e.images}: {e.per_bin} objects per {e.target} bin (Lupton gri; "
+                          f"{n_nan} objects without {e.target} left out)")
+        if e.spectra:
+            path = _explore_spectra(ds, e, which, bin_names, ds_name, out, EMISSION_LINES if e.lines else None, info)
+            if path is not None:
+                rep.image(path.relative_to(out), info.pop("_spectra_caption"))
+        classes = e.classes or ("class" if "class" in ds.targets and ds.targets["class"].kind == "class" else None)
+        groups: dict[str, np.ndarray] = {"all": shown}
+        cls_groups: dict[str, np.ndarray] = {}
+        missing_per_class = ""
+        if classes:
+            t = ds.targets[classes]
+            codes = np.asarray(t.values.read()).astype(np.int64)
+            cls_groups = {c: shown[codes == k] for k, c in enumerate(t.class_names)}
+            groups = cls_groups
+            missing_per_class = ", ".join(f"{c} {int((~np.isfinite(v)).sum())}" for c, v in cls_groups.items())
+        caption = f"histogram of {name}" + (f" per {classes}" if classes else "") + f"; left out: {n_nan} without " \
+            f"{e.target}" + (f" ({missing_per_class})" if missing_per_class else "")
+        path = plots.plot_histograms(groups, out / "figures" / f"explore_hist_{ds_name}.png", xlabel=name)
+        info["figures"].append(str(path.relative_to(out)))
+        info["histogram_caption"] = caption
+        rep.image(path.relative_to(out), caption)
+        panels = []
+        if cls_groups:
+            panels.append((f"per {classes}", cls_groups))
+        by = e.by or ("n_neighbours" if "n_neighbours" in ds.columns else None)
+        if by and _values_of(ds, by) is not None:
+            panels.append((f"per {by}", _groups_of(_values_of(ds, by), shown, by)))
+        if panels:
+            try:
+                path = plots.plot_box_groups(panels, out / "figures" / f"explore_box_{ds_name}.png", ylabel=name)
+            except Exception as exc:  # noqa: BLE001 - a figure without data is a note, not a failed report
+                rep.paragraph(f"Note: no box plots ({exc}).")
+            else:
+                info["figures"].append(str(path.relative_to(out)))
+                rep.image(path.relative_to(out), f"box plots of {name} " + " and ".join(t for t, _ in panels)
+                          + f" (objects with a finite value; {n_nan} without {e.target} left out)")
+        summary[ds_name] = info
+    return summary
+
+
+def _read_rows(a: Any, rows: np.ndarray) -> np.ndarray:
+    from astromodal.evaluation.plots import _read
+
+    return _read(a, rows)
+
+
+def _explore_images(ds: Any, images: str, rows: np.ndarray, config: Any) -> np.ndarray | None:
+    """Display images (N, H, W, 3) of ``rows``: an images block as its Lupton gri composite
+    (:func:`~astromodal.evaluation.plots.cutout_rgb`), or an image input of the first representation with it."""
+    from astromodal.evaluation.plots import _read, cutout_rgb
+    from astromodal.transforms.representations import build_inputs
+
+    if images in ds.images:
+        block = ds.images[images]
+        return cutout_rgb(_read(block.pixels, rows), block.bands)
+    swept = set(getattr(config, "sweep_representations", []))
+    rep_name = next((r for r, rc in config.representations.items() if r not in swept and images in rc.views()), None)
+    if rep_name is None:
+        return None
+    arrays = build_inputs(ds.subset(rows), config.representations[rep_name])
+    return _display(arrays[images], config.representations[rep_name].views()[images])
+
+
+def _explore_spectra(ds: Any, e: Any, which: np.ndarray, bin_names: list[str], ds_name: str, out: Path,
+                     lines: Mapping[str, float] | None, info: dict[str, Any], per_bin: int = 300) -> Path | None:
+    """The median spectrum per target bin (each spectrum divided by its median |flux|; at most ``per_bin``
+    objects per bin, seeded): with a finite ``redshift`` (target or column) each spectrum is moved to its
+    rest frame (wavelength / (1 + z)) and interpolated onto one rest grid (the observed grid / (1 + the
+    median z)), so the lines sit at their rest wavelengths; without one the observed medians, lines at rest."""
+    from astromodal.evaluation import plots
+    from astromodal.evaluation.plots import _read
+
+    s = ds.spectra[e.spectra]
+    z_all = _values_of(ds, "redshift")
+    rng = np.random.default_rng(1)
+    medians, counts = [], []
+    grid = None
+    rest = z_all is not None
+    for b in range(len(bin_names)):
+        rows = np.flatnonzero(which == b)
+        if rest:
+            rows = rows[np.isfinite(z_all[rows].astype(float)) & (z_all[rows].astype(float) > -1)]
+        rows = np.sort(rng.permutation(rows)[:per_bin])
+        counts.append(len(rows))
+        if not len(rows):
+            medians.append(None)
+            continue
+        flux = _read(s.flux, rows).astype(np.float64)
+        wl = _read(s.wavelength, rows) if not s.shared_grid else np.broadcast_to(np.asarray(s.wavelength), flux.shape)
+        med = np.median(np.abs(flux), axis=1, keepdims=True)
+        flux = flux / np.where(med > 0, med, 1.0)
+        if rest:
+            z = z_all[rows].astype(np.float64)
+            if grid is None:
+                zmed = float(np.median(z_all[np.isfinite(z_all.astype(float))]))
+                grid = np.asarray(wl[0], dtype=np.float64) / (1 + zmed)
+            stack = np.stack([np.interp(grid, wl[i] / (1 + z[i]), flux[i], left=np.nan, right=np.nan)
+                              for i in range(len(rows))])
+        else:
+            grid = np.asarray(wl[0], dtype=np.float64) if grid is None else grid
+            stack = np.stack([np.interp(grid, wl[i], flux[i]) for i in range(len(rows))])
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                medians.append(np.nanmedian(stack, axis=0))
+    keep = [i for i, m in enumerate(medians) if m is not None]
+    if not keep or grid is None:
+        return None
+    path = plots.plot_median_spectra(grid, [medians[i] for i in keep], [bin_names[i] for i in keep],
+                                     out / "figures" / f"explore_spectra_{ds_name}.png", lines=lines,
+                                     xlabel="rest-frame wavelength [Å]" if rest else "observed wavelength [Å]",
+                                     counts=[counts[i] for i in keep])
+    info["figures"].append(str(path.relative_to(out)))
+    frame = ("each object moved to its rest frame by its redshift, lines at their rest wavelengths" if rest else
+             "no redshift: observed frame, lines at their rest wavelengths")
+    info["_spectra_caption"] = (f"median {e.spectra} spectrum per {e.target} bin (each divided by its median "
+                                f"|flux|; at most {per_bin} objects per bin; {frame}"
+                                + ("; emission lines of the simulator dashed" if lines else "") + ")")
+    return path

@@ -588,3 +588,124 @@ def plot_input_grid(
                 ax.set_title(f"{name}{obj}", fontsize=6)
         axes[c, 0].set_ylabel(str(class_names[c]), fontsize=9)
     return _save(fig, path)
+
+
+# ---------------------------------------------------------------------- study D (SFR) figures
+def plot_heatmap(
+    values: Any,
+    path: str | os.PathLike[str],
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    lo: Any = None,
+    hi: Any = None,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    colour_label: str = "",
+    fmt: str = ".3f",
+) -> Path:
+    """A two-axis sweep as a heat map: ``values`` (rows x columns, NaN where no cell ran) coloured, each
+    square printing its value and, with ``lo`` / ``hi``, its 95 % interval ``[lo, hi]`` below it."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.shape != (len(row_labels), len(col_labels)):
+        raise BadValueError(f"heat map values of shape {v.shape} for {len(row_labels)} rows and "
+                            f"{len(col_labels)} columns")
+    fig = _figure(1.6 + 1.35 * v.shape[1], 1.2 + 0.85 * v.shape[0])
+    ax = fig.add_subplot()
+    finite = v[np.isfinite(v)]
+    im = ax.imshow(np.ma.masked_invalid(v), cmap="viridis", aspect="auto",
+                   vmin=float(finite.min()) if finite.size else 0, vmax=float(finite.max()) if finite.size else 1)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=colour_label)
+    ax.set_xticks(range(v.shape[1]), [str(c) for c in col_labels])
+    ax.set_yticks(range(v.shape[0]), [str(r) for r in row_labels])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    mid = float(np.mean(finite)) if finite.size else 0.0
+    for i in range(v.shape[0]):
+        for j in range(v.shape[1]):
+            if not np.isfinite(v[i, j]):
+                ax.text(j, i, "n/a", ha="center", va="center", fontsize=7)
+                continue
+            text = f"{v[i, j]:{fmt}}"
+            if lo is not None and hi is not None and np.isfinite(lo[i][j]) and np.isfinite(hi[i][j]):
+                text += f"\n[{lo[i][j]:{fmt}}, {hi[i][j]:{fmt}}]"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    color="black" if v[i, j] >= mid else "white")
+    return _save(fig, path)
+
+
+def plot_median_spectra(
+    wavelength: Any,
+    medians: Sequence[Any],
+    names: Sequence[str],
+    path: str | os.PathLike[str],
+    lines: Mapping[str, float] | None = None,
+    xlabel: str = "wavelength [Å]",
+    counts: Sequence[int] | None = None,
+) -> Path:
+    """One panel per group (e.g. a target bin): its median spectrum against ``wavelength`` (Angstrom), with
+    the ``lines`` (name -> wavelength, in the same frame) marked by dashed verticals and named on top."""
+    wl = np.asarray(wavelength, dtype=np.float64)
+    k = len(medians)
+    if k == 0 or k != len(names):
+        raise BadValueError(f"{k} median spectra for {len(names)} names")
+    fig = _figure(9, 1.0 + 1.8 * k)
+    axes = fig.subplots(k, 1, sharex=True, squeeze=False)[:, 0]
+    shown = {n: w for n, w in (lines or {}).items() if np.nanmin(wl) <= w <= np.nanmax(wl)}
+    for i, (ax, med, name) in enumerate(zip(axes, medians, names, strict=True)):
+        ax.plot(wl, np.asarray(med, dtype=np.float64), lw=0.7, color="#4c72b0")
+        for w in shown.values():
+            ax.axvline(w, color="#c44e52", lw=0.6, ls="--", alpha=0.7)
+        n = f" ({counts[i]} objects)" if counts is not None else ""
+        ax.set_title(f"{name}{n}", fontsize=9, loc="left")
+        ax.set_ylabel("flux / median", fontsize=8)
+    for lname, w in shown.items():
+        axes[0].text(w, 1.02, lname.replace("_", " "), transform=axes[0].get_xaxis_transform(), rotation=90,
+                     fontsize=6, ha="center", va="bottom", color="#c44e52")
+    axes[-1].set_xlabel(xlabel)
+    return _save(fig, path)
+
+
+def plot_histograms(groups: Mapping[str, Any], path: str | os.PathLike[str], xlabel: str, title: str = "") -> Path:
+    """Histograms of one quantity per group (step outlines on shared bins; the finite values only)."""
+    vals = {g: np.asarray(v, dtype=np.float64)[np.isfinite(np.asarray(v, dtype=np.float64))] for g, v in groups.items()}
+    vals = {g: v for g, v in vals.items() if len(v)}
+    if not vals:
+        raise BadValueError("no finite values to draw a histogram of")
+    every = np.concatenate(list(vals.values()))
+    edges = np.histogram_bin_edges(every, bins=min(40, max(8, len(every) // 15)))
+    fig = _figure(6, 4)
+    ax = fig.add_subplot()
+    colours = _class_colours(len(vals))
+    for c, (g, v) in enumerate(vals.items()):
+        ax.hist(v, bins=edges, histtype="step", lw=1.4, color=colours[c], label=f"{g} ({len(v)})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("objects")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_box_groups(panels: Sequence[tuple[str, Mapping[str, Any]]], path: str | os.PathLike[str], ylabel: str) -> Path:
+    """Box plots (median, quartiles, 1.5 IQR whiskers) of one quantity, one panel per grouping: ``panels`` is
+    ``[(panel title, {group name: values})]``; each box is labelled with its count of finite values."""
+    kept = []
+    for title, groups in panels:
+        g = {name: np.asarray(v, dtype=np.float64) for name, v in groups.items()}
+        g = {name: v[np.isfinite(v)] for name, v in g.items()}
+        g = {name: v for name, v in g.items() if len(v)}
+        if g:
+            kept.append((title, g))
+    if not kept:
+        raise BadValueError("no finite values to draw box plots of")
+    fig = _figure(4.5 * len(kept), 4)
+    axes = fig.subplots(1, len(kept), squeeze=False)[0]
+    for ax, (title, g) in zip(axes, kept, strict=True):
+        ax.boxplot(list(g.values()), showfliers=True, flierprops={"markersize": 2})
+        ax.set_xticks(range(1, len(g) + 1), [f"{n}\n({len(v)})" for n, v in g.items()], fontsize=7)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel(ylabel)
+    return _save(fig, path)
