@@ -122,3 +122,25 @@ def test_a_probe_of_the_wrong_task_names_the_model_to_use(tmp_path):
     _, cfg = _config(tmp_path, probe="ridge")
     with pytest.raises(ConfigError, match="ridge"):
         BenchmarkRunner(parse_config(cfg), tmp_path / "run").run()
+
+
+def test_regression_probe_saves_the_test_embeddings_and_maps_the_joint_space(tmp_path):
+    """A kNN probe of log SFR: the frozen encoders' test embeddings are saved with the cell's predictions
+    (one (N, embed_dim) array per input, the objects of the test split) and the report maps the joint space
+    coloured by the target."""
+    from astromodal.evaluation.benchmark import BenchmarkRunner, predictions_path, read_predictions
+    from astromodal.experiments import load_config
+
+    path, cfg = _config(tmp_path, probe="kneighbors_regressor", probe_options={"n_neighbors": 5})
+    cfg["datasets"]["sim"]["target"] = "log_sfr"
+    cfg["datasets"]["sim"]["options"]["class_mix"] = [0.0, 0.9, 0.1]
+    path.write_text(yaml.safe_dump(cfg))
+    results = BenchmarkRunner(load_config(path), tmp_path / "run", config_path=path, command="test").run()
+    cell = results["cells"][0]
+    pred = read_predictions(predictions_path(tmp_path / "run" / "cells", cell["cell"]), cell.get("fingerprint"))
+    assert set(pred["embeddings"]) == {"image", "spectrum"}
+    assert all(z.shape == (cell["n_test"], 8) for z in pred["embeddings"].values())
+    assert len(pred["ids"]) == cell["n_test"] and np.isfinite(pred["heads"]["log_sfr"]["truth"]).all()
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert "Joint embedding of the contrastive model" in md
+    assert (tmp_path / "run" / "figures" / f"joint_tsne_{cell['cell']}.png").is_file()

@@ -262,3 +262,23 @@ def test_validate_runs_before_any_data_is_loaded(tmp_path):
     })
     with pytest.raises(ConfigError, match=r"model 'mlp_columns' \(models\[0\]\): trainer settings: 'lr'"):
         BenchmarkRunner(cfg, tmp_path / "run").run()  # not "missing.h5 not found": the config is checked first
+
+
+def test_objects_a_single_regression_target_does_not_apply_to_are_left_out_and_counted(tmp_path):
+    """A quasar has no SFR (NaN): with one regression target such objects are dropped before the split (a
+    scikit-learn model would otherwise stop on NaN), counted in a note and in the selection; none is scored."""
+    path = regression_table(tmp_path / "t.h5")
+    ds = Dataset.load(path)
+    y = ds.target("teff").values.read().copy()
+    y[::4] = np.nan  # 50 of 200 do not apply
+    ds.with_targets({"teff": Target(y, "regression", unit="K")}).save(tmp_path / "nan.h5")
+    cfg = reg_config(tmp_path / "nan.h5", [{"name": "decision_tree_regressor", "options": {"max_depth": 3}}])
+    runner = BenchmarkRunner(cfg, tmp_path / "run")
+    cell = runner.run()["cells"][0]
+    assert cell["n_test"] == 30 and np.isfinite(cell["metrics"]["rmse"])  # 20 % of the 150 that apply
+    split = runner.prepare("t", 0)
+    assert np.isfinite(split.train.target("teff").values.read()).all()
+    assert any("50 of 200 objects have no 'teff'" in n for n in runner.notes)
+    assert "50 of 200 objects have no 'teff'" in (tmp_path / "run" / "report.md").read_text()
+    full, _ = runner._load("t")
+    assert full.meta["selection"][-1] == {"cut": "teff applies (finite)", "kept": 150}

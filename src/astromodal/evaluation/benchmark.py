@@ -116,11 +116,13 @@ def predictions_path(cells_dir: Path, cell_id: str) -> Path:
 
 
 def predictions_arrays(predictions: Mapping[str, Any], truth: Mapping[str, np.ndarray], test: Dataset,
-                       snr_column: str | Sequence[str] | None = None) -> dict[str, np.ndarray]:
+                       snr_column: str | Sequence[str] | None = None,
+                       embeddings: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """The arrays saved per cell: ``ids`` of the test objects, per head ``<head>__truth`` and a categorical
     head's ``__label`` / ``__proba`` / ``__classes`` or a Gaussian head's ``__mean`` / ``__var`` /
     ``__sigma_net``, the test objects' columns ``snr_column`` (one name or several: the report's
-    ``snr_column`` and ``subset`` columns; ``column__<name>``, each the dataset has) and ``__kinds__``
+    ``snr_column`` and ``subset`` columns; ``column__<name>``, each the dataset has), a contrastive
+    model's test embeddings ``embedding__<input>`` (N, d) float32 (``pretrain_probe``) and ``__kinds__``
     (JSON: head -> kind)."""
     ids = np.asarray(test.ids.read())
     out: dict[str, np.ndarray] = {"ids": ids.astype(str) if ids.dtype == object else ids}
@@ -141,6 +143,8 @@ def predictions_arrays(predictions: Mapping[str, Any], truth: Mapping[str, np.nd
         if name in test.columns:
             values = np.asarray(test.columns[name].values.read())
             out[f"column__{name}"] = values.astype(str) if values.dtype.kind in "OUS" else values.astype(np.float64)
+    for name, z in (embeddings or {}).items():
+        out[f"embedding__{name}"] = np.asarray(z, dtype=np.float32)
     out["__kinds__"] = np.asarray(json.dumps(kinds))
     return out
 
@@ -171,7 +175,7 @@ def predictions_fingerprint(path: Path) -> str | None:
 
 def read_predictions(path: Path, fingerprint: str | None = None) -> dict[str, Any] | None:
     """A cell's saved test predictions: ``{"ids", "kinds", "heads": {head: {truth, label | mean, ...}},
-    "columns": {name: values}}``; None when the cell has none (or the file does not read), and when
+    "columns": {name: values}, "embeddings": {input: (N, d)}}``; None when the cell has none (or the file does not read), and when
     ``fingerprint`` is given and the file was written for another run of the cell (a crash between the
     predictions and the cell JSON must never pair one run's predictions with another's scores)."""
     path = Path(path)
@@ -187,14 +191,16 @@ def read_predictions(path: Path, fingerprint: str | None = None) -> dict[str, An
         return None
     kinds = json.loads(str(data.pop("__kinds__", "{}")))
     heads: dict[str, dict[str, np.ndarray]] = {h: {} for h in kinds}
-    columns = {}
+    columns, embeddings = {}, {}
     for key, value in data.items():
         if key.startswith("column__"):
             columns[key[len("column__"):]] = value
+        elif key.startswith("embedding__"):
+            embeddings[key[len("embedding__"):]] = value
         elif "__" in key:
             head, what = key.rsplit("__", 1)
             heads.setdefault(head, {})[what] = value
-    return {"ids": data.get("ids"), "kinds": kinds, "heads": heads, "columns": columns}
+    return {"ids": data.get("ids"), "kinds": kinds, "heads": heads, "columns": columns, "embeddings": embeddings}
 
 
 class BenchmarkRunner:
@@ -361,8 +367,12 @@ class BenchmarkRunner:
             raise BadValueError(f"dataset {name!r}: unknown target(s) {missing}; it has targets {list(train.targets)}")
         if dcfg.keep_classes:
             train = keep_classes(train, primary, dcfg.keep_classes)
+        if len(dcfg.targets) == 1:  # one regression target: the objects it does not apply to cannot be learnt
+            train = self._applicable(name, train, primary, "")
         if test is not None:
             test = self._align_test(name, train, test)
+            if len(dcfg.targets) == 1:
+                test = self._applicable(name, test, primary, " (its test file)")
         if dcfg.max_objects and len(train) > dcfg.max_objects:
             train = _stratified_subsample(train, primary, dcfg.max_objects, seed=0)
         if isinstance(train.meta.get("preparation"), dict) and train.target(primary).kind == "class":
@@ -371,6 +381,29 @@ class BenchmarkRunner:
                                                                        train.target(primary).class_names)}
         self._datasets[name] = (train, test)
         return train, test
+
+    def _applicable(self, name: str, ds: Dataset, target: str, where: str) -> Dataset:
+        """``ds`` without the objects whose only target, a regression one, does not apply (NaN: a quasar's SFR,
+        a galaxy's stellar radius), with a note counting them and a step in ``meta["selection"]``. With several
+        targets (heads) such objects stay: they are masked in that head's loss and scores. (Class targets are
+        left as they are: an unseen test class is scored, ``unseen_test_classes``.)"""
+        from astromodal.evaluation.protocols import valid_rows
+
+        t = ds.target(target)
+        if t.kind == "class":
+            return ds
+        ok = valid_rows(t.values.read(), "regression")
+        if ok.all():
+            return ds
+        if not ok.any():
+            raise BadValueError(f"dataset {name!r}{where}: target {target!r} has no value for any of its "
+                                f"{len(ds):,} objects")
+        self.notes.append(f"dataset {name!r}{where}: {int((~ok).sum()):,} of {len(ds):,} objects have no "
+                          f"{target!r} (NaN: the target does not apply to them) and are left out")
+        sub = ds.subset(np.flatnonzero(ok))
+        selection = list(ds.meta.get("selection") or [{"cut": "input", "kept": len(ds)}])
+        sub.meta = {**sub.meta, "selection": [*selection, {"cut": f"{target} applies (finite)", "kept": len(sub)}]}
+        return sub
 
     def _align_test(self, name: str, train: Dataset, test: Dataset) -> Dataset:
         """The source's own test split with each class target coded BY NAME with the training classes (a test
@@ -540,11 +573,13 @@ class BenchmarkRunner:
                            heads_tr, heads_te)
         record = get_protocol(self.protocol_of(cell).kind).run(ctx)
         predictions = record.pop("_test_predictions", None)  # finish_on_test's per-head test predictions
+        embeddings = record.pop("_test_embeddings", None)  # pretrain_probe: the frozen encoders' test embeddings
         result = CellResult.model_validate(record)
         result = result.set_heads(result.heads) if result.heads else result
         if predictions and data.test is not None:
             self._pending_predictions = (cell.id, predictions_arrays(predictions, heads_te, data.test,
-                                                                     self.config.report.saved_columns()))
+                                                                     self.config.report.saved_columns(),
+                                                                     embeddings=embeddings))
         return result
 
     # ------------------------------------------------------------------ the run

@@ -318,6 +318,7 @@ def write_benchmark_report(results: Sequence[Any], data: Any, config: Any, out: 
     _calibration(rep, main, out)
     _image_grid(rep, config, dict(datasets or {}), out)
     _embedding_figures(rep, embeddings, config, out)
+    _joint_embedding_figures(rep, main, config, out)
     if getattr(config.report, "exploratory", None) is not None:
         extra["exploratory"] = exploratory_section(rep, config, dict(datasets or {}), out)
     summary = _write_results(out, records, config, command, notes, extra)
@@ -587,6 +588,38 @@ def _embedding_figures(rep: Any, embeddings: Sequence[EmbeddingSet], config: Any
             rep.image(path.relative_to(out), f"{method.upper()} of {e.representation}-{e.dataset}")
 
 
+def _joint_embedding_figures(rep: Any, records: list[dict[str, Any]], config: Any, out: Path) -> None:
+    """For each contrastive cell (``pretrain_probe``, first seed): the t-SNE (or the first of
+    ``report.embeddings``) of its frozen joint space on the TEST objects, the per-input embeddings
+    L2-normalised (as the InfoNCE compares them) and laid side by side, coloured by the primary target."""
+    from astromodal.evaluation import plots
+
+    seed = config.protocol.seeds[0]
+    method = (config.report.embeddings or ["tsne"])[0]
+    cells = [r for r in records if r.get("probe") and r["seed"] == seed]
+    shown = False
+    for r in cells:
+        pred = _predictions(out, r)
+        emb = (pred or {}).get("embeddings") or {}
+        if not emb:
+            continue
+        head = next(iter(pred["heads"]), None)
+        truth = pred["heads"].get(head, {}).get("truth") if head else None
+        if truth is None or pred["kinds"].get(head) == "categorical":  # a class target: the probe table says it
+            continue
+        parts = [np.asarray(z, dtype=np.float64) for z in emb.values()]
+        parts = [z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12) for z in parts]
+        if not shown:
+            rep.heading("Joint embedding of the contrastive model (test objects)", 2)
+            shown = True
+        what = f"{r['model']} | {r['representation']}-{r['dataset']}"
+        path = out / "figures" / f"joint_{method}_{r['cell']}.png"
+        plots.plot_embedding_values(np.concatenate(parts, axis=1), truth, path, method=method, seed=0,
+                                    label=head or "target", title=f"{method.upper()} of the joint space: {what}")
+        rep.image(path.relative_to(out), f"{method.upper()} of the frozen {' + '.join(emb)} embeddings of {what}, "
+                                         f"coloured by {head}")
+
+
 def _write_results(out: Path, records: list[dict[str, Any]], config: Any, command: str,
                    notes: Sequence[str], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``results.json``: the run's settings and every cell (without the per-object ROC arrays), and when
@@ -757,7 +790,10 @@ def _radius_section(rep: Any, records: list[dict[str, Any]], config: Any, out: P
     rows = _radius_rows(main, out)
     if not rows:
         return
-    rep.heading("Radius (regression heads) in the paper's terms", 2)
+    # MESCR's radius in its paper's terms; any other regression head (study D's log SFR) under a plain title
+    radius = any("radius" in str(row.get("head", "")) for row in rows)
+    rep.heading("Radius (regression heads) in the paper's terms" if radius else
+                "Regression heads: MAE, sigma and 1:1 plots", 2)
     rep.paragraph("MAE and sigma (population standard deviation of predicted - true) in the target's unit, "
                   "and for a target in dex (a log10 quantity such as log_radius) of the linear quantity 10**value "
                   "(the paper's sigma in Rsun; the unit column then says 'linear'); "

@@ -226,6 +226,41 @@ def plot_embedding(
     return _save(fig, path)
 
 
+def plot_embedding_values(
+    X: Any,
+    values: Any,
+    path: str | os.PathLike[str],
+    method: str = "tsne",
+    seed: int = 0,
+    label: str = "value",
+    title: str = "",
+    max_points: int = MAX_EMBED_POINTS,
+) -> Path:
+    """PCA or t-SNE map of the rows of ``X`` coloured by a continuous ``values`` (e.g. log SFR; rows with NaN
+    values drawn grey beneath), a seeded random subsample of ``max_points`` at most."""
+    X = _read(X)
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if len(v) != len(X):
+        raise BadValueError(f"embedding: {len(X)} objects but {len(v)} values")
+    if len(X) > max_points:
+        keep = np.sort(np.random.default_rng(seed).choice(len(X), max_points, replace=False))
+        X, v = X[keep], v[keep]
+    Z = embed_2d(X, method, seed)
+    fig = _figure(6, 5)
+    ax = fig.add_subplot()
+    nan = ~np.isfinite(v)
+    if nan.any():
+        ax.scatter(Z[nan, 0], Z[nan, 1], s=4, color="0.8", label=f"no {label} ({int(nan.sum())})")
+        ax.legend(fontsize=8)
+    sc = ax.scatter(Z[~nan, 0], Z[~nan, 1], s=5, c=v[~nan], cmap="viridis", alpha=0.8)
+    fig.colorbar(sc, ax=ax, label=label)
+    axis = "PC" if method == "pca" else "t-SNE "
+    ax.set_xlabel(f"{axis}1")
+    ax.set_ylabel(f"{axis}2")
+    ax.set_title(title or f"{method.upper()} of {len(X)} objects", fontsize=10)
+    return _save(fig, path)
+
+
 # ---------------------------------------------------------------------- data examples
 def _examples(y: np.ndarray, k: int, per_class: int) -> list[np.ndarray]:
     """The first ``per_class`` rows of each class (deterministic)."""

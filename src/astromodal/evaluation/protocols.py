@@ -494,7 +494,11 @@ class PretrainProbe(TestedProtocol):
         from astromodal.training.probe import retrieval_scores
 
         if _n_rows(ctx.X_test):
-            record["retrieval"] = retrieval_scores(estimator.transform(ctx.X_test))
+            embeddings = estimator.transform(ctx.X_test)
+            record["retrieval"] = retrieval_scores(embeddings)
+            if isinstance(embeddings, dict):  # saved with the test predictions for the report's joint-space map
+                record["_test_embeddings"] = {str(k): np.asarray(v.vectors, dtype=np.float32)
+                                              for k, v in embeddings.items()}
 
 
 def finish_on_test(ctx: CellContext, estimator: Any, held: Any = None) -> dict[str, Any]:
