@@ -103,3 +103,23 @@ def test_lamost_teff(tmp_path, shared_data):
         assert c["baseline"]["metrics"]["rmse"] > 500
     assert cells["random_forest_regressor"]["beats_baseline"]
     assert {"nll", "coverage_68", "coverage_95"} <= set(cells["MLP-gaussian"]["metrics"])
+
+
+def test_sfr_sim_simulated(tmp_path):
+    """Study D's config on a small budget: every baseline, fusion, probe and isolation cell trains on the
+    HiSS-Cube-layout simulation and the report answers each comparison (the 4 x 4 grid is left to the full
+    run: its cells are the same intermediate fusion on other zoom blocks, tested in test_sweep_grid)."""
+    res = run("sfr_sim.yaml", tmp_path, {"datasets.sim.options.n": 260, "sweeps": [],
+                                         "report.exploratory": None})
+    cells = {(c["model"], c["representation"]) for c in res["cells"]}
+    assert {("early", "both"), ("intermediate", "both"), ("late", "both"), ("cross_attention", "both"),
+            ("clip_knn", "both"), ("clip_mlp", "both"), ("cnn_image", "image_crop"), ("cnn_image", "image_mask"),
+            ("forest", "spectra_photometry"), ("boosting", "photometry")} <= cells
+    assert len(res["cells"]) == 22
+    out = json.loads((tmp_path / "run" / "results.json").read_text())
+    names = {c["name"] for c in out["comparisons"]}
+    assert names == {"modality", "fusions", "trees", "probes", "isolation"}
+    modality = next(c for c in out["comparisons"] if c["name"] == "modality")
+    assert modality["versus"]["all"]["sentence"] and modality["summary"]
+    for c in res["cells"]:  # quasars have no SFR: only galaxies are scored
+        assert c["task"] == "regression" and c["n_test"] < 0.2 * 260

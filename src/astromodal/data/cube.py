@@ -111,14 +111,35 @@ def frame_sigma(path: str | Path, band: str, camcol: int, run: int, image: np.nd
 # ------------------------------------------------------------------------------------------------ spectra
 
 
+def _spectres(wave: np.ndarray, flux: np.ndarray, sigma: np.ndarray, grid: np.ndarray,
+              prefix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The shared step of :func:`rebin_spectrum` and :func:`rebin_spectra`: samples sorted by wavelength, no
+    overlap with ``grid`` refused (one line starting with ``prefix``), one ``spectres`` call over the last
+    axis. Returns (new flux, new sigma, the sorted wavelengths)."""
+    import warnings
+
+    import spectres
+
+    order = np.argsort(wave)
+    wave, flux, sigma = wave[order], flux[..., order], sigma[..., order]
+    lo_edge = grid[0] - (grid[1] - grid[0]) / 2
+    hi_edge = grid[-1] + (grid[-1] - grid[-2]) / 2
+    if wave[-1] <= lo_edge or wave[0] >= hi_edge:
+        what = "spectrum covers" if flux.ndim == 1 else "spectra cover"
+        raise DataFormatError(f"{prefix}the {what} {wave[0]:.1f}-{wave[-1]:.1f} Angstrom: no overlap with "
+                              f"the cube grid {grid[0]:.1f}-{grid[-1]:.1f} Angstrom")
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore")  # spectres warns of the new bins outside the spectrum (filled NaN)
+        new_f, new_s = spectres.spectres(grid, wave, flux, spec_errs=sigma, fill=np.nan, verbose=False)
+    return np.asarray(new_f, dtype=np.float64), np.asarray(new_s, dtype=np.float64), wave
+
+
 def rebin_spectrum(wave: np.ndarray, flux: np.ndarray, sigma: np.ndarray | None = None,
                    grid: np.ndarray | None = None, where: str = "") -> tuple[np.ndarray, np.ndarray]:
     """``flux`` (and its 1-sigma ``sigma``) at wavelengths ``wave`` [Angstrom] rebinned onto ``grid`` (default the
     cube grid) with ``spectres`` (flux-conserving; module text). NaN input samples are bad: every new bin they
     touch is NaN; new bins not wholly covered are NaN. No overlap with the grid at all, or no finite value on
     it, is one DataFormatError line starting with ``where`` (a file name). Returns float64 (flux, sigma)."""
-    import spectres
-
     grid = cube_grid() if grid is None else np.asarray(grid, dtype=np.float64)
     wave = np.asarray(wave, dtype=np.float64)
     flux = np.asarray(flux, dtype=np.float64)
@@ -127,19 +148,7 @@ def rebin_spectrum(wave: np.ndarray, flux: np.ndarray, sigma: np.ndarray | None 
     if wave.ndim != 1 or wave.shape != flux.shape or sigma.shape != flux.shape or len(wave) < 2:
         raise BadValueError(f"{prefix}wavelength {wave.shape}, flux {flux.shape}, sigma {sigma.shape}: three 1-D "
                             "arrays of one length (at least 2) are needed")
-    order = np.argsort(wave)
-    wave, flux, sigma = wave[order], flux[order], sigma[order]
-    lo_edge = grid[0] - (grid[1] - grid[0]) / 2
-    hi_edge = grid[-1] + (grid[-1] - grid[-2]) / 2
-    if wave[-1] <= lo_edge or wave[0] >= hi_edge:
-        raise DataFormatError(f"{prefix}the spectrum covers {wave[0]:.1f}-{wave[-1]:.1f} Angstrom: no overlap with "
-                              f"the cube grid {grid[0]:.1f}-{grid[-1]:.1f} Angstrom")
-    import warnings
-
-    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
-        warnings.simplefilter("ignore")  # spectres warns of the new bins outside the spectrum (filled NaN)
-        new_f, new_s = spectres.spectres(grid, wave, flux, spec_errs=sigma, fill=np.nan, verbose=False)
-    new_f, new_s = np.asarray(new_f, dtype=np.float64), np.asarray(new_s, dtype=np.float64)
+    new_f, new_s, wave = _spectres(wave, flux, sigma, grid, prefix)
     good = np.isfinite(new_f)
     if not good.any():
         raise DataFormatError(f"{prefix}no usable sample on the cube grid {grid[0]:.1f}-{grid[-1]:.1f} Angstrom "
@@ -152,8 +161,6 @@ def rebin_spectra(wave: np.ndarray, flux: np.ndarray, sigma: np.ndarray, grid: n
     """Many spectra on ONE wavelength grid ``wave`` (L,), ``flux`` and ``sigma`` (N, L), rebinned onto ``grid`` in
     one ``spectres`` call (the same numbers as :func:`rebin_spectrum` row by row, ~100x faster for a survey's
     shared grid). A row with no usable sample on the grid is one DataFormatError line naming its id and row."""
-    import spectres
-
     grid = cube_grid() if grid is None else np.asarray(grid, dtype=np.float64)
     wave = np.asarray(wave, dtype=np.float64)
     flux = np.atleast_2d(np.asarray(flux, dtype=np.float64))
@@ -161,19 +168,7 @@ def rebin_spectra(wave: np.ndarray, flux: np.ndarray, sigma: np.ndarray, grid: n
     if wave.ndim != 1 or flux.shape[-1] != len(wave) or sigma.shape != flux.shape:
         raise BadValueError(f"wavelength {wave.shape}, flux {flux.shape}, sigma {sigma.shape}: one grid (L,) and "
                             "(N, L) flux and sigma are needed")
-    order = np.argsort(wave)
-    wave, flux, sigma = wave[order], flux[:, order], sigma[:, order]
-    lo_edge = grid[0] - (grid[1] - grid[0]) / 2
-    hi_edge = grid[-1] + (grid[-1] - grid[-2]) / 2
-    if wave[-1] <= lo_edge or wave[0] >= hi_edge:
-        raise DataFormatError(f"the spectra cover {wave[0]:.1f}-{wave[-1]:.1f} Angstrom: no overlap with the cube "
-                              f"grid {grid[0]:.1f}-{grid[-1]:.1f} Angstrom")
-    import warnings
-
-    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
-        warnings.simplefilter("ignore")
-        new_f, new_s = spectres.spectres(grid, wave, flux, spec_errs=sigma, fill=np.nan, verbose=False)
-    new_f, new_s = np.asarray(new_f, dtype=np.float64), np.asarray(new_s, dtype=np.float64)
+    new_f, new_s, _ = _spectres(wave, flux, sigma, grid, "")
     good = np.isfinite(new_f)
     empty = np.flatnonzero(~good.any(axis=1))
     if len(empty):
