@@ -25,7 +25,9 @@ def predict_command(
                                                       "point head as <head>; an ensemble adds <head>_sigma_net. An "
                                                       "existing file is replaced only with --overwrite, and only when "
                                                       "astromodal wrote it."),
-    chunk_size: int = typer.Option(50_000, help="Objects per chunk (memory use grows with it)."),
+    chunk_size: int = typer.Option(50_000, help="Objects per chunk (memory use grows with it, not with the catalogue: "
+                                                "CSV, Parquet and FITS tables are read this many rows at a time, "
+                                                "HDF5 lazily; each chunk is written as its own part)."),
     reader: str = typer.Option(None, help="Force a reader by name (see the readers list in the README); an unknown "
                                           "name is an error listing the known ones."),
     trust: bool = typer.Option(False, help="Allow loading scikit-learn models, which are pickles: only for model folders you made."),

@@ -463,15 +463,17 @@ def open_catalogue(path: str | Path, reader: str | None = None, preparation: dic
 
 
 def _open_catalogue(path: Path, reader: str | None, preparation: dict[str, Any] | None,
-                    table_options: dict[str, Any] | None, options: dict[str, Any]
+                    table_options: dict[str, Any] | None, options: dict[str, Any], chosen: str | None = None
                     ) -> tuple[Dataset, pd.DataFrame | None, bool]:
     """:func:`open_catalogue`, with the raw table it read (a table file, else None) and whether the
-    catalogue is a table: the file is read once and its reader chosen once."""
-    if _is_hdf5(path, reader):
+    catalogue is a table: the file is read once and its reader chosen once (``chosen``: the name
+    :func:`_reader_name` gave, when the caller has chosen already)."""
+    chosen = chosen or _reader_name(path, reader)
+    if chosen == "hdf5":
         return Dataset.load(path), None, False
-    from astromodal.data.readers import choose_reader, read
+    from astromodal.data.readers import read
 
-    if choose_reader(path, reader).name != "table":
+    if chosen != "table":
         return read(path, reader=reader, **options), None, False
     options = {**options, **(table_options or {})}
     if not path.is_file():  # a glob or folder of tables: the reader finds the file
@@ -489,6 +491,15 @@ def _open_catalogue(path: Path, reader: str | None, preparation: dict[str, Any] 
     else:
         ds = read_table(frame, source_name=str(path), hdu=hdu, **options)
     return ds, frame, True
+
+
+def _reader_name(path: Path, reader: str | None) -> str:
+    """``hdf5`` for an astromodal HDF5 file, else the name of the reader that reads ``path`` (chosen once)."""
+    if _is_hdf5(path, reader):
+        return "hdf5"
+    from astromodal.data.readers import choose_reader
+
+    return choose_reader(path, reader).name
 
 
 def _is_hdf5(path: Path, reader: str | None) -> bool:
@@ -577,26 +588,36 @@ def predict_catalogue(
     linear = check_linear(predictor, linear)
     per_head = layout == "heads" or len(predictor.heads) > 1 or bool(linear)
     frame = None
+    stream: _TableStream | None = None
     if isinstance(catalogue, Dataset):
         ds, is_table, where = catalogue, False, "the dataset"
     else:
         given = {"id_column": id_column, "ra": ra_column, "dec": dec_column}
-        ds, frame, is_table = _open_catalogue(Path(catalogue), reader, predictor.preparation,
-                                              {k: v for k, v in given.items() if v is not None}, {})
-        where = str(catalogue)
-    # a table reader has used --id-column/--ra-column/--dec-column already
-    side = _side_columns(predictor, ds, where, tuple(keep), frame,
-                         *((None, None, None) if is_table else (id_column, ra_column, dec_column)))
-    del frame  # the kept columns are copied: the raw table is not held while predicting
-    if side.warning:
-        say(f"warning: {side.warning}")
-    plan = _column_plan(predictor, per_head, side, [c for c in PASS_THROUGH if c in ds.columns], rename, linear)
+        given = {k: v for k, v in given.items() if v is not None}
+        where, path = str(catalogue), Path(catalogue)
+        chosen = _reader_name(path, reader)
+        stream = _TableStream.open(path, chosen, predictor, chunk_size, given, tuple(keep), where)
+        if stream is None:
+            ds, frame, is_table = _open_catalogue(path, reader, predictor.preparation, given, {}, chosen=chosen)
+    if stream is None:
+        # a table reader has used --id-column/--ra-column/--dec-column already
+        side = _side_columns(predictor, ds, where, tuple(keep), frame,
+                             *((None, None, None) if is_table else (id_column, ra_column, dec_column)))
+        del frame  # the kept columns are copied: the raw table is not held while predicting
+        n, first = len(ds), Partition(ds, side)
+    else:
+        n, first = stream.n, stream.first
+    if first.side.warning:
+        say(f"warning: {first.side.warning}")
+    plan = _column_plan(predictor, per_head, first.side, [c for c in PASS_THROUGH if c in first.dataset.columns],
+                        rename, linear)
+    if stream is not None:
+        stream.positions = "ra" in {kind for kind, _ in plan.sources}
     if per_head and not predictor.described:
         coded = [h.name for h in predictor.heads[1:] if h.kind == "categorical"]
         if coded:
             say(f"warning: {model_dir}/predictor.json (an older astromodal) names the classes of the primary head "
                 f"only: head(s) {coded} are written with their class codes as labels")
-    n = len(ds)
     starts = list(range(0, n, chunk_size))
     options: dict[str, Any] = {"keep": list(keep), "id_column": id_column, "positions": [ra_column, dec_column]}
     if per_head or rename:  # a one-head run without renames keeps the fingerprint it always had
@@ -612,14 +633,25 @@ def predict_catalogue(
             _check_part(f, min(n, starts[i] + chunk_size) - starts[i])
     if any(done):
         say(f"resuming: {sum(done)} of {len(starts)} chunks done ({parts})")
+    if stream is None:
+        chunks: Any = (Partition(ds.subset(np.arange(start, min(n, start + chunk_size))), side, start, i, start)
+                       for i, start in enumerate(starts) if not done[i])
+    else:
+        chunks = stream.partitions(done)
+    del first
     task = progress.add_task(f"predict {out.name}", total=n) if progress is not None else None
+    schema = pq.read_schema(files[done.index(True)]) if any(done) else None
     try:
+        todo = iter(chunks)
         for i, start in enumerate(starts):
             stop = min(n, start + chunk_size)
             if not done[i]:
-                table = _chunk_table(predictor, plan, ds.subset(np.arange(start, stop)), side, start)
+                chunk = next(todo)
+                table = _conform(predict_partition(predictor, chunk, plan), schema, files, i)
+                schema = schema or table.schema
                 with atomic_path(files[i]) as tmp:
-                    pq.write_table(table, tmp)
+                    pq.write_table(table, tmp, **_PART_OPTIONS)
+                del chunk, table
             if progress is not None:
                 progress.update(task, advance=stop - start)
     except BaseException:
@@ -635,7 +667,7 @@ def predict_catalogue(
     with atomic_path(out) as tmp_out:
         if files:
             schema = pq.read_schema(files[0]).with_metadata({b"astromodal": json.dumps(info).encode()})
-            with pq.ParquetWriter(tmp_out, schema) as writer:
+            with pq.ParquetWriter(tmp_out, schema, use_dictionary=_text_columns(schema)) as writer:
                 for i, f in enumerate(files):
                     table = pq.read_table(f)
                     _check_rows(f, table.num_rows, min(n, starts[i] + chunk_size) - starts[i])
@@ -643,7 +675,7 @@ def predict_catalogue(
                         raise DataFormatError(f"{f}: its columns differ from those of {files[0]}; rerun with "
                                               "--restart to predict every chunk afresh")
                     writer.write_table(table)
-        else:
+        else:  # no objects (never streamed: a catalogue within one chunk is read whole)
             try:
                 table = _chunk_table(predictor, plan, ds.subset(np.arange(0)), side, 0)
             except Exception:  # a model that refuses an empty input: the id column alone
@@ -653,6 +685,17 @@ def predict_catalogue(
     if left:
         say(f"warning: {parts} is left in place: it holds files astromodal did not write ({', '.join(left[:3])})")
     return out
+
+
+#: how a part file is written: it is read once, by the final assembly, so it is stored plainly (no compression,
+#: dictionary or statistics: writing it costs a third of the default)
+_PART_OPTIONS: dict[str, Any] = {"compression": "none", "use_dictionary": False, "write_statistics": False}
+
+
+def _text_columns(schema: pa.Schema) -> list[str]:
+    """The columns the final file dictionary-encodes: text (labels, names), whose values repeat; ids, positions
+    and probabilities are nearly all distinct, and trying a dictionary on them costs half the writing time."""
+    return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
 
 
 def _version() -> str:
@@ -672,6 +715,168 @@ class _Side:
     kept: dict[str, pa.Array]  # output name -> values
     warning: str | None = None
     kept_from: dict[str, str] = field(default_factory=dict)  # output name -> the --keep name it came from
+
+
+@dataclass
+class Partition:
+    """Rows of a catalogue with what is copied beside their predictions: the unit of work of a driver.
+
+    ``dataset``: the rows' model inputs; ``side``: ids, positions and kept columns, either the rows' own
+    (``offset`` 0: a streamed table chunk) or the whole catalogue's, from which the rows are
+    ``side[offset:offset + len(dataset)]``; ``index``: the partition's number (its part file
+    ``part-<index>.parquet``); ``start``: its first row in the catalogue.
+    """
+
+    dataset: Dataset
+    side: _Side
+    offset: int = 0
+    index: int = 0
+    start: int = 0
+
+
+def predict_partition(predictor: Predictor, chunk: Partition, plan: _Plan | None = None) -> pa.Table:
+    """The output rows of one partition: ids, positions, copied columns and every prediction column.
+
+    The one function every driver maps over partitions (today: the sequential, resumable driver of
+    :func:`predict_catalogue`): it depends on nothing but its arguments, so a worker that holds a loaded
+    ``predictor`` can run it on any partition. ``plan``: the run's output columns (renames, layout, kept
+    columns; default: the model's own columns for this partition, as ``predict`` writes them without
+    options). One row per row of ``chunk.dataset``, in order.
+    """
+    if plan is None:
+        plan = _column_plan(predictor, len(predictor.heads) > 1, chunk.side,
+                            [c for c in PASS_THROUGH if c in chunk.dataset.columns], {})
+    return _chunk_table(predictor, plan, chunk.dataset, chunk.side, chunk.offset)
+
+
+def _conform(table: pa.Table, schema: pa.Schema | None, files: list[Path], i: int) -> pa.Table:
+    """``table`` with the column types of the run's first part (``schema``; None: this is the first).
+
+    A streamed CSV chunk infers its types on its own rows: a kept column of integers with a gap reads as
+    floats, one without any value as nulls; such a chunk is cast to the first part's types (a safe cast:
+    no value changes). Columns that cannot be cast (integer ids in one chunk, text in another) are one
+    :class:`DataFormatError` line naming the chunk and the columns.
+    """
+    if schema is None or table.schema.equals(schema, check_metadata=False):
+        return table
+    if table.schema.names != schema.names:
+        raise DataFormatError(f"{files[i]}: chunk {i} gives the columns {table.schema.names} where the first chunk "
+                              f"gave {schema.names}")
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        bad = [f"{a.name} ({a.type} here, {b.type} before)" for a, b in zip(table.schema, schema, strict=True)
+               if a.type != b.type]
+        raise DataFormatError(f"{files[i]}: the columns of chunk {i} have other types than those of the first chunk: "
+                              f"{', '.join(bad)}; name the id column with --id-column, or use a Parquet or FITS "
+                              "catalogue, whose column types are fixed") from None
+
+
+@dataclass
+class _TableStream:
+    """A table file (CSV, Parquet, FITS) read ``chunk_size`` rows at a time, each chunk prepared as the whole
+    table would be (the model's recorded preparation, or the table reader) into a :class:`Partition`.
+
+    ``first``: partition 0, read at the start to lay out the output columns. Object ids are those the
+    reader gives; where it gives row numbers (no id column) they count from the catalogue's first row, not
+    the chunk's. ``positions``: the output has ra/dec (decided on the first chunk): a later chunk without
+    any position gets NaN rather than a missing column.
+    """
+
+    path: Path
+    n: int
+    chunk_size: int
+    hdu: int | str
+    predictor: Predictor
+    table_options: dict[str, Any]
+    keep: tuple[str, ...]
+    where: str
+    row_numbers: bool
+    first: Partition | None = None
+    positions: bool = True
+
+    @classmethod
+    def open(cls, path: Path, chosen: str, predictor: Predictor, chunk_size: int, table_options: dict[str, Any],
+             keep: tuple[str, ...], where: str) -> _TableStream | None:
+        """The stream over ``path``, or None when it is not one table file of a streamed format or it holds
+        no more than ``chunk_size`` rows (then it is read whole, one chunk either way)."""
+        from astromodal.data.readers import tables
+
+        if chosen != "table" or not path.is_file() or tables.table_format(path) not in tables.STREAMED_FORMATS:
+            return None
+        hdu = (predictor.preparation or {}).get("hdu", 1)
+        n = tables.count_rows(path, hdu=hdu)
+        if n <= chunk_size:
+            return None
+        frames = tables.iter_frames(path, chunk_size, hdu=hdu)
+        head = next(iter(frames))
+        frames.close()
+        stream = cls(path, n, chunk_size, hdu, predictor, dict(table_options), keep, where,
+                     _row_numbers(head, predictor.preparation, table_options.get("id_column")))
+        stream.first = stream._partition(head, 0)
+        return stream
+
+    def _partition(self, frame: pd.DataFrame, i: int) -> Partition:
+        from astromodal.data.readers.tables import read_table
+
+        start = i * self.chunk_size
+        try:
+            if self.predictor.preparation:
+                from astromodal.data.preparation import replay_preparation
+
+                # never drop a row, whatever training did: the output has one row per input object
+                ds = replay_preparation(self.predictor.preparation, frame, source_name=self.where,
+                                        **{**self.table_options, "dropna": False})
+            else:
+                ds = read_table(frame, source_name=self.where, hdu=self.hdu, **self.table_options)
+            side = _side_columns(self.predictor, ds, self.where, self.keep, frame, None, None, None)
+        except (BadValueError, DataFormatError) as exc:
+            raise type(exc)(f"{exc} (in the chunk of rows {start}..{start + len(frame) - 1}: its row numbers "
+                            "count from the chunk's first row)") from None
+        if self.row_numbers:
+            side.ids = pa.array(np.arange(start, start + len(ds), dtype=np.int64))
+        if self.positions and side.ra is None:
+            side.ra = side.dec = np.full(len(ds), np.nan)
+        return Partition(ds, side, 0, i, start)
+
+    def partitions(self, done: list[bool]) -> Any:
+        """The partitions of the chunks not ``done``, in order, read from the first of them on."""
+        todo = [i for i, d in enumerate(done) if not d]
+        if not todo:
+            return
+        at = todo[0]
+        if at == 0 and self.first is not None:
+            first, self.first = self.first, None
+            yield first
+            at = 1
+        self.first = None
+        from astromodal.data.readers import tables
+
+        for i, frame in enumerate(tables.iter_frames(self.path, self.chunk_size, hdu=self.hdu,
+                                                     start=at * self.chunk_size), start=at):
+            if not done[i]:
+                yield self._partition(frame, i)
+
+
+def _row_numbers(frame: pd.DataFrame, preparation: dict[str, Any] | None, id_column: str | None) -> bool:
+    """True when the table reader gives row numbers as ids for a table with ``frame``'s columns: no
+    ``--id-column``, no recorded id column of the model's preparation (after its renames) and none of
+    :data:`~astromodal.data.readers.tables.ID_COLUMNS` present (the rule of
+    :func:`~astromodal.data.readers.tables.read_table` and
+    :func:`~astromodal.data.preparation.replay_preparation`)."""
+    from astromodal.data.readers.tables import ID_COLUMNS, first_present
+
+    if id_column is not None:
+        return False
+    names = [str(c) for c in frame.columns]
+    lower = {c.lower() for c in names}
+    for old, new in ((preparation or {}).get("rename") or {}).items():
+        if str(old).lower() in lower:
+            names.append(str(new))
+    recorded = (preparation or {}).get("id_column")
+    if recorded is not None and str(recorded).lower() in {c.lower() for c in names}:
+        return False
+    return first_present(pd.DataFrame(columns=names), ID_COLUMNS) is None
 
 
 #: prediction column layouts: ``auto`` (a one-head model: its classic columns; several heads: per head), ``heads``

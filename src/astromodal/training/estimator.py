@@ -49,17 +49,20 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import torch
 
 from astromodal.atomic import atomic_path, write_json
 from astromodal.errors import BadValueError, ConfigError, DataFormatError
 from astromodal.models.registry import build_model, count_parameters, get_model
 from astromodal.training.batches import BatchSource, stream_statistics
-from astromodal.training.losses import gaussian_variance
-from astromodal.training.trainer import Trainer, TrainerConfig, TrainResult
+
+if TYPE_CHECKING:  # torch and the trainer are imported where a neural model needs them: a scikit-learn
+    # model loads and predicts without torch
+    import torch
+
+    from astromodal.training.trainer import TrainerConfig, TrainResult
 
 TASKS = ("classification", "regression")
 #: the order in which dict inputs are laid side by side for classical models
@@ -505,6 +508,8 @@ class TorchEstimator:
                  trainer: TrainerConfig | dict[str, Any] | None = None, task: str = "classification",
                  normalise: tuple[str, ...] = ("columns", "context"), heads: dict[str, Any] | None = None,
                  target_name: str | None = None, objective: str | dict[str, Any] | None = None):
+        from astromodal.training.trainer import TrainerConfig
+
         self.model_name = model_name
         self.model_options = dict(model_options or {})
         if trainer is None or isinstance(trainer, dict):
@@ -585,6 +590,8 @@ class TorchEstimator:
         return spec.build(**kwargs, **self.model_options)
 
     def _tensors(self, X: Any) -> dict[str, torch.Tensor] | BatchSource:
+        import torch
+
         X = self._as_dict(X)
         if isinstance(X, BatchSource):  # streamed (trainer data: stream): standardised batch by batch
             return self._stream(X)
@@ -604,6 +611,8 @@ class TorchEstimator:
         return out
 
     def _target(self, y: np.ndarray) -> torch.Tensor:
+        import torch
+
         y = np.asarray(y)
         if self.task == "classification":
             return torch.from_numpy(_encode_classes(y, self.classes_))
@@ -657,6 +666,10 @@ class TorchEstimator:
         train it. ``y``: an array (one target), a dict ``{target: array}`` (one head each), or None with an
         ``objective`` (embedding training). ``force_augment`` / ``groups`` (per row) are passed to
         :meth:`Trainer.fit <astromodal.training.trainer.Trainer.fit>` (a resample member's drawn duplicates)."""
+        import torch
+
+        from astromodal.training.trainer import Trainer
+
         X = self._as_dict(X)
         self._rows_kw = {"force_augment": force_augment, "groups": groups}
         if self.objective_spec:
@@ -697,7 +710,10 @@ class TorchEstimator:
         return self
 
     def _fit_heads(self, X: dict[str, Any], y: Any, X_val: Any, y_val: Any) -> TorchEstimator:
+        import torch
+
         from astromodal.training.objectives import Objective
+        from astromodal.training.trainer import Trainer
 
         names = list(self.head_specs) or list(y)
         ys = target_dict(y, names)
@@ -725,7 +741,10 @@ class TorchEstimator:
         return self
 
     def _fit_embedding(self, X: dict[str, Any], y: Any, X_val: Any) -> TorchEstimator:
+        import torch
+
         from astromodal.training.objectives import make_objective
+        from astromodal.training.trainer import Trainer
 
         if y is not None:
             raise BadValueError(f"objective {self.objective_spec['kind']!r} trains without targets: call fit(X)")
@@ -749,6 +768,8 @@ class TorchEstimator:
         return self.model
 
     def _outputs(self, X: Any) -> torch.Tensor | dict[str, torch.Tensor]:
+        from astromodal.training.trainer import Trainer
+
         return Trainer(self.trainer).predict(self._fitted(), self._tensors(X))
 
     def _head_output(self, out: Any, name: str) -> np.ndarray:
@@ -795,6 +816,8 @@ class TorchEstimator:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (N, K): sigmoid of a single logit as [1 - p, p], else softmax."""
+        import torch
+
         if self.task != "classification":
             raise NotImplementedError("predict_proba is for classification")
         if self.heads:
@@ -814,6 +837,10 @@ class TorchEstimator:
     def predict_mean_var(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """Regression mean and variance per object in the target's unit (the training standardisation
         undone); the variance is NaN for a network without a variance head (MSE loss)."""
+        import torch
+
+        from astromodal.training.losses import gaussian_variance
+
         if self.task != "regression":
             raise NotImplementedError("predict_mean_var is for regression")
         if self.heads:
@@ -836,6 +863,8 @@ class TorchEstimator:
     def save(self, folder: str | Path) -> Path:
         """``model.pt`` (state_dict) + ``model.json`` (everything needed to rebuild the model; the heads'
         states, classes and target mean / std, under ``heads``)."""
+        import torch
+
         model = self._fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -867,7 +896,10 @@ class TorchEstimator:
     @classmethod
     def load(cls, folder: str | Path, trust: bool = False) -> TorchEstimator:
         """Rebuild from ``model.json`` and read the weights with ``weights_only=True`` (``trust`` unused)."""
+        import torch
+
         from astromodal.training.heads import Head
+        from astromodal.training.trainer import TrainerConfig
 
         folder = Path(folder)
         meta = read_meta(folder, "model.json", cls.kind, "a neural model")
