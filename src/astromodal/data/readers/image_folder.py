@@ -98,17 +98,24 @@ def resize_area(pixels: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def _read_labels(labels: Path, id_column: str, label_column: str) -> tuple[np.ndarray, np.ndarray]:
+def read_text_csv(path: Path) -> Any:
+    """A label CSV as text (a pandas DataFrame of str, nothing parsed as NaN), column names stripped; a missing
+    or unreadable file is one DataFormatError line naming it. Shared by the image-folder and Scene readers."""
     import pandas as pd
 
     try:
-        table = pd.read_csv(labels, dtype=str, keep_default_na=False)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
-        raise DataFormatError(f"{labels}: no such file") from None
+        raise DataFormatError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataFormatError(f"{labels}: cannot be read as a CSV ({str(exc).splitlines()[0]})") from None
-    columns = [str(c).strip() for c in table.columns]
-    table.columns = columns
+        raise DataFormatError(f"{path}: cannot be read as a CSV ({str(exc).splitlines()[0]})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    return table
+
+
+def _read_labels(labels: Path, id_column: str, label_column: str) -> tuple[np.ndarray, np.ndarray]:
+    table = read_text_csv(labels)
+    columns = list(table.columns)
     missing = [c for c in (id_column, label_column) if c not in columns]
     if missing:
         raise DataFormatError(f"{labels}: no column(s) {missing} (columns: {columns}); set id_column / label_column")

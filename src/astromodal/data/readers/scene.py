@@ -58,15 +58,9 @@ def _find_csv(folder: Path, csv: str | Path | None) -> Path:
 
 
 def _read_csv(path: Path):
-    import pandas as pd
+    from astromodal.data.readers.image_folder import read_text_csv
 
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise DataFormatError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataFormatError(f"{path}: cannot be read as a CSV ({str(exc).splitlines()[0]})") from None
-    table.columns = [str(c).strip() for c in table.columns]
+    table = read_text_csv(path)
     return table.apply(lambda col: col.str.strip())
 
 
