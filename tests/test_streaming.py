@@ -15,6 +15,7 @@ from astromodal.data.arrays import RowView
 from astromodal.data.dataset import Dataset, Images
 from astromodal.data.views import (
     VIEWS,
+    AperturePhotometryView,
     ColumnsView,
     ContextView,
     CutoutView,
@@ -55,6 +56,8 @@ VIEW_CASES = [
     CutoutView(images="sdss", bands=["g", "r", "i"], size=8),
     RGBView(images="sdss", bands="gri"),
     RGBView(images="sdss", bands="uz", roi=True, size=8),
+    AperturePhotometryView(images="sdss", radii=[1.0, 2.0]),
+    AperturePhotometryView(images="sdss", bands=["g", "r", "i"], outputs=["fluxes", "colours"]),
 ]
 
 
