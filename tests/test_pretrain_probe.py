@@ -95,6 +95,23 @@ def test_pretrain_probe_protocol_end_to_end(tmp_path):
     assert "Probes of the frozen embeddings" in (tmp_path / "run" / "report.md").read_text()
 
 
+def test_a_model_level_pretrain_probe_gets_the_probe_table_under_a_holdout_config(tmp_path):
+    """sfr_sim's form: the config's protocol is holdout, the contrastive model carries its own pretrain_probe
+    protocol; the report still shows the probe and retrieval table (it was only shown when the config's
+    protocol was pretrain_probe)."""
+    from astromodal.evaluation.benchmark import BenchmarkRunner
+    from astromodal.experiments import load_config
+
+    path, cfg = _config(tmp_path)
+    cfg["models"][0]["protocol"] = cfg.pop("protocol")
+    cfg["protocol"] = {"kind": "holdout"}
+    path.write_text(yaml.safe_dump(cfg))
+    results = BenchmarkRunner(load_config(path), tmp_path / "run", config_path=path, command="test").run()
+    assert results["cells"][0]["retrieval"]["pair"] == ["image", "spectrum"]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "Probes of the frozen embeddings" in report and "top-1 image->spectrum" in report
+
+
 @pytest.mark.parametrize("change, text", [
     ({"protocol": {"kind": "pretrain_probe"}}, "needs 'probe'"),
     ({"protocol": {"kind": "holdout", "probe": "ridge"}}, "setting(s) of kind pretrain_probe"),

@@ -394,8 +394,9 @@ def _main_tables(rep: Any, records: list[dict[str, Any]], config: Any) -> None:
         rows, cols = resample_table(resampled if config.protocol.kind != "resample_ensemble" else records)
         rep.heading("Resample ensembles (out-of-bag score on the training split; sigma_net on the test split)", 2)
         rep.table(rows, cols)
-    if config.protocol.kind == "pretrain_probe" and records:
-        rows, cols = probe_table(records)
+    probed = [r for r in records if r.get("probe") is not None]  # pretrain_probe cells (the config's or a model's own)
+    if probed:
+        rows, cols = probe_table(probed)
         rep.heading("Probes of the frozen embeddings (score and cross-modal retrieval on the test split)", 2)
         rep.table(rows, cols)
     if config.report.tables == "astrospectra":
