@@ -186,7 +186,9 @@ def test_cli_on_a_simulated_survey_scores_against_the_true_associations(tmp_path
     from astromodal.cli import app
     from astromodal.data.simulate import simulate_survey
 
-    simulate_survey(n=900, seed=5, class_mix=(1, 0, 0), instruments=(), with_images=False).save(tmp_path / "s.h5")
+    # the Gaia all-sky selection holds O/B stars (the SDSS-like default of instruments=() holds none)
+    simulate_survey(n=900, seed=5, class_mix=(1, 0, 0), instruments=(), with_images=False,
+                    stellar_selection="gaia").save(tmp_path / "s.h5")
     out = tmp_path / "a"
     result = CliRunner().invoke(app, ["associations", str(tmp_path / "s.h5"), "--out", str(out), "--query",
                                       "massive == 'massive'", "--eps", "0.2", "--min-samples", "8"])

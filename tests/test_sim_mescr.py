@@ -46,7 +46,7 @@ def test_star_flux_in_the_cutouts_follows_its_magnitudes(stars):
     mags = np.stack([stars.columns[b].values.read() for b in BANDS], axis=1)
     pix = stars.images["sdss"].pixels.read()
     bright = np.flatnonzero(np.all(mags < 17.0, axis=1) & (stars.columns["n_neighbours"].values.read() == 0))
-    assert len(bright) >= 20
+    assert len(bright) >= 15  # the SDSS-like stars reach r = 21.85: fewer of 600 are brighter than 17 in every band
     summed = pix[bright].sum(axis=(2, 3), dtype=np.float64)  # the whole 64 px cutout: a 25" aperture
     ratio = summed / nanomaggies(mags[bright])
     assert np.median(ratio, axis=0) == pytest.approx(np.ones(5), abs=0.01)
@@ -89,25 +89,31 @@ def test_ruwe_is_gaia_like_and_pm_is_propagated(stars):
     assert cols["pm"].unit == "mas/yr" and np.all(cols["pm_error"].values.read() > 0)
 
 
-def test_existing_arrays_are_unchanged_by_the_quality_columns():
-    # sums recorded with the simulator before the quality columns existed (same seed and options): the new
-    # columns come from a random stream of their own, so every earlier array stays the same
-    ds = simulate_survey(n=120, seed=5, instruments=("sdss",), image_size=32, neighbour_fraction=0.3)
-    before = {"g": (2272.7129151238514, 43746.267566265626), "parallax": (138.08853922852913, 3531.3373300920157),
-              "pmra": (-160.16799273460424, 38514.81068499394), "n_neighbours": (50.0, 74.0),
-              "radius": (190.7642785537027, 2651.6672901251204), "spectral_type": (574.0, 3350.0),
-              "spectra": (49243778.75459349, 43770202664.46096), "images": (204750.5951263734, 16010341.521915063),
-              "ra": (23831.466913853044, 5999520.332523251)}
-    arrays = {"spectra": ds.spectra["sdss"].flux.read(), "images": ds.images["sdss"].pixels.read(), "ra": ds.ra.read(),
-              **{k: ds.columns[k].values.read() for k in ("g", "parallax", "pmra", "n_neighbours")},
-              **{k: ds.targets[k].values.read() for k in ("radius", "spectral_type")}}
-    for key, (total, squares) in before.items():
-        v = np.asarray(arrays[key], dtype=np.float64)
-        # float32 pixels move by an ulp between numpy builds (vectorised float32 maths): 1e-6 for them; a shared
-        # random stream would change every array at order one
-        rel = 1e-6 if key == "images" else 1e-9
-        assert (np.nansum(v), np.nansum(v**2)) == pytest.approx((total, squares), rel=rel), key
+def test_existing_arrays_are_unchanged_by_the_quality_columns(monkeypatch):
+    """The quality columns come from a random stream of their own: drawing many more numbers from it leaves
+    every other array byte for byte the same (only the randomly drawn column, ruwe, moves). (This test held
+    recorded sums before; every physics change of issue 14 moved them, which says nothing about streams.)"""
+    from astromodal.data.simulate import survey
+
+    opts = {"n": 120, "seed": 5, "instruments": ("sdss",), "image_size": 32, "neighbour_fraction": 0.3}
+    ds = simulate_survey(**opts)
+    original = survey.quality_columns
+
+    def greedy(rng, *args, **kw):
+        rng.random(100_000)  # a stream shared with any other component would shift all of its numbers
+        return original(rng, *args, **kw)
+
+    monkeypatch.setattr(survey, "quality_columns", greedy)
+    other = simulate_survey(**opts)
     assert {"ruwe", "pm", "pm_error", "snr_r", "saturated"} <= set(ds.columns)
+    np.testing.assert_array_equal(ds.spectra["sdss"].flux.read(), other.spectra["sdss"].flux.read())
+    np.testing.assert_array_equal(ds.images["sdss"].pixels.read(), other.images["sdss"].pixels.read())
+    np.testing.assert_array_equal(ds.ra.read(), other.ra.read())
+    for k in set(ds.columns) - {"ruwe"}:
+        np.testing.assert_array_equal(ds.columns[k].values.read(), other.columns[k].values.read(), err_msg=k)
+    for k in ds.targets:
+        np.testing.assert_array_equal(ds.targets[k].values.read(), other.targets[k].values.read(), err_msg=k)
+    assert not np.array_equal(ds.columns["ruwe"].values.read(), other.columns["ruwe"].values.read())
 
 
 def test_quality_columns_survive_save_and_load(tmp_path):

@@ -169,7 +169,10 @@ def test_ob_associations_recoverable_by_dbscan():
     from sklearn.cluster import DBSCAN
     from sklearn.metrics import adjusted_rand_score
 
-    ds = simulate_survey(n=700, seed=5, class_mix=(1, 0, 0), instruments=(), with_images=False)
+    # the Gaia all-sky selection holds O/B stars; the SDSS-like default of instruments=() (a high-latitude
+    # footprint whose type mix follows the local luminosity function) holds none
+    ds = simulate_survey(n=700, seed=5, class_mix=(1, 0, 0), instruments=(), with_images=False,
+                         stellar_selection="gaia")
     groups = ds.meta["associations"]
     assoc = ds.columns["association_id"].values.read()
     assert len(groups) >= 2 and all(g["n_members"] >= 15 for g in groups)
@@ -221,7 +224,7 @@ def test_halpha_flux_gives_back_sfr(survey):
     sfr_est = 7.9e-42 * 4 * np.pi * d_cm**2 * line
     sfr = survey.targets["sfr"].values.read()[gal]
     strong = (sfr > 0.3) & (6650 * (1 + z) < wave[-1])  # Halpha and its continuum windows inside the spectrum
-    assert strong.sum() > 20
+    assert strong.sum() >= 15  # SDSS-I to -IV galaxy mix: ~30 % main sample, the rest mostly beyond z = 0.38
     ratio = sfr_est[strong] / sfr[strong]
     assert abs(np.median(ratio) - 1) < 0.03 and np.mean(np.abs(ratio - 1) < 0.1) > 0.9
 
@@ -312,7 +315,8 @@ def test_selection_magnitudes_match_the_continuum(galaxy_sample):
     full = ab_magnitudes(continuum, ("g", "r", "i"))
     sub = {k: v[:200] for k, v in p.items()}
     assert np.allclose(continuum_magnitudes(sub), p["model_mags"][:200])
-    assert np.median(np.abs(full[:200] - p["model_mags"][:200])) < 0.05
+    # model_mags: SDSS g r i first, then the z and DECam g r z of the eBOSS cuts
+    assert np.median(np.abs(full[:200] - p["model_mags"][:200, :3])) < 0.05
 
 
 def test_quenched_galaxies_redder_at_fixed_mass_and_quenching_rises_with_mass(galaxy_sample):
@@ -396,7 +400,7 @@ def test_images_shape_bands_and_point_source_flux():
     n_nb = ds.columns["n_neighbours"].values.read()
     assert 0 < np.sum(n_nb > 0) < 60
     r = ds.columns["r"].values.read()
-    point = (ds.class_codes("class") != 1) & (n_nb == 0) & (r < 17.5)
+    point = (ds.class_codes("class") != 1) & (n_nb == 0) & (r < 17.0)  # sky noise of the sum < 3 % of the flux
     assert point.sum() > 10
     total = pix[point, 2].sum(axis=(1, 2))
     assert np.allclose(total / nanomaggies(r[point]), 1.0, atol=0.05)

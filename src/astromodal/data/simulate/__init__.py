@@ -13,15 +13,19 @@ Gaia-like astrometry, and the physical truth as targets. The physical model, in 
   point-source images;
 * instruments (:mod:`astromodal.data.instruments`): Gaussian line-spread function at constant R, resampling,
   white noise at the requested median S/N, ivar;
-* photometry (:mod:`.photometry`): AB magnitudes through analytic SDSS-like bandpasses, sky-limited errors;
+* photometry (:mod:`.photometry`): AB magnitudes through the SDSS 2010 ugriz response curves (``speclite``), sky-limited
+  errors;
 * astrometry (:mod:`.astrometry`): disc star positions, OB associations, parallax 1000/d with Gaia-like
   errors, proper motion v_t / (4.74047 d_kpc);
 * images (:mod:`.imaging`): Gaussian PSF, Fourier-space rendering, neighbours, sky noise, nanomaggies;
 * quality columns (:mod:`.quality`): Gaia-like RUWE with a binary tail, total proper motion and its error, the
   expected r-band PSF-flux S/N of the cutouts (``snr_r``) and an SDSS-like ``saturated`` flag.
 
-Stars are a magnitude-limited sample (``stellar_selection``: SEGUE-like or LAMOST-like limits) of a Juric et al.
-(2008) Galaxy with thin/thick disc and halo [Fe/H], Galactic kinematics and Fitzpatrick (1999) reddening.
+Stars are a magnitude-limited sample (``stellar_selection``: SDSS (SEGUE bright/faint plates, legacy and BOSS
+stars, with the type mix that the local luminosity function and the survey volume give), LAMOST-like or Gaia XP
+limits) of a Juric et al. (2008) Galaxy with thin/thick disc and halo [Fe/H], Galactic kinematics and Fitzpatrick
+(1999) reddening (``dust_extinction``'s F99); galaxies and quasars carry Milky Way foreground extinction in their
+magnitudes and images.
 Simplifications (no binaries, no source shot noise, ...) are listed in each module's docstring.
 """
 

@@ -2,14 +2,16 @@
 
 Model and simplifications (every relation cited; nothing is tuned on real survey files):
 
-* target selection (SDSS-like spectroscopic galaxies): each galaxy belongs to the main sample
-  (r < 17.77, Strauss et al. 2002), LOWZ or CMASS (the BOSS colour-magnitude cuts of Reid et al. 2016,
-  see :func:`selected`), in the shares of the published sample sizes (:data:`TARGET_SAMPLES`). Candidates
-  are drawn with z from the comoving volume dV/dz (Planck18) and log M from the Baldry et al. (2012)
-  double-Schechter stellar mass function, and kept when their model continuum g r i magnitudes pass
-  the cuts, so redshift and magnitude distributions follow from the selection (main sample z ~ 0.1,
-  LOWZ ~ 0.3, CMASS to z ~ 0.8); the cuts use the continuum without lines (lines and absorption shift
-  r by < 0.1 mag for most, up to ~0.4 mag for the strongest emitters);
+* target selection (SDSS-like spectroscopic galaxies of SDSS-I to -IV): each galaxy belongs to the main
+  sample (r < 17.77, Strauss et al. 2002), LOWZ or CMASS (the BOSS colour-magnitude cuts of Reid et al.
+  2016), or the eBOSS LRG (Prakash et al. 2016) or ELG (Raichoor et al. 2017) samples (see :func:`selected`),
+  in the shares of the published sample sizes (:data:`TARGET_SAMPLES`). Candidates are drawn with z from
+  the comoving volume dV/dz (Planck18) and log M from the Baldry et al. (2012) double-Schechter stellar
+  mass function, and kept when their model continuum magnitudes (through the SDSS, and for the ELGs the
+  DECam, response curves) pass the cuts, so redshift and magnitude distributions follow from the selection
+  (main sample z ~ 0.1, LOWZ ~ 0.3, CMASS to z ~ 0.8, eBOSS to z ~ 1.1); the cuts use the continuum
+  without lines (lines and absorption shift r by < 0.1 mag for most, up to ~0.4 mag for the strongest
+  emitters) and the intrinsic (extinction-corrected) magnitudes, as the SDSS target selections do;
 * a quenched fraction rising with mass (logistic, 50 % at 10^10.5 Msun, after Baldry et al. 2006);
   star-forming galaxies follow the Speagle et al. (2014) main sequence
   log SFR = (0.84 - 0.026 t) log M - (6.51 - 0.11 t) (t: cosmic age in Gyr) with 0.3 dex scatter,
@@ -79,13 +81,23 @@ EMISSION_LINES = {
 SMF = (10.66, -0.35, 3.96e-3, -1.47, 0.79e-3)
 #: luminosity evolution: M/L falls so that M_r brightens by Q mag per unit redshift (Blanton et al. 2003)
 EVOLUTION_Q = 1.62
-#: SDSS target samples: (share of the spectroscopic galaxies, proposal redshift range, lowest log mass)
-#: shares after the published sample sizes: ~0.7M main-sample (Strauss et al. 2002), ~0.36M LOWZ and
-#: ~0.86M CMASS galaxies (BOSS DR12, Reid et al. 2016)
-TARGET_SAMPLES = {"main": (0.37, (0.005, 0.4), 8.5), "lowz": (0.19, (0.05, 0.6), 10.5),
-                  "cmass": (0.44, (0.3, 0.95), 10.7)}
+#: SDSS target samples: (share of the spectroscopic galaxies, proposal redshift range, lowest log mass).
+#: Shares after the published sample sizes: ~0.70M main-sample galaxies (Strauss et al. 2002; Abazajian et al.
+#: 2009, DR7), ~0.36M LOWZ and ~0.86M CMASS galaxies (BOSS DR12, Reid et al. 2016), and the eBOSS DR16
+#: large-scale-structure catalogues' 0.175M LRGs (0.6 < z < 1.0) and 0.174M ELGs (0.6 < z < 1.1) (Ross et al.
+#: 2020, MNRAS 498, 2354; Raichoor et al. 2021, MNRAS 500, 3254): 0.70 : 0.36 : 0.86 : 0.175 : 0.174.
+#: The new eBOSS samples are appended (main, lowz, cmass keep their target_sample codes 0, 1, 2); their proposal
+#: ranges end at z = 1.2, past the published LRG (0.6-1.0) and ELG (0.6-1.1) ranges (so the rest-frame
+#: 4000 A break stays inside the SDSS/BOSS spectrum, which ends at 9200-10400 A).
+TARGET_SAMPLES = {"main": (0.308, (0.005, 0.4), 8.5), "lowz": (0.159, (0.05, 0.6), 10.5),
+                  "cmass": (0.380, (0.3, 0.95), 10.7), "eboss_lrg": (0.077, (0.4, 1.2), 10.8),
+                  "eboss_elg": (0.076, (0.5, 1.2), 9.3)}
 R_LIMIT_MAIN = 17.77
-_SELECTION_BANDS = ("g", "r", "i")
+#: bands of the selection magnitudes (``model_mags`` columns): SDSS g r i z, and the DECam g r z of the
+#: DECaLS imaging the eBOSS ELGs were selected from (speclite's ``decam2014-*`` curves)
+_SELECTION_BANDS = ("g", "r", "i", "z", "decam_g", "decam_r", "decam_z")
+#: highest redshift of the selection tables
+_Z_TABLE_MAX = 1.4
 _MAX_ROUNDS = 400
 
 
@@ -193,8 +205,16 @@ def main_sequence_log_sfr(logm: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 def young_fraction(log_ssfr: np.ndarray) -> np.ndarray:
-    """Share of the r light from the young population: rises with specific SFR (sSFR = 1e-10/yr: 0.5)."""
-    return np.clip(0.5 + 0.35 * (np.asarray(log_ssfr) + 10.0), 0.02, 0.9)
+    """Share of the r light from the young population: rises with specific SFR (sSFR = 1e-10/yr: 0.5), from a
+    floor of :data:`YOUNG_FLOOR` to 0.9."""
+    return np.clip(0.5 + 0.35 * (np.asarray(log_ssfr) + 10.0), YOUNG_FLOOR, 0.9)
+
+
+#: lowest share of the r light from young stars (a quenched galaxy's residual star formation): at sSFR ~
+#: 1e-12 / yr the stars formed in the last 100 Myr are 1e-4 of the mass, and their r-band mass-to-light ratio
+#: is ~30x lower than that of a 10 Gyr population (Bruzual & Charlot 2003), so ~0.3 % of the r light
+#: (a floor of 2 % made the UV of red-sequence galaxies, dominated by the 15000 K young light, far too bright)
+YOUNG_FLOOR = 0.003
 
 
 def garn_best_a_halpha(logm: np.ndarray) -> np.ndarray:
@@ -205,7 +225,8 @@ def garn_best_a_halpha(logm: np.ndarray) -> np.ndarray:
 
 
 def continuum_magnitudes(p: dict[str, np.ndarray]) -> np.ndarray:
-    """Model g r i AB magnitudes (N, 3) of the continuum (no lines) on the coarse selection grid.
+    """Model AB magnitudes (N, 7) of the continuum (no lines) on the coarse selection grid, in the bands of
+    :data:`_SELECTION_BANDS` (SDSS g r i z, DECam g r z; the first three columns are SDSS g r i).
 
     Band-mean f_nu is linear in the mix: (1 - y) [A(z) + B(z) / break] + y Y(z, A_V), with A, B (old light
     red- and blueward of the break) and Y (attenuated young light) tabulated once (:func:`_selection_tables`)
@@ -230,9 +251,10 @@ def continuum_magnitudes(p: dict[str, np.ndarray]) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _selection_tables() -> tuple[np.ndarray, ...]:
-    """z grid (0-1, dz 0.002), A_V grid (0-4, 0.1) and band-mean f_nu tables A, B (Z, 3), Y (Z, A_V, 3)."""
+    """z grid (0-1.4, dz 0.002), A_V grid (0-4, 0.1) and band-mean f_nu tables A, B (Z, B), Y (Z, A_V, B) of the
+    B = len(_SELECTION_BANDS) selection bands."""
     lam, w = coarse_band_grid(_SELECTION_BANDS)
-    zt, avt = np.linspace(0.0, 1.0, 501), np.linspace(0.0, 4.0, 41)
+    zt, avt = np.linspace(0.0, _Z_TABLE_MAX, int(round(_Z_TABLE_MAX / 0.002)) + 1), np.linspace(0.0, 4.0, 41)
     rest = lam[None, :] / (1.0 + zt[:, None])
     step = logistic((rest - 4000.0) / 20.0)
     to_fnu = (lam**2 / C_ANGSTROM)[None, :]
@@ -242,23 +264,39 @@ def _selection_tables() -> tuple[np.ndarray, ...]:
     return zt, avt, (old * step) @ w, (old * (1.0 - step)) @ w, (yng[:, None, :] * att) @ w
 
 
-def selected(name: str, gri: np.ndarray) -> np.ndarray:
-    """Whether galaxies with model (g, r, i) pass the cuts of target sample ``name``.
+def selected(name: str, mags: np.ndarray) -> np.ndarray:
+    """Whether galaxies with model magnitudes ``mags`` (N, 7: SDSS g r i z, DECam g r z as in
+    :data:`_SELECTION_BANDS`; the SDSS-I/BOSS samples read g r i only) pass the cuts of target sample ``name``.
 
     main: r < 17.77 (Strauss et al. 2002). LOWZ (Reid et al. 2016): c_par = 0.7 (g - r) + 1.2 (r - i - 0.18),
     c_perp = (r - i) - (g - r) / 4 - 0.18, |c_perp| < 0.2, 16 < r < 19.6, r < 13.5 + c_par / 0.3.
     CMASS (Reid et al. 2016): d_perp = (r - i) - (g - r) / 8 > 0.55, 17.5 < i < 19.9, r - i < 2,
     i < 19.86 + 1.6 (d_perp - 0.8).
+    eBOSS LRG (Prakash et al. 2016, ApJS 224, 34, the SDSS part of their cuts): 19.9 < i < 21.8, z < 19.95,
+    r - i > 0.98, i - z > 0.625 (their r - W1 > 2 (r - i) star/galaxy cut needs WISE, which the model lacks;
+    it removes stars, not galaxies).
+    eBOSS ELG (Raichoor et al. 2017, MNRAS 471, 3955, the SGC box in DECaLS g r z): 21.825 < g < 22.825,
+    -0.068 (r - z) + 0.457 < g - r < 0.112 (r - z) + 0.773, 0.218 (g - r) + 0.571 < r - z < -0.555 (g - r) + 1.901.
     """
-    g, r, i = gri[:, 0], gri[:, 1], gri[:, 2]
+    g, r, i = mags[:, 0], mags[:, 1], mags[:, 2]
     if name == "main":
         return r < R_LIMIT_MAIN
     if name == "lowz":
         c_par = 0.7 * (g - r) + 1.2 * (r - i - 0.18)
         c_perp = (r - i) - (g - r) / 4.0 - 0.18
         return (np.abs(c_perp) < 0.2) & (r > 16.0) & (r < 19.6) & (r < 13.5 + c_par / 0.3)
-    d_perp = (r - i) - (g - r) / 8.0
-    return (d_perp > 0.55) & (i > 17.5) & (i < 19.9) & (r - i < 2.0) & (i < 19.86 + 1.6 * (d_perp - 0.8))
+    if name == "cmass":
+        d_perp = (r - i) - (g - r) / 8.0
+        return (d_perp > 0.55) & (i > 17.5) & (i < 19.9) & (r - i < 2.0) & (i < 19.86 + 1.6 * (d_perp - 0.8))
+    if name == "eboss_lrg":
+        zz = mags[:, 3]
+        return (i > 19.9) & (i < 21.8) & (zz < 19.95) & (r - i > 0.98) & (i - zz > 0.625)
+    if name == "eboss_elg":
+        dg, dr, dz = mags[:, 4], mags[:, 5], mags[:, 6]
+        gr, rz = dg - dr, dr - dz
+        return ((dg > 21.825) & (dg < 22.825) & (gr > -0.068 * rz + 0.457) & (gr < 0.112 * rz + 0.773)
+                & (rz > 0.218 * gr + 0.571) & (rz < -0.555 * gr + 1.901))
+    raise ValueError(f"unknown galaxy target sample {name!r}")
 
 
 def continuum_shape(lam_rest: np.ndarray, young: np.ndarray, break_old: np.ndarray, av_young: np.ndarray = 0.0

@@ -1,14 +1,17 @@
-"""Broad-band photometry: u g r i z AB magnitudes (and a Gaia-like G) integrated from model spectra.
+"""Broad-band photometry: u g r i z AB magnitudes (and Gaia G) integrated from model spectra.
 
-Bandpasses are analytic approximations of the SDSS response curves: smooth top-hats (the product of two
-logistic edges of 60 A softness) with half-power edges u 3200-3950, g 4000-5450, r 5550-6900,
-i 6950-8300, z 8300-9800 Angstrom (effective wavelengths near 3550, 4700, 6200, 7600, 9000 A);
-Gaia-like G is one broad top-hat 3350-10000 A (given in AB, only used for astrometric errors).
+Bandpasses are the published total-system response curves that ``speclite`` ships: the SDSS 2010 ugriz
+curves (``sdss2010-*``, Doi et al. 2010, AJ 139, 1628: the 2.5 m telescope + camera + atmosphere at
+airmass 1.3) and the Gaia DR3 G passband (``gaiadr3-G``, Riello et al. 2021, A&A 649, A3). Each curve is
+interpolated linearly onto the model grid once (:func:`_weights`); the model grid (3000-11000 A) holds all
+but 2e-5 (u) and 2e-4 (z) of the photon-weighted response, the remainder is left out.
 
-AB magnitude: m = -2.5 log10( int f_nu T dln(lambda) / int T dln(lambda) ) - 48.60 with f_nu = f_lambda
-lambda^2 / c (photon-counting weighting is neglected). Catalogue magnitudes carry sky-limited noise:
-sigma_f = f_5sigma / 5 with the 5-sigma point-source depths of :data:`DEPTH_5SIGMA`, plus a 0.01 mag floor.
-Fluxes in nanomaggies: f = 10^(-0.4 (m - 22.5)).
+AB magnitude of a photon-counting detector (Fukugita et al. 1996, AJ 111, 1748, eq. 7; what
+``speclite``'s ``get_ab_magnitudes`` computes): m = -2.5 log10( int f_nu R dln(lambda) / int R dln(lambda) )
+- 48.60, f_nu = f_lambda lambda^2 / c, R the response per photon; on the log-linear model grid d ln(lambda)
+is constant, so the band mean is a fixed weighted sum of the pixels. Catalogue magnitudes carry
+sky-limited noise: sigma_f = f_5sigma / 5 with the 5-sigma point-source depths of :data:`DEPTH_5SIGMA`,
+plus a 0.01 mag floor. Fluxes in nanomaggies: f = 10^(-0.4 (m - 22.5)).
 """
 
 from __future__ import annotations
@@ -17,26 +20,40 @@ from functools import lru_cache
 
 import numpy as np
 
-from astromodal.data.simulate.physics import C_ANGSTROM, GRID_DLN, fitzpatrick99, logistic, model_grid
+from astromodal.data.simulate.physics import C_ANGSTROM, GRID_DLN, fitzpatrick99, model_grid
+from astromodal.errors import ConfigError
 
 BANDS = ("u", "g", "r", "i", "z")
-BAND_EDGES = {"u": (3200.0, 3950.0), "g": (4000.0, 5450.0), "r": (5550.0, 6900.0), "i": (6950.0, 8300.0),
-              "z": (8300.0, 9800.0), "G": (3350.0, 10000.0)}
-EDGE_SOFTNESS = 60.0
+#: speclite filter of each band: the SDSS 2010 response curves (Doi et al. 2010) and Gaia DR3 G (Riello et al. 2021)
+#: and the DECam g r z of DECaLS (Dey et al. 2019), which the eBOSS ELG target selection used
+FILTER_NAMES = {"u": "sdss2010-u", "g": "sdss2010-g", "r": "sdss2010-r", "i": "sdss2010-i", "z": "sdss2010-z",
+                "G": "gaiadr3-G", "decam_g": "decam2014-g", "decam_r": "decam2014-r", "decam_z": "decam2014-z"}
 #: 5-sigma point-source depths (AB mag) of an SDSS-like single epoch.
 DEPTH_5SIGMA = {"u": 22.0, "g": 22.6, "r": 22.3, "i": 21.7, "z": 20.6}
 MAG_FLOOR = 0.01
 
 
+@lru_cache(maxsize=8)
+def filter_curve(band: str) -> tuple[np.ndarray, np.ndarray]:
+    """The tabulated (wavelength in Angstrom, response) of ``band`` as ``speclite`` ships it."""
+    if band not in FILTER_NAMES:
+        raise ConfigError(f"unknown photometric band {band!r}; known: {', '.join(FILTER_NAMES)}")
+    from speclite.filters import load_filter
+
+    f = load_filter(FILTER_NAMES[band])
+    return np.asarray(f.wavelength, dtype=np.float64), np.asarray(f.response, dtype=np.float64)
+
+
 def bandpass(band: str, wavelength: np.ndarray) -> np.ndarray:
-    """Dimensionless response (0..1) of ``band`` at ``wavelength`` (Angstrom)."""
-    lo, hi = BAND_EDGES[band]
-    return logistic((wavelength - lo) / (EDGE_SOFTNESS / 4.0)) * logistic((hi - wavelength) / (EDGE_SOFTNESS / 4.0))
+    """Response per photon of ``band`` at ``wavelength`` (Angstrom): the speclite curve, linear in between and
+    zero outside its table."""
+    lam, resp = filter_curve(band)
+    return np.interp(np.asarray(wavelength, dtype=np.float64), lam, resp, left=0.0, right=0.0)
 
 
 @lru_cache(maxsize=4)
 def _weights(bands: tuple[str, ...]) -> np.ndarray:
-    """(L, B) weights so that flux_nu @ W is the response-weighted mean f_nu of each band."""
+    """(L, B) weights so that flux_nu @ W is the response-weighted mean f_nu of each band (R d ln lambda)."""
     grid = model_grid()
     resp = np.stack([bandpass(b, grid) for b in bands], axis=1) * GRID_DLN
     return resp / resp.sum(axis=0, keepdims=True)
@@ -58,7 +75,7 @@ def ab_magnitudes(f_lambda: np.ndarray, bands: tuple[str, ...] = BANDS) -> np.nd
 COARSE_STEP = 16
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=16)
 def coarse_band_grid(bands: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Wavelengths (Lc,) of every COARSE_STEP-th model-grid pixel inside ``bands`` and their (Lc, B) weights.
 
@@ -67,7 +84,7 @@ def coarse_band_grid(bands: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """
     grid = model_grid()[::COARSE_STEP]
     resp = np.stack([bandpass(b, grid) for b in bands], axis=1)
-    keep = resp.max(axis=1) > 1e-4
+    keep = resp.max(axis=1) > 1e-4 * resp.max()
     return grid[keep], resp[keep] / resp[keep].sum(axis=0, keepdims=True)
 
 
@@ -79,8 +96,12 @@ def coarse_ab_magnitudes(f_lambda: np.ndarray, bands: tuple[str, ...]) -> np.nda
 
 @lru_cache(maxsize=8)
 def extinction_coefficient(band: str) -> float:
-    """R_band = A_band / E(B - V) of the Fitzpatrick (1999) R_V = 3.1 law for ``band``: the response-weighted
-    mean of A(lambda) / E(B - V) over the band (exact in the small-reddening limit for a flat f_nu source)."""
+    """R_band = A_band / E(B - V) of the Fitzpatrick (1999) R_V = 3.1 law (``dust_extinction``'s F99) for
+    ``band``: the response-weighted mean of A(lambda) / E(B - V) over the band (exact in the small-reddening
+    limit for a flat f_nu source): u 4.82, g 3.78, r 2.59, i 1.92, z 1.44. Schlafly & Finkbeiner (2011) Table 6
+    (F99, R_V = 3.1, a 7000 K source) gives 4.239, 3.303, 2.285, 1.698, 1.263 per SFD E(B - V), i.e. 4.93,
+    3.84, 2.66, 1.97, 1.47 per true E(B - V) after their 0.86 recalibration: 2-3 % above these, while the
+    ratios between bands agree to 1 %."""
     grid, w = coarse_band_grid((band,))
     return float(fitzpatrick99(grid) @ w[:, 0])
 

@@ -160,54 +160,24 @@ def calzetti_k(wavelength: np.ndarray) -> np.ndarray:
 
 #: R_V = A(V) / E(B - V) of the diffuse Milky Way interstellar medium
 MW_RV = 3.1
-#: Fitzpatrick (1999) spline knots in 1 / micron: 0 and 26500, 12200, 6000, 5470, 4670, 4110 A (optical/IR)
-#: and 2700, 2600 A (UV anchors from the Fitzpatrick & Massa 1990 parametrisation)
-F99_X_KNOTS = np.array([0.0, *(1e4 / np.array([26500.0, 12200.0, 6000.0, 5470.0, 4670.0, 4110.0, 2700.0, 2600.0]))])
-#: FM90 UV parameters of F99: x0, gamma, c3, c4 (1 / micron)
-F99_UV = (4.596, 0.99, 3.23, 0.41)
-
-
-def _f99_uv(x: np.ndarray, r_v: float) -> np.ndarray:
-    """F99's UV branch (x >= 1 / 0.27 micron): k = E(lambda - V) / E(B - V) of Fitzpatrick & Massa (1990)."""
-    x0, gamma, c3, c4 = F99_UV
-    c2 = -0.824 + 4.717 / r_v
-    c1 = 2.030 - 3.007 * c2
-    d = x**2 / ((x**2 - x0**2) ** 2 + x**2 * gamma**2)
-    k = c1 + c2 * x + c3 * d
-    y = np.clip(x - 5.9, 0.0, None)
-    return k + c4 * (0.5392 * y**2 + 0.05644 * y**3)
-
-
 @lru_cache(maxsize=8)
-def _f99_spline(r_v: float):
-    from scipy.interpolate import CubicSpline
+def _f99(r_v: float):
+    from dust_extinction.parameter_averages import F99
 
-    rv2 = r_v * r_v
-    k = np.array([
-        -r_v,
-        0.26469 * r_v / 3.1 - r_v,
-        0.82925 * r_v / 3.1 - r_v,
-        -0.422809 + 1.00270 * r_v + 2.13572e-04 * rv2 - r_v,
-        -5.13540e-02 + 1.00216 * r_v - 7.35778e-05 * rv2 - r_v,
-        0.700127 + 1.00184 * r_v - 3.32598e-05 * rv2 - r_v,
-        1.19456 + 1.01707 * r_v - 5.46959e-03 * rv2 + 7.97809e-04 * rv2 * r_v - 4.45636e-05 * rv2 * rv2 - r_v,
-        *_f99_uv(F99_X_KNOTS[7:], r_v),
-    ])
-    return CubicSpline(F99_X_KNOTS, k, bc_type="natural")
+    return F99(Rv=r_v)
 
 
 def fitzpatrick99(wavelength: np.ndarray, r_v: float = MW_RV) -> np.ndarray:
     """Fitzpatrick (1999, PASP 111, 63) Milky Way extinction curve A(lambda) / E(B - V) for ``R_V``.
 
-    Written out as published (the ``dust_extinction`` package is not a dependency): in the optical and
-    infrared (lambda > 2700 A) a natural cubic spline in x = 1 / lambda [micron^-1] through F99's knots, whose
-    values k = E(lambda - V) / E(B - V) are the R_V-dependent polynomials of F99 (as coded in the IDL
-    ``fm_unred`` of the paper); in the UV the Fitzpatrick & Massa (1990) form with F99's R_V-dependent c1, c2.
-    Returns k + R_V. ``wavelength`` in Angstrom (1000 A - 3.5 micron).
+    The ``dust_extinction`` package's ``F99`` (Gordon 2024, JOSS 9, 7023), which returns A(lambda) / A(V);
+    times R_V = A(V) / E(B - V). ``wavelength`` in Angstrom, inside F99's 1000 A - 3.33 micron (outside it
+    the package raises ValueError, and so does this).
     """
-    x = 1e4 / np.asarray(wavelength, dtype=np.float64)
-    k = np.where(x < F99_X_KNOTS[7], _f99_spline(float(r_v))(np.minimum(x, F99_X_KNOTS[7])), _f99_uv(x, r_v))
-    return k + r_v
+    from astropy import units as u
+
+    lam = np.asarray(wavelength, dtype=np.float64) * u.AA
+    return np.asarray(_f99(float(r_v))(lam), dtype=np.float64) * float(r_v)
 
 
 @lru_cache(maxsize=1)

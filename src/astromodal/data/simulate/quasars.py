@@ -12,6 +12,12 @@ Model and simplifications:
 * continuum f_nu ~ nu^alpha with alpha ~ N(-0.44, 0.3) (Vanden Berk et al. 2001 composite slope, the
   object-to-object spread of Richards et al. 2003) (so L_lambda ~ lambda^-(2 + alpha)); no Fe II
   pseudo-continuum, no host starlight;
+* intrinsic dust: the whole rest-frame spectrum is reddened by the SMC bar curve (Gordon et al. 2003,
+  ``dust_extinction``'s ``G03_SMCBar``, the law that fits reddened SDSS quasars, Richards et al. 2003;
+  Hopkins et al. 2004) with E(B - V) drawn from an exponential of mean :data:`QSO_EBV_MEAN` = 0.025 mag:
+  most quasars have E(B - V) < 0.04 and ~2 % exceed 0.1 (Hopkins et al. 2004, AJ 128, 1112); the target
+  selection sees the reddened continuum (Milky Way foreground extinction is added to the catalogue
+  magnitudes by :mod:`.survey`);
 * broad lines Ly alpha 1216, N V 1240, Si IV 1400, C IV 1549, C III] 1909, Mg II 2798, H gamma, H beta, H alpha
   (and narrow [O III] 5007) as Gaussians at (1 + z) lambda_rest, with rest equivalent widths after the
   SDSS composite (Vanden Berk et al. 2001) scattered by 0.22 dex and log-normal FWHM (4000 km/s, 0.15 dex,
@@ -19,6 +25,9 @@ Model and simplifications:
   window simply do not show;
 * blueward of Ly alpha the flux is multiplied by exp(-tau_eff), tau_eff = 0.0018 (1 + z_abs)^3.92
   (Lyman-alpha forest, Faucher-Giguere et al. 2008), and by 0.1 below the Lyman limit (912 A rest);
+  blueward of Ly beta, gamma, delta their forests add tau_j = (A_j / A_alpha) tau_eff(1 + z_j) with
+  1 + z_j = lambda / lambda_j and Madau (1995, ApJ 441, 18, eq. 12) coefficient ratios A_j / A_alpha =
+  1.7 / 3.6, 1.2 / 3.6, 0.93 / 3.6 (:func:`lyman_series_transmission`);
 * the host galaxy adds narrow nebular lines from its SFR (Kennicutt, as for galaxies); the parameter ``sfr`` is
   the host's and drives those lines only: the survey's SFR targets (``sfr``, ``log_sfr``) are NaN for quasars,
   whose light is the AGN's (SFR does not apply; a NaN target is left out of the loss);
@@ -52,6 +61,10 @@ BROAD_LINES = {
     "H_alpha": (6562.8, 195.0, True),
 }
 REF_LAMBDA = 2500.0  # A, rest wavelength of M_2500
+#: mean E(B - V) (mag) of the exponential distribution of intrinsic SMC-like reddening (Hopkins et al. 2004)
+QSO_EBV_MEAN = 0.025
+#: Lyman series lines beyond Ly alpha (rest A) and their Madau (1995) forest coefficient ratios A_j / A_alpha
+LYMAN_SERIES = ((1025.72, 1.7 / 3.6), (972.54, 1.2 / 3.6), (949.74, 0.93 / 3.6))
 
 
 #: Croom et al. (2009, 2SLAQ+SDSS) double power-law luminosity function with pure luminosity evolution:
@@ -77,6 +90,7 @@ def sample_quasars(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     sample = rng.choice(len(names), size=n, p=shares / shares.sum())
     z, mag = np.zeros(n), np.zeros(n)
     alpha = rng.normal(-0.44, 0.3, n)
+    ebv = rng.exponential(QSO_EBV_MEAN, n)
     for k, name in enumerate(names):
         rows = np.flatnonzero(sample == k)
         todo = rows
@@ -84,7 +98,7 @@ def sample_quasars(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
             if len(todo) == 0:
                 break
             zc, mc = _propose(rng, len(todo), name)
-            ok = selected_quasars(name, zc, continuum_magnitudes(zc, mc, alpha[todo]))
+            ok = selected_quasars(name, zc, continuum_magnitudes(zc, mc, alpha[todo], ebv[todo]))
             z[todo[ok]], mag[todo[ok]] = zc[ok], mc[ok]
             todo = todo[~ok]
         else:
@@ -93,6 +107,7 @@ def sample_quasars(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         "redshift": z,
         "abs_mag_2500": mag,
         "alpha": alpha,
+        "ebv_smc": ebv,
         "target_sample": sample.astype(np.int64),
         "fwhm_kms": 10 ** rng.normal(np.log10(4000.0), 0.15, n),
         "ew_scatter": 10 ** rng.normal(0.0, 0.22, (n, len(BROAD_LINES))),
@@ -137,14 +152,58 @@ def _propose(rng: np.random.Generator, m: int, name: str) -> tuple[np.ndarray, n
     return z, mg[im] + (rng.random(m) - 0.5) * (mg[1] - mg[0]) + MG_TO_M2500
 
 
-def continuum_magnitudes(z: np.ndarray, abs_mag: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Model r i AB magnitudes (N, 2) of the power law times the Lyman-alpha forest (no lines), coarse grid."""
+def continuum_magnitudes(z: np.ndarray, abs_mag: np.ndarray, alpha: np.ndarray, ebv: np.ndarray | None = None
+                         ) -> np.ndarray:
+    """Model r i AB magnitudes (N, 2) of the power law times the Lyman forests (no lines), reddened by the
+    intrinsic SMC dust of E(B - V) ``ebv`` (none when not given), on the coarse grid."""
     lam, _ = coarse_band_grid(_QSO_BANDS)
     zz = z[:, None]
     d_cm = luminosity_distance_pc(z) * PC_CM
-    f = continuum_lambda(lam[None, :] / (1.0 + zz), abs_mag[:, None], alpha[:, None])
+    lam_rest = lam[None, :] / (1.0 + zz)
+    f = continuum_lambda(lam_rest, abs_mag[:, None], alpha[:, None])
     f *= (1.0 / (4.0 * np.pi * d_cm**2 * (1.0 + z)))[:, None] * lyman_transmission(lam[None, :], zz)
+    f *= lyman_series_transmission(lam[None, :], zz)
+    if ebv is not None:
+        f *= smc_transmission(lam_rest, ebv)
     return coarse_ab_magnitudes(f, _QSO_BANDS)
+
+
+@lru_cache(maxsize=1)
+def _smc_table() -> tuple[np.ndarray, np.ndarray]:
+    """ln(lambda / A) grid (1000 A - 3.3 micron) and A(lambda) / E(B - V) of the Gordon et al. (2003) SMC bar."""
+    from astropy import units as u
+    from dust_extinction.averages import G03_SMCBar
+
+    law = G03_SMCBar()
+    lam = np.geomspace(1000.0, 33000.0, 4001)
+    return np.log(lam), np.asarray(law(lam * u.AA), dtype=np.float64) * law.Rv
+
+
+def smc_k(lam_rest: np.ndarray) -> np.ndarray:
+    """A(lambda) / E(B - V) of the SMC bar (Gordon et al. 2003; R_V = 2.74) at rest ``lambda`` (A), from a fine
+    table (linear in ln lambda); held at its 1000 A value blueward of the law's range (that light is mostly
+    absorbed by the Lyman forests and the Lyman limit anyway)."""
+    ln_t, k_t = _smc_table()
+    return np.interp(np.log(np.asarray(lam_rest, dtype=np.float64)), ln_t, k_t)
+
+
+def smc_transmission(lam_rest: np.ndarray, ebv: np.ndarray) -> np.ndarray:
+    """10^(-0.4 E(B - V) k_SMC(lambda_rest)) for (N,) ``ebv`` and (N, L) or (L,) rest wavelengths."""
+    ebv = np.asarray(ebv, dtype=np.float64)[:, None]
+    return np.exp(-0.4 * np.log(10.0) * ebv * smc_k(lam_rest))
+
+
+def lyman_series_transmission(lam_obs: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Transmission of the Ly beta, gamma and delta forests at observed lambda for quasars at ``z``: blueward of
+    each line (lambda < lambda_j (1 + z)), tau_j = (A_j / A_alpha) 0.0018 (lambda / lambda_j)^3.92, the
+    Faucher-Giguere et al. (2008) Ly alpha optical depth at that line's absorber redshift scaled by the Madau
+    (1995) coefficient ratios of :data:`LYMAN_SERIES`."""
+    lam_obs = np.asarray(lam_obs, dtype=np.float64)
+    tau = np.zeros(np.broadcast_shapes(lam_obs.shape, np.shape(z)))
+    for lam_j, ratio in LYMAN_SERIES:
+        one_plus = lam_obs / lam_j
+        tau += np.where(one_plus < 1.0 + z, ratio * 0.0018 * np.clip(one_plus, 1.0, None) ** 3.92, 0.0)
+    return np.exp(-tau)
 
 
 def selected_quasars(name: str, z: np.ndarray, ri: np.ndarray) -> np.ndarray:
@@ -189,5 +248,9 @@ def quasar_spectra(p: dict[str, np.ndarray], with_lines: bool = True) -> np.ndar
                             np.where(visible, flux, 0.0))
         add_emission_lines(out, p)
     flux = out[:, :-1]
-    flux *= lyman_transmission(grid[None, :], zz)
+    # the forests act blueward of Ly alpha only: the pixels up to 1215.67 (1 + z_max) A
+    j = int(np.searchsorted(grid, 1215.67 * (1.0 + float(z.max())))) if len(z) else 0
+    flux[:, :j] *= lyman_transmission(grid[None, :j], zz) * lyman_series_transmission(grid[None, :j], zz)
+    if "ebv_smc" in p:
+        flux *= smc_transmission(grid[None, :] / (1.0 + zz), p["ebv_smc"])
     return flux

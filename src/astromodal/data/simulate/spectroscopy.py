@@ -4,8 +4,11 @@ The model grid is log-linear, so a constant resolving power R is a Gaussian of f
 (sigma = 1 / (2.3548 R) in ln lambda): the convolution is one FFT per object (edge-padded), shared by all
 instruments, times each instrument's Gaussian transfer function. The smoothed spectrum (band-limited by the
 line-spread function, and sampled at least 1.8 samples per LSF sigma) is resampled onto the instrument's
-wavelength grid by cubic convolution. Noise is Gaussian and white, with one sigma per object set so that the
-median signal-to-noise ratio per pixel equals the ``snr`` setting; ``ivar`` = 1 / sigma^2.
+wavelength grid by cubic convolution. :func:`add_noise`: Gaussian white noise, with one sigma per object set so
+that the median signal-to-noise ratio per pixel equals the ``snr`` setting; ``ivar`` = 1 / sigma^2.
+:func:`observe`: what each instrument delivers, per pixel: for ``lamost`` the telluric bands, the residual of
+the relative flux calibration, sky residuals, photon + read noise and the DR1-like masks of
+:mod:`astromodal.data.simulate.lamost_instrument`; the white noise of :func:`add_noise` for the others.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 import scipy.fft
 
 from astromodal.data.instruments import Instrument
+from astromodal.data.simulate.lamost_instrument import Observed, observe_lamost
 from astromodal.data.simulate.physics import GRID_DLN, GRID_START
 
 
@@ -92,3 +96,24 @@ def add_noise(rng: np.random.Generator, flux: np.ndarray, snr: float) -> tuple[n
     noisy *= sigma.astype(np.float32)[:, None]
     noisy += flux
     return noisy, 1.0 / sigma**2
+
+
+#: instruments whose delivered spectra follow a per-pixel instrument model (the others: :func:`add_noise`)
+INSTRUMENT_MODELS = {"lamost": observe_lamost}
+
+
+def observe(rng: np.random.Generator, flux: np.ndarray, snr: float, instrument: Instrument) -> Observed:
+    """Delivered spectra of ``instrument`` from its noise-free ``flux`` (N, L): flux float32, ivar and mask (N, L).
+
+    ``lamost``: :func:`~astromodal.data.simulate.lamost_instrument.observe_lamost` (tellurics, calibration
+    residual, sky residuals, photon + read noise at median S/N ``snr``, masked pixels with ivar 0 filled by
+    interpolation as the reader fills real ones). Any other instrument: :func:`add_noise` (the same random
+    draws, so its arrays are unchanged), its per-object ivar repeated along the spectrum, no pixel masked.
+    """
+    model = INSTRUMENT_MODELS.get(instrument.name)
+    if model is not None:
+        return model(rng, flux, instrument.wavelength, snr)
+    noisy, ivar = add_noise(rng, flux, snr)
+    dtype = np.float32 if instrument.flux_scale >= 1 else np.float64
+    full = np.broadcast_to(ivar.astype(dtype)[:, None], flux.shape)
+    return Observed(noisy, full, np.zeros(flux.shape, dtype=bool))

@@ -3,9 +3,13 @@
 Model and simplifications:
 
 * the spectral type is drawn from a training-friendly mix (not an initial mass function, see
-  :data:`TYPE_FRACTIONS`), Teff uniformly in log within the type's range (:data:`TEFF_RANGES`);
+  :data:`TYPE_FRACTIONS`); within the type's range (:data:`TEFF_RANGES`) Teff follows what a
+  magnitude-limited survey sees (:func:`sample_teff`): p(ln Teff) proportional to L(Teff)^beta with the
+  main-sequence luminosity L, beta = :data:`MAGNITUDE_LIMITED_BETA` (``luminosity_weighting=0``: uniform in
+  ln Teff, the simulator before issue 14);
 * luminosity class V (main sequence, radius from a Teff-radius relation with 8 % scatter) for most
-  stars; a fraction of G/K/M stars are giants (class III, radius 5-50 Rsun, log-uniform);
+  stars; a fraction of G/K/M stars are giants (class III, radius 5-50 Rsun, log-uniform; their Teff is drawn
+  on the dwarfs' type ranges, although the giant temperature scale is a few hundred K cooler);
 * L = 4 pi R^2 sigma_SB Teff^4 exactly; O and B stars are flagged ``massive``;
 * the spectrum at the observer is pi B_lambda(Teff) (R/d)^2 (a black body seen at distance d, no
   extinction, no limb darkening) times exp(-tau) of absorption features whose strength follows the
@@ -29,7 +33,6 @@ from astromodal.data.simulate.physics import (
     GRID_START,
     PC_CM,
     R_SUN_CM,
-    add_gaussians,
     f99_on_grid,
     logistic,
     model_grid,
@@ -56,13 +59,58 @@ _DWARF_M = np.array([0.08, 0.10, 0.18, 0.36, 0.50, 0.65, 0.78, 0.88, 1.0, 1.17, 
                      6.0, 9.0, 13.0, 18.0, 25.0, 35.0])
 
 
-def sample_stars(rng: np.random.Generator, n: int, giant_fraction: float = 0.15) -> dict[str, np.ndarray]:
+#: exponent beta of p(ln Teff | type) ~ L^beta in a magnitude-limited sample: a star of luminosity L is seen
+#: out to d_max ~ L^(1/2); beyond the disc scale height (a few hundred pc: every type but late M dwarfs at the
+#: LAMOST/SDSS limits) the volume grows as d_max^2 ~ L; the Salpeter (1955) mass function dN/dln M ~ M^-1.35
+#: with L ~ M^4 on the main sequence gives dN/dln L ~ L^(-1.35/4). Together N per ln L ~ L^(1 - 0.3375).
+#: Stars whose main-sequence lifetime 10 Gyr (M / Msun)^-2.5 is shorter than the age of the disc (10 Gyr)
+#: are present only for that fraction of it (the present-day mass function, Miller & Scalo 1979), which
+#: flattens the weighting of F and A stars (M > 1 Msun) to about L^0.04.
+MAGNITUDE_LIMITED_BETA = 1.0 - 1.35 / 4.0
+#: main-sequence lifetime of the Sun and the age of the disc (Gyr), and the lifetime's mass exponent
+MS_LIFETIME_SUN_GYR, DISC_AGE_GYR, MS_LIFETIME_EXPONENT = 10.0, 10.0, -2.5
+
+
+def sample_teff(rng: np.random.Generator, stype: np.ndarray, luminosity_weighting: float = MAGNITUDE_LIMITED_BETA
+                ) -> np.ndarray:
+    """Teff (K) of stars of type codes ``stype``: p(ln Teff) ~ L_dwarf(Teff)^luminosity_weighting times the
+    fraction min(1, t_MS / t_disc) of the disc's age a dwarf of that Teff lives, within the type's
+    :data:`TEFF_RANGES` (inverse-CDF sampling on a 512-point grid in ln Teff; 0 = uniform in ln Teff)."""
+    stype = np.asarray(stype, dtype=np.int64)
+    return _teff_from_uniform(rng.random(len(stype)), stype, luminosity_weighting)
+
+
+def _teff_from_uniform(u: np.ndarray, stype: np.ndarray, luminosity_weighting: float) -> np.ndarray:
+    """:func:`sample_teff` from given uniform deviates ``u`` (the inverse CDF of each type's distribution)."""
+    teff = np.empty(len(stype))
+    for code, name in enumerate(SPECTRAL_TYPES):
+        rows = np.flatnonzero(stype == code)
+        if rows.size == 0:
+            continue
+        lo, hi = np.log(TEFF_RANGES[name][0]), np.log(TEFF_RANGES[name][1])
+        if luminosity_weighting == 0.0:
+            teff[rows] = np.exp(lo + u[rows] * (hi - lo))
+            continue
+        grid = np.linspace(lo, hi, 512)
+        t = np.exp(grid)
+        lifetime = MS_LIFETIME_SUN_GYR * dwarf_mass(t) ** MS_LIFETIME_EXPONENT
+        w = (stefan_boltzmann_luminosity(dwarf_radius(t), t) ** luminosity_weighting
+             * np.minimum(1.0, lifetime / DISC_AGE_GYR))
+        cdf = np.concatenate([[0.0], np.cumsum(0.5 * (w[1:] + w[:-1]) * np.diff(grid))])
+        teff[rows] = np.exp(np.interp(u[rows] * cdf[-1], cdf, grid))
+    return teff
+
+
+def sample_stars(rng: np.random.Generator, n: int, giant_fraction: float = 0.15,
+                 luminosity_weighting: float = MAGNITUDE_LIMITED_BETA) -> dict[str, np.ndarray]:
     """Draw ``n`` stars: type code (index into SPECTRAL_TYPES), teff, luminosity class, radius, luminosity,
-    mass (Msun) and log g = log g_sun + log(M / Msun) - 2 log(R / Rsun)."""
+    mass (Msun) and log g = log g_sun + log(M / Msun) - 2 log(R / Rsun).
+
+    ``luminosity_weighting``: the exponent of :func:`sample_teff` (the magnitude-limited default; 0 for a
+    volume-limited sample's uniform-in-ln-Teff draw)."""
     stype = rng.choice(len(SPECTRAL_TYPES), size=n, p=np.asarray(TYPE_FRACTIONS) / np.sum(TYPE_FRACTIONS))
-    lo = np.array([TEFF_RANGES[t][0] for t in SPECTRAL_TYPES])[stype]
-    hi = np.array([TEFF_RANGES[t][1] for t in SPECTRAL_TYPES])[stype]
-    teff = np.exp(rng.uniform(np.log(lo), np.log(hi)))
+    u = rng.random(n)  # one deviate per star, as many as the uniform draw before issue 14 (streams unchanged)
+    teff = _teff_from_uniform(u, stype, luminosity_weighting)
     can_be_giant = stype >= SPECTRAL_TYPES.index("G")
     giant = can_be_giant & (rng.random(n) < giant_fraction)
     radius = dwarf_radius(teff) * np.exp(rng.normal(0.0, 0.08, n))
@@ -114,6 +162,21 @@ LOGG_SUN = 4.438
 BALMER_JUMP_TAU = 2.0
 BLANKETING_TAU = 0.45
 BLANKETING_FEH = 0.5
+#: the red-side continuum opacity that makes real stellar continua bluer than the black body at Teff between
+#: 4000 and 9000 A (hydrogen bound-free absorption from n = 3 growing as lambda^3 up to the Paschen edge in A
+#: stars, H- bound-free absorption growing up to ~8500 A in F-K stars: the red light leaves from higher,
+#: cooler layers): tau = c(Teff) ln(lambda / 4861 A) between 4000 and 7500 A (constant outside), c in log Teff between
+#: RED_OPACITY_ANCHORS (constant outside). The anchors are set so that the continuum + lines give the SDSS
+#: (AB) g - r of the Sun, 0.44 (Holmberg et al. 2006), and of Vega (A0 V, 9600 K), -0.24 (its AB - Vega
+#: offsets, Blanton & Roweis 2007), on this simulator's filter curves.
+RED_OPACITY_ANCHORS = ((5772.0, 0.34), (9600.0, 0.85))
+#: the opacity stops growing at 7500 A (constant redward): near the Paschen edge (8204 A) and the H- bound-free
+#: maximum (~8500 A) the opacity turns over, which keeps i - z of the Sun (0.03) and of Vega (-0.17)
+RED_OPACITY_STOP = 7500.0
+#: the term is written relative to H beta (4861 A), where it is zero: negative (the continuum brighter than the
+#: black body) blueward, positive redward; only its slope matters for colours and spectral shapes, and the
+#: lines keep their tabulated depths over the continuum at H beta
+RED_OPACITY_PIVOT = 4861.3
 
 
 def balmer_strength(teff: np.ndarray) -> np.ndarray:
@@ -148,7 +211,8 @@ def _caii_h(t):
 
 
 def _g_band(t):
-    return _metal_strength(t, 6200.0, 400.0) * logistic((t - 3300.0) / 300.0)
+    """The CH G band: appears near F2, strong through G and K, fading in M stars."""
+    return _metal_strength(t, 6400.0, 350.0) * logistic((t - 3600.0) / 300.0)
 
 
 def _metal(t_half: float, width: float) -> Any:
@@ -156,7 +220,10 @@ def _metal(t_half: float, width: float) -> Any:
     return partial(_metal_strength, t_half=t_half, width=width)
 
 
-_mg_b, _na_d, _cat = _metal(6300.0, 500.0), _metal(5000.0, 400.0), _metal(7000.0, 800.0)
+# Na D: half strength at 5200 K, so that the Sun's D2 has ~0.75 A equivalent width at full metallicity
+# (Moore et al. 1966 solar table); the Ca II triplet stays strong into the F stars (Jones et al. 1984:
+# EW(8542) ~ 3 A from F5 to K)
+_mg_b, _na_d, _cat = _metal(6300.0, 500.0), _metal(5200.0, 450.0), _metal(7500.0, 800.0)
 _fe1, _ca1, _cool, _na1_ir = _metal(7000.0, 600.0), _metal(6000.0, 500.0), _metal(5600.0, 500.0), _metal(4300.0, 300.0)
 
 
@@ -181,32 +248,37 @@ _FOREST_FE1 = (3820.4, 3859.9, 4045.8, 4063.6, 4071.7, 4132.1, 4143.9, 4202.0, 4
 _FOREST_CA1 = (4226.7, 4454.8, 5588.8, 6102.7, 6122.2, 6162.2, 6439.1)
 _FOREST_COOL = (4254.3, 4274.8, 4289.7, 5206.0, 5208.4, 4981.7, 4991.1, 4999.5, 5210.4, 4030.8, 4033.1, 4034.5)
 _FOREST_ION = (4077.7, 4215.5, 4554.0, 4923.9, 5018.4, 5169.0, 5316.6)
-_PASCHEN = (8502.5, 8598.4, 8750.5, 8862.8, 9014.9, 9229.0)
+#: Paschen lines n = 19 .. 9 (air, A): the series crowds into the Ca II triplet region in A stars
+_PASCHEN = (8413.3, 8438.0, 8467.3, 8502.5, 8545.4, 8598.4, 8665.0, 8750.5, 8862.8, 9014.9, 9229.0)
+#: the Balmer lines n = 13 .. 20 (Rydberg formula, series limit 3646.0 A in air): blended in dwarfs they
+#: depress the flux between the Balmer jump and ~3800 A (the Inglis-Teller confluence)
+_BALMER_SERIES_TAIL = tuple(3646.0 * m * m / (m * m - 4.0) for m in range(13, 21))
 _HIGH_BALMER = (("H_epsilon", 3970.1), ("H8", 3889.1), ("H9", 3835.4), ("H10", 3797.9), ("H11", 3770.6),
                 ("H12", 3750.2))
 
 
 def _line_table() -> list[tuple[str, float, float, float, object, float, float]]:
     lines = [
-        ("H_alpha", 6562.8, 6.0, 0.65, balmer_strength, 0.0, 0.0),
-        ("H_beta", 4861.3, 9.0, 0.70, balmer_strength, 0.0, 0.0),
-        ("H_gamma", 4340.5, 9.0, 0.70, balmer_strength, 0.0, 0.0),
-        ("H_delta", 4101.7, 9.0, 0.68, balmer_strength, 0.0, 0.0),
-        *((name, lam, 7.0 - k * 0.6, 0.6 - k * 0.05, balmer_strength, 0.0, 0.0)
+        ("H_alpha", 6562.8, 6.0, 0.45, balmer_strength, 0.0, 0.0),
+        ("H_beta", 4861.3, 9.0, 0.50, balmer_strength, 0.0, 0.0),
+        ("H_gamma", 4340.5, 9.0, 0.50, balmer_strength, 0.0, 0.0),
+        ("H_delta", 4101.7, 9.0, 0.50, balmer_strength, 0.0, 0.0),
+        *((name, lam, 7.0 - k * 0.6, 0.45 - k * 0.03, balmer_strength, 0.0, 0.0)
           for k, (name, lam) in enumerate(_HIGH_BALMER)),
+        *((f"H{m}", lam, 3.0, 0.25, balmer_strength, 0.0, 0.0)
+          for m, lam in zip(range(13, 21), _BALMER_SERIES_TAIL, strict=True)),
         ("HeII_4686", 4685.7, 4.0, 0.25, _he2, 0.0, 0.0),
         ("HeII_5411", 5411.5, 4.0, 0.15, _he2, 0.0, 0.0),
         ("HeI_4471", 4471.5, 3.0, 0.30, _he1, 0.0, 0.0),
         ("HeI_4026", 4026.2, 3.0, 0.25, _he1, 0.0, 0.0),
         ("CaII_K", 3933.7, 3.5, 0.85, _caii_k, 0.5, 0.0),
         ("CaII_H", 3968.5, 3.5, 0.80, _caii_h, 0.5, 0.0),
-        ("G_band", 4300.0, 8.0, 0.35, _g_band, 0.7, 0.0),
         ("Mg_b", 5175.0, 4.0, 0.35, _mg_b, 0.6, 0.3),
         ("NaD_2", 5889.95, 2.5, 0.55, _na_d, 0.6, 0.3),
         ("NaD_1", 5895.92, 2.5, 0.50, _na_d, 0.6, 0.3),
-        ("CaT_8498", 8498.0, 2.5, 0.30, _cat, 0.4, -0.25),
-        ("CaT_8542", 8542.1, 3.0, 0.40, _cat, 0.4, -0.25),
-        ("CaT_8662", 8662.1, 3.0, 0.35, _cat, 0.4, -0.25),
+        ("CaT_8498", 8498.0, 2.5, 0.35, _cat, 0.4, -0.25),
+        ("CaT_8542", 8542.1, 3.0, 0.50, _cat, 0.4, -0.25),
+        ("CaT_8662", 8662.1, 3.0, 0.45, _cat, 0.4, -0.25),
         ("NaI_8183", 8183.3, 2.0, 0.35, _na1_ir, 0.5, 0.6),
         ("NaI_8195", 8194.8, 2.0, 0.40, _na1_ir, 0.5, 0.6),
         ("KI_7665", 7664.9, 2.0, 0.35, _na1_ir, 0.5, 0.4),
@@ -222,6 +294,12 @@ def _line_table() -> list[tuple[str, float, float, float, object, float, float]]
 
 
 LINES = _line_table()
+#: strong lines with damping wings (besides every hydrogen line): a Gaussian core plus a WING_WIDTH times wider
+#: Gaussian that carries WING_FRACTION of the central optical depth (the central depth stays that of
+#: :func:`line_depths`), a cheap stand-in for the Lorentzian wings of Stark (hydrogen) and van der Waals
+#: (Ca II, Na I, Mg I) broadening that make these lines' equivalent widths several times their core's
+WINGED_LINES = frozenset({"CaII_K", "CaII_H", "NaD_1", "NaD_2", "Mg_b", "CaT_8498", "CaT_8542", "CaT_8662"})
+WING_FRACTION, WING_WIDTH = 0.3, 3.0
 #: TiO band heads (A) with the e-folding length (A) of each band's redward fade.
 TIO_BANDS = ((4761.0, 70.0), (4955.0, 80.0), (5167.0, 90.0), (5448.0, 110.0), (5847.0, 90.0), (6159.0, 140.0),
              (6651.0, 100.0), (7054.0, 150.0), (7589.0, 120.0), (8432.0, 100.0))
@@ -244,26 +322,32 @@ def _params(teff: np.ndarray, logg: np.ndarray | None, feh: np.ndarray | None) -
 def line_depths(teff: np.ndarray, logg: np.ndarray | None = None, feh: np.ndarray | None = None
                 ) -> dict[str, np.ndarray]:
     """Central depth (0..0.95) of each absorption line for stars of ``teff`` (K), ``logg`` (cgs, default solar)
-    and ``feh`` ([Fe/H], default 0): tau = -ln(1 - depth * strength(teff)) * 10^(a [Fe/H] + g (log g - 4.438))."""
+    and ``feh`` ([Fe/H], default 0): tau = -ln(1 - depth * strength(teff)) * 10^(a [Fe/H] + g (log g - 4.438));
+    and ``"G_band"``, the depth of the flat-bottomed CH band (:func:`g_band_depth`)."""
     teff, logg, feh = _params(teff, logg, feh)
     out = {}
     for name, _, _, depth, strength, a, g in LINES:
         tau = -np.log1p(-np.clip(depth * strength(teff), 0.0, 0.95)) * _line_scale(feh, logg, a, g)
         out[name] = np.minimum(-np.expm1(-tau), 0.95)
+    out["G_band"] = g_band_depth(teff, feh)
     return out
 
 
 def tio_depth(teff: np.ndarray, feh: np.ndarray | None = None) -> np.ndarray:
-    """Depth at the TiO band heads: zero above ~4200 K, about 0.7 in mid/late M dwarfs (weaker when metal-poor)."""
+    """Depth at the TiO band heads: 0.75 logistic((3650 K - Teff) / 150 K), weaker when metal-poor.
+
+    That is ~0.15 at M0 (3850 K), 0.37 at M1 (3660 K), 0.5 at M2, 0.6 at M3 and 0.7 at M4 (3200 K), the
+    1 - TiO5 band strengths of Reid et al. (1995, AJ 110, 1838) on the Teff scale of Pecaut & Mamajek (2013).
+    """
     teff, _, feh = _params(teff, None, feh)
-    d = 0.7 * logistic((3900.0 - teff) / 200.0)
+    d = 0.75 * logistic((3650.0 - teff) / 150.0)
     return -np.expm1(np.log1p(-d) * 10.0 ** (0.5 * feh))
 
 
 def cah_depth(teff: np.ndarray, logg: np.ndarray | None = None) -> np.ndarray:
     """Depth at the CaH band heads: M dwarfs (0.4 at full strength), weaker in giants."""
     teff, logg, _ = _params(teff, logg, None)
-    return 0.4 * logistic((3800.0 - teff) / 200.0) * logistic((logg - 3.5) / 0.3)
+    return 0.4 * logistic((3650.0 - teff) / 150.0) * logistic((logg - 3.5) / 0.3)
 
 
 def continuum_tau(wavelength: np.ndarray, teff: np.ndarray, logg: np.ndarray | None = None,
@@ -273,16 +357,30 @@ def continuum_tau(wavelength: np.ndarray, teff: np.ndarray, logg: np.ndarray | N
     Balmer jump: tau = BALMER_JUMP_TAU s(Teff) 10^(-0.1 (log g - 4)) (lambda / 3646)^3 blueward of 3646 A
     (hydrogen bound-free from n = 2, a smooth 10 A edge); blanketing: tau = BLANKETING_TAU S(Teff)
     10^(0.5 [Fe/H]) ((4500 - lambda) / 1000 A)^1.5 blueward of 4500 A, S rising from hot to cool stars
-    (logistic at 6800 K times min((5772 / Teff)^2, 2)).
+    (logistic at 6800 K times min((5772 / Teff)^2, 2)); the red-side opacity c(Teff) ln(lambda / 4861 A)
+    between 4000 A and RED_OPACITY_STOP, constant beyond (:data:`RED_OPACITY_ANCHORS`).
     """
     teff, logg, feh = _params(teff, logg, feh)
     lam = np.asarray(wavelength, dtype=np.float64)
     lam = lam[None, :] if lam.ndim == 1 else lam
+    n = len(teff)
     jump = BALMER_JUMP_TAU * balmer_strength(teff) * 10.0 ** (-0.1 * (logg - 4.0))
-    tau = jump[:, None] * (logistic((3646.0 - lam) / 2.5) * (lam / 3646.0) ** 3)
     blanket = (BLANKETING_TAU * logistic((6800.0 - teff) / 500.0) * np.minimum((5772.0 / teff) ** 2, 2.0)
                * 10.0 ** (BLANKETING_FEH * feh))
-    tau += blanket[:, None] * np.clip((4500.0 - lam) / 1000.0, 0.0, None) ** 1.5
+    (t0, c0), (t1, c1) = RED_OPACITY_ANCHORS
+    red = np.interp(np.log(teff), [np.log(t0), np.log(t1)], [c0, c1])
+    # the red-side term everywhere (constant outside 4000-7500 A), then the blue terms on the columns where
+    # they are not negligible (the edge's logistic is < 1e-12 of the jump 70 A redward of 3646 A)
+    tau = red[:, None] * np.log(np.clip(lam, 4000.0, RED_OPACITY_STOP) / RED_OPACITY_PIVOT)
+    if tau.shape[0] != n:
+        tau = np.broadcast_to(tau, (n, tau.shape[1])).copy()
+    cols = np.flatnonzero(lam.min(axis=0) < 3716.0)
+    if cols.size:
+        sub = lam[:, cols]
+        tau[:, cols] += jump[:, None] * (logistic((3646.0 - sub) / 2.5) * (sub / 3646.0) ** 3)
+    cols = np.flatnonzero(lam.min(axis=0) < 4500.0)
+    if cols.size:
+        tau[:, cols] += blanket[:, None] * np.clip((4500.0 - lam[:, cols]) / 1000.0, 0.0, None) ** 1.5
     return tau
 
 
@@ -302,11 +400,83 @@ def absorption_tau(teff: np.ndarray, rv_kms: np.ndarray, logg: np.ndarray | None
         width = sigma * (0.5 + 0.5 * np.clip(strength(teff), 0.0, 1.0))
         if strength is balmer_strength:
             width = width * balmer_width
-        add_gaussians(tau, lam0 * shift, width * shift, -np.log1p(-d))
+        rows = np.flatnonzero(d > 1e-4)  # only the stars that show the line (He in O/B, Balmer not in M...)
+        if rows.size == 0:
+            continue
+        tau0 = -np.log1p(-d[rows])
+        c, w = lam0 * shift[rows], width[rows] * shift[rows]
+        if strength is balmer_strength or name in WINGED_LINES:
+            # damping wings: a WING_WIDTH times wider Gaussian carries WING_FRACTION of the central depth
+            _add_gaussian_rows(tau, rows, c, w, (1.0 - WING_FRACTION) * tau0, 5.0)
+            _add_gaussian_rows(tau, rows, c, WING_WIDTH * w, WING_FRACTION * tau0, 3.5)
+        else:
+            _add_gaussian_rows(tau, rows, c, w, tau0, 5.0)
+    _add_box(tau, g_band_depth(teff, feh), G_BAND, shift)
+    _add_box(tau, mgh_depth(teff, logg, feh), MGH_BAND, shift)
     _add_bands(tau, tio_depth(teff, feh), TIO_BANDS, shift)
     _add_bands(tau, cah_depth(teff, logg), CAH_BANDS, shift)
     tau[:, :-1] += continuum_tau(grid[None, :] / shift[:, None], teff, logg, feh)
     return tau[:, :-1]
+
+
+#: the CH G band: a flat-bottomed band from 4282 A to its head at 4316 A (the Lick G4300 passband, Worthey et
+#: al. 1994), depth G_BAND_DEPTH at full strength: 0.22 x 34 A ~ 7.5 A, so that the G4300 equivalent width is
+#: ~3 A at F5, ~5.5 A in the Sun and ~7 A in early K dwarfs (Worthey et al. 1994 fitting functions)
+G_BAND, G_BAND_DEPTH = (4282.0, 4316.0), 0.22
+
+
+def g_band_depth(teff: np.ndarray, feh: np.ndarray | None = None) -> np.ndarray:
+    """Depth of the G band: G_BAND_DEPTH times its Teff strength, optical depth scaled by 10^(0.3 [Fe/H]).
+
+    The exponent 0.3: G4300 changes by ~1.5 A per dex of [Fe/H] near solar Teff (Worthey et al. 1994), a
+    quarter of its ~6 A, the partly saturated CH band.
+    """
+    teff, _, feh = _params(teff, None, feh)
+    d = np.clip(G_BAND_DEPTH * _g_band(teff), 0.0, 0.95)
+    return -np.expm1(np.log1p(-d) * 10.0 ** (0.3 * feh))
+
+
+#: the MgH A-X band: from its head at 5211 A blueward to ~4900 A (under Mg b), the gravity-sensitive band of K
+#: and early-M dwarfs that giants lack (the luminosity criterion of Gray & Corbally 2009; Mould 1976, A&A 48,
+#: 443): depth MGH_DEPTH at full strength, rising below ~5000 K, in dwarfs (log g > 4) only
+MGH_BAND, MGH_DEPTH = (4900.0, 5211.0), 0.15
+
+
+def mgh_depth(teff: np.ndarray, logg: np.ndarray | None = None, feh: np.ndarray | None = None) -> np.ndarray:
+    """Depth of the MgH band: MGH_DEPTH logistic((4900 K - Teff) / 300 K) logistic((log g - 4) / 0.15), its
+    optical depth scaled by 10^(0.5 [Fe/H])."""
+    teff, logg, feh = _params(teff, logg, feh)
+    d = MGH_DEPTH * logistic((4900.0 - teff) / 300.0) * logistic((logg - 4.0) / 0.15)
+    return -np.expm1(np.log1p(-d) * 10.0 ** (0.5 * feh))
+
+
+def _add_gaussian_rows(out: np.ndarray, rows: np.ndarray, centre: np.ndarray, sigma: np.ndarray,
+                       amplitude: np.ndarray, nsigma: float) -> None:
+    """:func:`~astromodal.data.simulate.physics.add_gaussians` for the rows ``rows`` of ``out`` only (N, L + 1)."""
+    grid = model_grid()
+    n_pix = len(grid)
+    half = int(np.ceil(nsigma * np.max(sigma / centre) / GRID_DLN)) + 1
+    c_idx = np.rint(np.log(centre / GRID_START) / GRID_DLN).astype(np.int64)
+    idx = c_idx[:, None] + np.arange(-half, half + 1)[None, :]
+    off = (idx < 0) | (idx >= n_pix)
+    idx = np.where(off, n_pix, idx)
+    lam = grid[np.minimum(idx, n_pix - 1)]
+    prof = amplitude[:, None] * np.exp(-0.5 * ((lam - centre[:, None]) / sigma[:, None]) ** 2)
+    prof[off] = 0.0
+    out[rows[:, None], idx] += prof
+
+
+def _add_box(tau: np.ndarray, depth: np.ndarray, band: tuple[float, float], shift: np.ndarray) -> None:
+    """Add a flat-bottomed band (edges 2 A wide, logistic) of central ``depth`` to the rows where it shows."""
+    rows = np.flatnonzero(depth > 1e-4)
+    if rows.size == 0:
+        return
+    grid = model_grid()
+    i0 = int(np.log(band[0] * 0.99 / GRID_START) / GRID_DLN)
+    i1 = int(np.log(band[1] * 1.01 / GRID_START) / GRID_DLN) + 1
+    lam = grid[i0:i1][None, :] / shift[rows][:, None]
+    box = logistic((lam - band[0]) / 1.0) * logistic((band[1] - lam) / 1.0)
+    tau[rows, i0:i1] += -np.log1p(-depth[rows])[:, None] * box
 
 
 def _add_bands(tau: np.ndarray, depth: np.ndarray, bands, shift: np.ndarray) -> None:
@@ -340,9 +510,38 @@ def star_spectra(teff: np.ndarray, radius_rsun: np.ndarray, distance_pc: np.ndar
     flux *= (np.pi * dilution)[:, None]
     if with_lines:
         flux *= np.exp(-absorption_tau(teff, rv_kms, logg, feh))
+        if ebv is not None:
+            _interstellar_nad(flux, np.asarray(ebv, dtype=np.float64))
     if ebv is not None:
         flux *= 10.0 ** (-0.4 * np.asarray(ebv, dtype=np.float64)[:, None] * f99_on_grid()[None, :])
     return flux
+
+
+#: interstellar Na D: log10 E(B-V) = 1.17 EW(D1 + D2) [A] - 1.85 (Poznanski, Prochaska & Bloom 2012, MNRAS 426,
+#: 1465), D2 : D1 = 0.55 : 0.45 of the total (partly saturated), each a Gaussian of ISM_NAD_SIGMA A (the
+#: velocity spread of the clouds on the sightline, unresolved at R ~ 2000) at rest (air) wavelength
+ISM_NAD = ((5889.95, 0.55), (5895.92, 0.45))
+ISM_NAD_SIGMA, ISM_NAD_MAX_EW = 1.0, 1.5
+
+
+def interstellar_nad_ew(ebv: np.ndarray) -> np.ndarray:
+    """EW(D1 + D2) in A of interstellar Na D for colour excess ``ebv`` (Poznanski et al. 2012), 0..1.5 A."""
+    ebv = np.asarray(ebv, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        ew = (np.log10(np.maximum(ebv, 1e-12)) + 1.85) / 1.17
+    return np.clip(ew, 0.0, ISM_NAD_MAX_EW)
+
+
+def _interstellar_nad(flux: np.ndarray, ebv: np.ndarray) -> None:
+    """Multiply the interstellar Na D absorption into ``flux`` (N, L) on the model grid, in place."""
+    grid = model_grid()
+    lo = int(np.log(5880.0 / GRID_START) / GRID_DLN)
+    hi = int(np.log(5906.0 / GRID_START) / GRID_DLN) + 1
+    lam = grid[lo:hi][None, :]
+    ew = interstellar_nad_ew(ebv)[:, None]
+    for lam0, share in ISM_NAD:  # Gaussian absorption profiles: the equivalent width is exactly share * ew
+        depth = np.minimum(share * ew / (np.sqrt(2.0 * np.pi) * ISM_NAD_SIGMA), 0.95)
+        flux[:, lo:hi] *= 1.0 - depth * np.exp(-0.5 * ((lam - lam0) / ISM_NAD_SIGMA) ** 2)
 
 
 def selection_magnitudes(teff: np.ndarray, radius_rsun: np.ndarray, band: str, logg: np.ndarray | None = None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -39,9 +40,14 @@ from astromodal.data.simulate.photometry import (
 from astromodal.data.simulate.physics import C_KMS, SIM_THREADS, luminosity_distance_pc
 from astromodal.data.simulate.quality import quality_columns
 from astromodal.data.simulate.quasars import quasar_spectra, sample_quasars
-from astromodal.data.simulate.spectroscopy import add_noise, observe_noise_free
+from astromodal.data.simulate.spectroscopy import INSTRUMENT_MODELS, observe, observe_noise_free
 from astromodal.data.simulate.stars import (
+    LOGG_SUN,
     SPECTRAL_TYPES,
+    TEFF_RANGES,
+    TYPE_FRACTIONS,
+    dwarf_mass,
+    dwarf_radius,
     sample_metallicity,
     sample_stars,
     selection_magnitudes,
@@ -60,7 +66,7 @@ DEFAULT_INSTRUMENTS = ("lamost", "sdss", "gaia_xp")
 #: the random streams, one per component; a new stream is appended (never inserted), so the earlier streams'
 #: numbers stay the same for a seed
 _STREAMS = ("classes", "stars", "galaxies", "quasars", "positions", "photometry", "astrometry", "images", "spectra",
-            "quality")
+            "quality", "foreground")
 
 
 def simulate_survey(
@@ -122,6 +128,7 @@ def simulate_survey(
                                             stellar_selection)
     true_mags, spectra, truth["d4000"] = _observe_spectra(rows, params, insts, streams["spectra"], snr,
                                                           int(batch_size), n, _Ticker(progress, "spectra", n))
+    _foreground_extinction(rng["foreground"], true_mags, truth, np.concatenate([rows[1], rows[2]]))
     columns = _catalogue(rng, truth, true_mags)
     images = {}
     seeing = np.ones(n)
@@ -199,7 +206,10 @@ def _sample_objects(rng, rows, n, associations, association_fraction, giant_frac
     truth["luminosity_class"] = np.full(n, 2, dtype=np.int64)
     truth["massive"] = np.zeros(n, dtype=np.int64)
     truth["association_id"] = np.full(n, -1, dtype=np.int64)
-    stars = sample_stars(rng["stars"], len(star_rows), giant_fraction)
+    if stellar_selection in LUMINOSITY_FUNCTION_SELECTIONS:
+        stars = _survey_stars(rng["stars"], len(star_rows), giant_fraction, stellar_selection)
+    else:
+        stars = sample_stars(rng["stars"], len(star_rows), giant_fraction)
     _place_stars(rng["positions"], stars, associations, association_fraction, stellar_selection)
     groups = stars.pop("groups")
     for key in ("teff", "radius", "luminosity", "spectral_type", "luminosity_class", "massive", "l", "b",
@@ -263,15 +273,29 @@ def _place_stars(rng, stars, associations, association_fraction, selection: str 
     stars["ebv"] = ast.reddening_ebv(stars["l"], stars["b"], stars["distance"], patch)
 
 
-#: stellar target selections: (band, bright limit, faint limit, lowest |b| in deg of the footprint).
-#: sdss: SEGUE's 14 < g < 20.3 (Yanny et al. 2009) over the high-latitude SDSS footprint; lamost: the LAMOST
-#: survey's 9 < r < 17.8 (Zhao et al. 2012; Luo et al. 2015), |b| > 10 deg; volume: no magnitude limit, field
-#: stars in a volume-limited disc around the Sun (the simulator before issue 14); gaia: the stars with Gaia DR3
-#: XP spectra, G < 17.65 over the whole sky (De Angeli et al. 2023), with r as the proxy of G (G - r is within
-#: a few tenths of a magnitude for most stars). ``simulate_survey``'s default "auto" takes the selection of its
-#: first instrument (lamost, sdss, gaia_xp -> gaia) and sdss for imaging alone.
-STELLAR_SELECTIONS = {"sdss": ("g", 14.0, 20.3, 20.0), "lamost": ("r", 9.0, 17.8, 10.0),
-                      "gaia": ("r", 3.0, 17.65, 0.0), "volume": None}
+#: stellar target selections: (components, lowest |b| in deg of the footprint); each component is
+#: (share of the stars, band, bright limit, faint limit), a star's component drawn by the shares.
+#: sdss: the stellar spectra of SDSS-I to -IV (DR17). SEGUE observed each pointing with a bright plate
+#: (r < 17.8, from its saturation limit r ~ 14) and a faint plate (17.8 < r < 20.1) of equal fibre counts
+#: (Yanny et al. 2009, AJ 137, 4377: ~0.24M stars; SEGUE-2, Rockosi et al. 2022: ~0.12M more): two
+#: components of 0.18M each; the SDSS-I/II legacy stars (~0.22M of DR7's 0.46M stellar spectra that are not
+#: SEGUE's; Abazajian et al. 2009): quasar-candidate contaminants and standards, taken to the legacy quasar
+#: limit i < 19.1 (Richards et al. 2002; r as the proxy of i); BOSS/eBOSS stars (~0.3M, mostly quasar-candidate
+#: contaminants and spectrophotometric standards): to the BOSS quasar limit r < 21.85 (Ross et al. 2012,
+#: ApJS 199, 3) from r = 17 (the shares are rounded from those sample sizes, 0.2 : 0.2 : 0.25 : 0.35), over
+#: the high-latitude SDSS footprint. lamost: the LAMOST survey's 9 < r < 17.8 (Zhao et al. 2012; Luo et al.
+#: 2015), |b| > 10 deg; volume: no magnitude limit, field stars in a volume-limited disc around the Sun (the
+#: simulator before issue 14); gaia: the stars with Gaia DR3 XP spectra, G < 17.65 over the whole sky (De
+#: Angeli et al. 2023), with r as the proxy of G (G - r is within a few tenths of a magnitude for most stars).
+#: ``simulate_survey``'s default "auto" takes the selection of its first instrument (lamost, sdss, gaia_xp ->
+#: gaia) and sdss for imaging alone.
+STELLAR_SELECTIONS = {
+    "sdss": (((0.2, "r", 14.0, 17.8), (0.2, "r", 17.8, 20.1), (0.25, "r", 14.0, 19.1), (0.35, "r", 17.0, 21.85)),
+             20.0),
+    "lamost": (((1.0, "r", 9.0, 17.8),), 10.0),
+    "gaia": (((1.0, "r", 3.0, 17.65),), 0.0),
+    "volume": None,
+}
 #: the stellar selection of each instrument (the default "auto" of simulate_survey)
 INSTRUMENT_SELECTIONS = {"lamost": "lamost", "sdss": "sdss", "gaia_xp": "gaia"}
 _D_GRID = np.geomspace(10.0, 2.0e5, 500)
@@ -282,8 +306,112 @@ _D_GRID = np.geomspace(10.0, 2.0e5, 500)
 SIGHTLINE_CANDIDATES = 16
 
 
+def _component_limits(rng, stars, selection):
+    """Per star: absolute magnitude in its component's band, that band's R = A / E(B - V), bright and faint
+    limits; the component of each star drawn by the shares of :data:`STELLAR_SELECTIONS`."""
+    components, _ = STELLAR_SELECTIONS[selection]
+    m = len(stars["teff"])
+    share = np.array([c[0] for c in components])
+    comp_of = rng.choice(len(components), size=m, p=share / share.sum()) if len(components) > 1 else np.zeros(m, int)
+    abs_mag, r_band, m_lo, m_hi = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+    for c, (_, band, lo, hi) in enumerate(components):
+        rows = comp_of == c
+        abs_mag[rows] = selection_magnitudes(stars["teff"][rows], stars["radius"][rows], band, stars["logg"][rows])
+        r_band[rows], m_lo[rows], m_hi[rows] = extinction_coefficient(band), lo, hi
+    return abs_mag, r_band, m_lo, m_hi
+
+
+def _sightline_weights(l_deg, b_deg, young, abs_mag, r_band, m_lo, m_hi, patch, d_grid=_D_GRID):
+    """For (c, k) sightlines of c stars: n(d) d^3 on the distance grid (the number of such stars per unit
+    ln d, relative to the local density) where the star's apparent magnitude lies inside its limits, zero
+    elsewhere (c, k, D); the apparent magnitudes (c, k, D) and the population densities (c, k, D, 3)."""
+    ll, bb = l_deg[:, :, None], b_deg[:, :, None]
+    R, Z = ast.galactocentric(ll, bb, d_grid[None, None, :])
+    dens = ast.population_densities(R, Z)
+    total = np.where(young[:, None, None], ast.young_disc_density(R, Z), dens.sum(axis=-1))
+    mag = abs_mag[:, None, None] + 5.0 * np.log10(d_grid / 10.0) + r_band[:, None, None] * ast.reddening_ebv(
+        ll, bb, d_grid[None, None, :], patch[:, None, None])
+    inside = (mag > m_lo[:, None, None]) & (mag < m_hi[:, None, None])
+    return np.where(inside, total * d_grid**3, 0.0), mag, dens
+
+
+#: Fractions of main-sequence stars per spectral type in the solar neighbourhood (LeDrew 2001, JRASC 95, 32:
+#: O 0.00003 %, B 0.13 %, A 0.6 %, F 3 %, G 7.6 %, K 12.1 %, M 76.45 %), the local luminosity function that
+#: the sdss stellar selection's type mix follows from
+LOCAL_TYPE_FRACTIONS = (3e-7, 1.3e-3, 6e-3, 3e-2, 7.6e-2, 1.21e-1, 7.645e-1)
+#: stellar selections whose spectral-type mix follows from the local luminosity function and the survey
+#: volume (:func:`_survey_stars`); the others keep the training-friendly mix of
+#: :data:`~astromodal.data.simulate.stars.TYPE_FRACTIONS`
+LUMINOSITY_FUNCTION_SELECTIONS = ("sdss",)
+#: the type mix's quadrature: dwarfs at this many Teff per type (even in log Teff across the type's range,
+#: as :func:`~astromodal.data.simulate.stars.sample_stars` draws them) seen along this many fixed-seed
+#: sightlines, on every 4th distance of the placement grid (a property of the model: the same for every
+#: simulation seed)
+_VOLUME_TEFFS, _VOLUME_SIGHTLINES, _VOLUME_SEED = 48, 64, 2001
+
+
+@lru_cache(maxsize=8)
+def survey_type_shares(selection: str) -> np.ndarray:
+    """Share of each spectral type (O..M) among the stars of magnitude-limited ``selection``.
+
+    share_t proportional to phi_t V_t: phi_t the local main-sequence fraction (:data:`LOCAL_TYPE_FRACTIONS`,
+    LeDrew 2001) and V_t the mean over the type's Teff range of the number of dwarfs per unit local density
+    that the survey's footprint and limits hold (:func:`_sightline_weights` integrated over distance; the
+    Juric et al. 2008 Galaxy, the young disc for O/B; each selection component weighted by its share).
+    Simplifications: one local luminosity function for every population (the old thick disc and halo lack
+    main-sequence O-A stars; their A stars stand in for blue horizontal-branch stars); the giants' share of
+    G/K/M stars stays ``giant_fraction``.
+    """
+    rng = np.random.default_rng(_VOLUME_SEED)
+    components, b_min = STELLAR_SELECTIONS[selection]
+    l_dir, b_dir = (a[:, None] for a in ast.survey_sightlines(rng, _VOLUME_SIGHTLINES, b_min))
+    d = _D_GRID[::4]
+    R, Z = ast.galactocentric(l_dir, b_dir, d[None, :])
+    per_ln_d = {False: ast.population_densities(R, Z).sum(axis=-1) * d**3,  # n(d) d^3: stars per unit ln d
+                True: ast.young_disc_density(R, Z) * d**3}
+    ebv = ast.reddening_ebv(l_dir, b_dir, d[None, :])
+    volume = np.zeros(len(SPECTRAL_TYPES))
+    for t, name in enumerate(SPECTRAL_TYPES):
+        lo_t, hi_t = TEFF_RANGES[name]
+        teff = np.geomspace(lo_t, hi_t, _VOLUME_TEFFS + 1)[:-1] * (hi_t / lo_t) ** (0.5 / _VOLUME_TEFFS)
+        radius = dwarf_radius(teff)
+        logg = LOGG_SUN + np.log10(dwarf_mass(teff)) - 2.0 * np.log10(radius)
+        dens = per_ln_d[t <= SPECTRAL_TYPES.index("B")]
+        for share, band, lo, hi in components:
+            abs_mag = selection_magnitudes(teff, radius, band, logg)
+            mag = abs_mag[:, None, None] + 5.0 * np.log10(d / 10.0) + extinction_coefficient(band) * ebv[None]
+            volume[t] += share * np.where((mag > lo) & (mag < hi), dens[None], 0.0).sum(axis=2).mean()
+    out = np.asarray(LOCAL_TYPE_FRACTIONS) * volume
+    return out / out.sum()
+
+
+def _survey_stars(rng, m: int, giant_fraction: float, selection: str) -> dict[str, np.ndarray]:
+    """``m`` stars whose spectral types follow :func:`survey_type_shares` (each type's stars drawn by
+    :func:`~astromodal.data.simulate.stars.sample_stars`, giants among G/K/M in ``giant_fraction``)."""
+    share = survey_type_shares(selection)
+    want = rng.multinomial(m, share)
+    parts: list[dict[str, np.ndarray]] = []
+    need = want.copy()
+    frac = np.asarray(TYPE_FRACTIONS) / np.sum(TYPE_FRACTIONS)
+    for _ in range(100):
+        if not need.any():
+            break
+        pool = sample_stars(rng, int(np.max(need / frac)) + 16, giant_fraction)
+        for t in np.flatnonzero(need):
+            rows = np.flatnonzero(pool["spectral_type"] == t)[: need[t]]
+            parts.append({key: v[rows] for key, v in pool.items()})
+            need[t] -= len(rows)
+    out = {key: np.concatenate([p[key] for p in parts]) if parts else np.zeros(0) for key in parts[0]} \
+        if parts else sample_stars(rng, 0, giant_fraction)
+    order = rng.permutation(m)
+    return {key: v[order] for key, v in out.items()}
+
+
 def _magnitude_limited(rng, stars, selection, patch):
     """l, b, distance and population code of field stars of a magnitude-limited sample.
+
+    Each star is first assigned one of the selection's components (:data:`STELLAR_SELECTIONS`, by their
+    shares), whose band and limits apply to it.
 
     A star's position is drawn from n(l, b, d) d^2 (the Juric et al. 2008 thin + thick disc + halo densities;
     the young O/B disc for massive stars) restricted to the distances where its apparent magnitude
@@ -294,10 +422,9 @@ def _magnitude_limited(rng, stars, selection, patch):
     distance along it; its population is drawn from the components' densities at that point. A star whose
     limits no density reaches is placed at the grid distance nearest the limits on its first candidate.
     """
-    band, m_lo, m_hi, b_min = STELLAR_SELECTIONS[selection]
+    _, b_min = STELLAR_SELECTIONS[selection]
     m, k = len(stars["teff"]), SIGHTLINE_CANDIDATES
-    abs_mag = selection_magnitudes(stars["teff"], stars["radius"], band, stars["logg"])
-    r_band = extinction_coefficient(band)
+    abs_mag, r_band, m_lo, m_hi = _component_limits(rng, stars, selection)
     l_all, b_all = (a.reshape(m, k) for a in ast.survey_sightlines(rng, m * k, b_min))
     young = stars["massive"] == 1
     l_deg, b_deg, distance = np.empty(m), np.empty(m), np.empty(m)
@@ -307,14 +434,8 @@ def _magnitude_limited(rng, stars, selection, patch):
     u = rng.random((m, 4))
     for s in range(0, m, 256):
         sl = slice(s, min(m, s + 256))
-        ll, bb = l_all[sl, :, None], b_all[sl, :, None]
-        R, Z = ast.galactocentric(ll, bb, _D_GRID[None, None, :])
-        dens = ast.population_densities(R, Z)
-        total = np.where(young[sl, None, None], ast.young_disc_density(R, Z), dens.sum(axis=-1))
-        mag = abs_mag[sl, None, None] + 5.0 * np.log10(_D_GRID / 10.0) + r_band * ast.reddening_ebv(
-            ll, bb, _D_GRID[None, None, :], patch[sl, None, None])
-        inside = (mag > m_lo) & (mag < m_hi)
-        w = np.where(inside, total * _D_GRID**3, 0.0)  # n(d) d^2 per unit ln d
+        w, mag, dens = _sightline_weights(l_all[sl], b_all[sl], young[sl], abs_mag[sl], r_band[sl], m_lo[sl],
+                                          m_hi[sl], patch[sl])
         counts = w.sum(axis=2)  # (chunk, k): the stars each candidate sightline holds
         ok = counts.sum(axis=1) > 0
         line_cdf = np.cumsum(counts, axis=1)
@@ -324,7 +445,7 @@ def _magnitude_limited(rng, stars, selection, patch):
         w, mag, dens = w[rows, pick], mag[rows, pick], dens[rows, pick]
         cdf = np.cumsum(w, axis=1)
         idx = np.where(ok, (cdf < u[sl, 0:1] * cdf[:, -1:]).sum(axis=1), 0)
-        miss = np.abs(mag - np.clip(mag, m_lo, m_hi))
+        miss = np.abs(mag - np.clip(mag, m_lo[sl, None], m_hi[sl, None]))
         idx = np.where(ok, np.minimum(idx, len(_D_GRID) - 1), np.argmin(miss, axis=1))
         l_deg[sl], b_deg[sl] = l_all[sl][rows, pick], b_all[sl][rows, pick]
         distance[sl] = np.exp(ln_d[idx] + (u[sl, 1] - 0.5) * step)
@@ -382,7 +503,10 @@ def _observe_spectra(rows, params, insts, spectra_seed, snr, batch_size, n, tick
     mags = np.zeros((n, len(BANDS) + 1))
     d4000 = np.full(n, np.nan)
     flux = {i.name: np.empty((n, i.n_pixels), dtype=np.float32) for i in insts}
-    inv_var = {i.name: np.empty(n) for i in insts}
+    # float64 inverse variances for tiny units (W/m2/nm) that overflow float32
+    inv_var = {i.name: np.empty((n, i.n_pixels), dtype=np.float32 if i.flux_scale >= 1 else np.float64)
+               for i in insts}
+    masks = {i.name: np.zeros((n, i.n_pixels), dtype=bool) for i in insts}
     tasks = [(k, slice(s, s + batch_size)) for k in range(3) for s in range(0, len(rows[k]), batch_size)]
     seeds = spectra_seed.spawn(len(tasks))
 
@@ -394,19 +518,39 @@ def _observe_spectra(rows, params, insts, spectra_seed, snr, batch_size, n, tick
         if k == 1:
             d4000[r] = d4000_narrow(model, params[1]["redshift"][sl])
         rngs = [np.random.default_rng(s) for s in seeds[t].spawn(len(insts))]
-        for (name, smooth), g in zip(observe_noise_free(model, insts).items(), rngs, strict=True):
-            flux[name][r], inv_var[name][r] = add_noise(g, smooth, snr)
+        smooth = observe_noise_free(model, insts)
+        for inst, g in zip(insts, rngs, strict=True):  # the instrument's model (lamost) or white noise
+            flux[inst.name][r], inv_var[inst.name][r], masks[inst.name][r] = observe(g, smooth[inst.name], snr, inst)
         if tick is not None:
             tick(len(r))
 
     _parallel(run, list(range(len(tasks))))
-    spectra = {}
-    for i in insts:
-        # one inverse variance per object (white noise); float64 for tiny units (W/m2/nm) that overflow float32
-        dtype = np.float32 if i.flux_scale >= 1 else np.float64
-        ivar = np.repeat(inv_var[i.name].astype(dtype)[:, None], i.n_pixels, axis=1)
-        spectra[i.name] = Spectra(flux[i.name], i.wavelength, ivar, None, i.name, i.flux_unit)
+    # a mask only for instruments whose model masks pixels (white-noise instruments have none: no array stored)
+    spectra = {i.name: Spectra(flux[i.name], i.wavelength, inv_var[i.name],
+                               masks[i.name] if i.name in INSTRUMENT_MODELS else None, i.name, i.flux_unit)
+               for i in insts}
     return mags, spectra, d4000
+
+
+def _foreground_extinction(rng, true_mags, truth, rows) -> None:
+    """Milky Way foreground extinction of the extragalactic objects ``rows``, added to their magnitudes in place.
+
+    E(B - V) = E_pole / |sin b| times the sightline's log-normal patchiness (the dust layer of
+    :func:`~astromodal.data.simulate.astrometry.reddening_ebv` seen to infinity: 0.02 mag at the poles, after
+    the Schlegel et al. 1998 maps); A_band = R_band E(B - V) with the band-mean Fitzpatrick (1999) coefficients
+    of :func:`~astromodal.data.simulate.photometry.extinction_coefficient` (for E(B - V) < 0.1 the band mean
+    differs from the exact integral over a galaxy or quasar spectrum by < 0.003 mag). SDSS catalogue
+    magnitudes are not corrected for it (Stoughton et al. 2002), while its target selections cut on
+    extinction-corrected magnitudes, which is why the selection of :mod:`.galaxies` and :mod:`.quasars` uses
+    the intrinsic ones. The spectra are left unreddened (their line fluxes are the SFR targets); the images,
+    made from these magnitudes, are reddened with the catalogue.
+    """
+    if len(rows) == 0:
+        return
+    patch = 10.0 ** rng.normal(0.0, ast.DUST_PATCHINESS_DEX, len(rows))
+    ebv = ast.reddening_ebv(truth["l"][rows], truth["b"][rows], np.full(len(rows), 1.0e9), patch)
+    coeff = np.array([extinction_coefficient(b) for b in (*BANDS, "G")])
+    true_mags[rows] += ebv[:, None] * coeff[None, :]
 
 
 def _catalogue(rng, truth, true_mags) -> dict[str, Column]:
