@@ -14,6 +14,10 @@ minutes). Each measurement runs in a fresh process, so that its start-up and pea
 * ``floor``: the same model's ``predict_proba`` on the catalogue's feature matrix held in memory, in batches
   of ``--chunk-size`` rows: what the model itself costs, nothing read or written.
 
+* ``dask_<k>`` (with ``--dask-workers 1 2``): the same ``predict_catalogue`` with ``scheduler="local"`` (a Dask
+  ``distributed`` LocalCluster of k worker processes, each loading the model once), its cluster start-up
+  included; ``dask_speedup`` = the 1-worker time / the time with the most workers (the target is 1.8 at 2).
+
 ``ratio`` = floor time / predict time (1 = predict costs no more than the model). Results go to
 ``--out`` (``results.csv``, ``results.md``; a folder this script did not write is never written into) and
 standard output. Run (about a minute on two cores at the default sizes)::
@@ -109,6 +113,11 @@ def worker(mode: str, model: str, catalogue: str, out: str, chunk_size: int) -> 
         t = time.perf_counter()
         predict_catalogue(model, catalogue, out, chunk_size=chunk_size, trust=True, log=lambda s: None)
         result["seconds"] = time.perf_counter() - t
+    elif mode.startswith("dask:"):  # the Dask driver on a LocalCluster of that many worker processes
+        t = time.perf_counter()
+        predict_catalogue(model, catalogue, out, chunk_size=chunk_size, trust=True, log=lambda s: None,
+                          scheduler="local", workers=int(mode.split(":")[1]))
+        result["seconds"] = time.perf_counter() - t
     elif mode == "floor":
         import numpy as np
         import pyarrow.parquet as pq
@@ -143,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--chunk-size", type=int, default=50_000)
+    ap.add_argument("--dask-workers", type=int, nargs="*", default=[],
+                    help="also run the Dask driver (a LocalCluster) with each of these numbers of workers, e.g. 1 2")
     ap.add_argument("--out", type=Path, required=False, help="folder for results.csv and results.md")
     ap.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run of this script")
     ap.add_argument("--worker", nargs=4, metavar=("MODE", "MODEL", "CATALOGUE", "OUT"), help=argparse.SUPPRESS)
@@ -173,6 +184,16 @@ def main(argv: list[str] | None = None) -> int:
                    "floor_rows_per_s": round(n / floor["seconds"]), "ratio": round(floor["seconds"] / pred["seconds"], 3),
                    "rss_loaded_mib": round(pred["rss_loaded_mib"], 1), "rss_peak_mib": round(pred["rss_peak_mib"], 1),
                    "catalogue_mib": round(catalogue.stat().st_size / 2**20, 1)}
+            for k in args.dask_workers:
+                out = tmp / f"dask{k}_{n}.parquet"
+                got = _run(f"dask:{k}", model, catalogue, out, args.chunk_size)
+                assert pq.read_metadata(out).num_rows == n
+                out.unlink()
+                row[f"dask_{k}_s"] = round(got["seconds"], 3)
+                row[f"dask_{k}_rows_per_s"] = round(n / got["seconds"])
+            if len(args.dask_workers) > 1:
+                most = max(args.dask_workers)
+                row["dask_speedup"] = round(row[f"dask_{min(args.dask_workers)}_s"] / row[f"dask_{most}_s"], 2)
             rows.append(row)
             print(json.dumps(row), flush=True)
             for f in (catalogue, tmp / f"pred_{n}.parquet"):
@@ -180,9 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     table = pd.DataFrame(rows)
+    dask_flag = f" --dask-workers {' '.join(map(str, args.dask_workers))}" if args.dask_workers else ""
     md = ["# `astromodal predict` against the model's own speed", "",
           f"Made by `python benchmarks/bench_catalogue.py --sizes {' '.join(map(str, args.sizes))} --chunk-size "
-          f"{args.chunk_size}` on {os.cpu_count()} cores. ratio = floor time / predict time (floor: the model's "
+          f"{args.chunk_size}{dask_flag}` on {os.cpu_count()} cores. ratio = floor time / predict time (floor: the model's "
           "predict_proba on the feature matrix held in memory); RSS in MiB (peak of the predict process, and "
           "once the model is loaded); start-up: interpreter start to the model loaded.", "",
           *_markdown(table), ""]

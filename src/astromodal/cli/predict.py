@@ -10,6 +10,17 @@ from astromodal.cli import app
 from astromodal.cli.common import console, progress
 
 
+def _scheduler_option(value: str | None) -> str | None:
+    """A bad --scheduler is a usage error (exit 2), found before any work; Dask is not imported."""
+    from astromodal.errors import ConfigError
+    from astromodal.inference.dask_driver import check_scheduler
+
+    try:
+        return check_scheduler(value)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc).removeprefix(f"--scheduler {value!r}: ")) from None
+
+
 @app.command("predict")
 def predict_command(
     model_dir: Path = typer.Argument(..., help="A model folder written by `astromodal benchmark` with save_models: true "
@@ -68,6 +79,20 @@ def predict_command(
                                           "held-out training rows: applied by default (said on standard error and "
                                           "kept in the file's metadata); --no-recalibrate writes the raw model "
                                           "outputs. Labels and means are the same either way."),
+    scheduler: str = typer.Option("sequential", "--scheduler", callback=_scheduler_option,
+                                  help="sequential (default: one chunk after another, no Dask); threads, processes "
+                                       "(Dask on this machine, --workers of them), local (a Dask distributed "
+                                       "LocalCluster of --workers processes) or tcp://host:port (a running Dask "
+                                       "scheduler whose workers see the same files). Each chunk is written as the "
+                                       "same part whatever the scheduler, so any run resumes any other."),
+    workers: int = typer.Option(None, "--workers", min=1, help="Threads / processes / LocalCluster workers for "
+                                                                "--scheduler threads|processes|local (default: one "
+                                                                "per core)."),
+    out_format: str = typer.Option("file", "--out-format", help="file: one Parquet file at OUT; dataset: a folder "
+                                                                "of Parquet files, one per chunk (part-NNNNN.parquet, "
+                                                                "with _common_metadata); hats: a HATS catalogue "
+                                                                "(LSDB: lsdb.read_hats(OUT), for cross-matching at "
+                                                                "scale; needs sky positions)."),
     linear: list[str] = typer.Option(None, "--linear", help="HEAD=NAME (repeatable): a regression head in dex (a "
                                                             "log10 quantity) also written as NAME = 10**HEAD with "
                                                             "NAME_err = ln(10) NAME HEAD_err (first order) and, for an "
@@ -90,7 +115,13 @@ def predict_command(
                                  keep=tuple(keep or ()), id_column=id_column, ra_column=ra_column,
                                  dec_column=dec_column, overwrite=overwrite, restart=restart,
                                  rename=renames, layout=layout, recalibrate=recalibrate, linear=linears,
+                                 scheduler=scheduler, workers=workers, out_format=out_format,
                                  log=lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True))
     import pyarrow.parquet as pq
 
-    typer.echo(f"predictions: {path}, {pq.read_metadata(path).num_rows} rows")  # the result: standard output
+    if out_format == "file":
+        rows = pq.read_metadata(path).num_rows
+    else:  # a folder: a dataset's parts, or a HATS catalogue's partitions (under dataset/Norder=*/)
+        files = path.glob("part-*.parquet") if out_format == "dataset" else path.glob("dataset/Norder=*/**/*.parquet")
+        rows = sum(pq.read_metadata(f).num_rows for f in files)
+    typer.echo(f"predictions: {path}, {rows} rows")  # the result: standard output

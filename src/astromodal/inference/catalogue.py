@@ -57,7 +57,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from astromodal.atomic import atomic_path, check_output_file, read_json, write_json
+from astromodal.atomic import (
+    atomic_dir,
+    atomic_path,
+    check_output_dir,
+    check_output_file,
+    read_json,
+    write_json,
+)
 from astromodal.data.dataset import Dataset
 from astromodal.data.ids import as_int_ids
 from astromodal.errors import AstromodalError, BadValueError, ConfigError, DataFormatError
@@ -530,6 +537,9 @@ def predict_catalogue(
     layout: str = "auto",
     recalibrate: bool = True,
     linear: dict[str, str] | None = None,
+    scheduler: str = "sequential",
+    workers: int | None = None,
+    out_format: str = "file",
 ) -> Path:
     """Predict every object of ``catalogue`` and write ``out`` (Parquet): ids, positions, every head's predictions.
 
@@ -558,6 +568,16 @@ def predict_catalogue(
     the same either way; probabilities and ``_err`` / ``_sigma`` columns change. ``linear`` ``{head: name}``:
     a regression head in dex also written as the linear quantity (:func:`prediction_columns`; the per-head
     layout).
+
+    ``scheduler``: ``sequential`` (default: the chunks one after another in this process), or a Dask
+    scheduler (:mod:`astromodal.inference.dask_driver`): ``threads``, ``processes``, ``local`` (a
+    ``distributed`` LocalCluster on this machine) or ``tcp://host:port`` (a running Dask scheduler);
+    ``workers``: how many threads / processes / local workers (default: one per core). Every driver writes
+    the same fingerprinted parts, so a run of one resumes a run of another. A HATS catalogue (a folder
+    with ``properties``/``hats.properties``/``collection.properties``, or ``reader="hats"``) is read with
+    LSDB, one chunk per HATS partition (``chunk_size`` does not split them). ``out_format``: ``file`` (one
+    Parquet file), ``dataset`` (a folder: one Parquet file per chunk, ``_common_metadata``, astromodal's
+    marker) or ``hats`` (a HATS catalogue written with LSDB, for cross-matching at scale).
     """
     if chunk_size < 1:
         raise ConfigError(f"--chunk-size must be positive (got {chunk_size})")
@@ -565,19 +585,25 @@ def predict_catalogue(
         raise ConfigError("--ra-column and --dec-column go together: give both (or neither, to detect them)")
     if layout not in LAYOUTS:
         raise ConfigError(f"--layout {layout!r}: unknown; known: {', '.join(LAYOUTS)}")
+    if out_format not in OUT_FORMATS:
+        raise ConfigError(f"--out-format {out_format!r}: unknown; known: {', '.join(OUT_FORMATS)}")
+    from astromodal.inference.dask_driver import check_reachable, check_scheduler  # they import no Dask
+
+    scheduler = check_scheduler(scheduler, workers)
     rename = _check_rename(rename)
     say = log if log is not None else (lambda text: print(text, file=sys.stderr))
-    if reader is not None:
+    if reader is not None and reader != "hats":
         from astromodal.data.readers import get_reader
 
         get_reader(reader)
     out = Path(out)
     inputs = (model_dir,) if isinstance(catalogue, Dataset) else (catalogue, model_dir)
-    check_output_file(out, inputs=inputs, overwrite=overwrite)
+    _check_out(out, out_format, inputs, overwrite)
     parts = out.with_name(out.name + ".parts")
     if parts.exists() and not parts.is_dir():
         raise ConfigError(f"{parts} is a file, not astromodal's folder of finished chunks: move it away "
                           "or choose another --out")
+    check_reachable(scheduler)  # a tcp:// scheduler that does not answer: one line before any work
     predictor = load_predictor(model_dir, trust=trust)
     predictor.recalibrate = bool(recalibrate)
     applied = {name: rec.to_json() for name, rec in predictor.recalibration.items()} if recalibrate else {}
@@ -589,17 +615,25 @@ def predict_catalogue(
     per_head = layout == "heads" or len(predictor.heads) > 1 or bool(linear)
     frame = None
     stream: _TableStream | None = None
+    hats: _HatsSource | None = None
+    chosen = None
     if isinstance(catalogue, Dataset):
         ds, is_table, where = catalogue, False, "the dataset"
     else:
         given = {"id_column": id_column, "ra": ra_column, "dec": dec_column}
         given = {k: v for k, v in given.items() if v is not None}
         where, path = str(catalogue), Path(catalogue)
-        chosen = _reader_name(path, reader)
-        stream = _TableStream.open(path, chosen, predictor, chunk_size, given, tuple(keep), where)
-        if stream is None:
-            ds, frame, is_table = _open_catalogue(path, reader, predictor.preparation, given, {}, chosen=chosen)
-    if stream is None:
+        chosen = "hats" if reader == "hats" or (reader is None and is_hats(path)) else _reader_name(path, reader)
+        if chosen == "hats":
+            hats = _HatsSource.open(path, predictor, given, tuple(keep), where)
+            say(f"HATS catalogue: {hats.n} objects in {len(hats.bounds)} partitions, one chunk each")
+        else:
+            stream = _TableStream.open(path, chosen, predictor, chunk_size, given, tuple(keep), where)
+            if stream is None:
+                ds, frame, is_table = _open_catalogue(path, reader, predictor.preparation, given, {}, chosen=chosen)
+    if hats is not None:
+        n, first = hats.n, hats.first
+    elif stream is None:
         # a table reader has used --id-column/--ra-column/--dec-column already
         side = _side_columns(predictor, ds, where, tuple(keep), frame,
                              *((None, None, None) if is_table else (id_column, ra_column, dec_column)))
@@ -611,80 +645,236 @@ def predict_catalogue(
         say(f"warning: {first.side.warning}")
     plan = _column_plan(predictor, per_head, first.side, [c for c in PASS_THROUGH if c in first.dataset.columns],
                         rename, linear)
-    if stream is not None:
-        stream.positions = "ra" in {kind for kind, _ in plan.sources}
+    positions = "ra" in {kind for kind, _ in plan.sources}
+    if out_format == "hats" and not positions:
+        raise ConfigError(f"--out-format hats: {where} gives no sky positions, and a HATS catalogue is partitioned "
+                          "by them: name them with --ra-column/--dec-column, or choose --out-format file")
+    for source in (stream, hats):
+        if source is not None:
+            source.positions = positions
     if per_head and not predictor.described:
         coded = [h.name for h in predictor.heads[1:] if h.kind == "categorical"]
         if coded:
             say(f"warning: {model_dir}/predictor.json (an older astromodal) names the classes of the primary head "
                 f"only: head(s) {coded} are written with their class codes as labels")
-    starts = list(range(0, n, chunk_size))
     options: dict[str, Any] = {"keep": list(keep), "id_column": id_column, "positions": [ra_column, dec_column]}
     if per_head or rename:  # a one-head run without renames keeps the fingerprint it always had
         options["columns"] = plan.names
     if predictor.recalibration:  # a model without one keeps the fingerprint it always had
         options["recalibrate"] = bool(recalibrate)
-    fingerprint = _fingerprint(model_dir, catalogue, n, chunk_size, reader, options)
+    if hats is not None:  # one chunk per HATS partition, in the catalogue's pixel order
+        bounds = hats.bounds
+        options["chunks"] = len(bounds)
+        fingerprint = _fingerprint(model_dir, catalogue, n, None, "hats", options)
+    else:
+        bounds = [(start, min(n, start + chunk_size)) for start in range(0, n, chunk_size)]
+        fingerprint = _fingerprint(model_dir, catalogue, n, chunk_size, reader, options)
     created = _open_parts(parts, fingerprint, restart)
-    files = [parts / _part_name(i) for i in range(len(starts))]
+    files = [parts / _part_name(i) for i in range(len(bounds))]
     done = [f.exists() for f in files]
     for i, f in enumerate(files):
         if done[i]:
-            _check_part(f, min(n, starts[i] + chunk_size) - starts[i])
+            _check_part(f, bounds[i][1] - bounds[i][0])
     if any(done):
-        say(f"resuming: {sum(done)} of {len(starts)} chunks done ({parts})")
-    if stream is None:
-        chunks: Any = (Partition(ds.subset(np.arange(start, min(n, start + chunk_size))), side, start, i, start)
-                       for i, start in enumerate(starts) if not done[i])
-    else:
-        chunks = stream.partitions(done)
-    del first
+        say(f"resuming: {sum(done)} of {len(bounds)} chunks done ({parts})")
+    # each pending chunk as a task a worker can load on its own (the model is never part of it)
+    if hats is not None:
+        tasks = {i: hats.task(i) for i in range(len(bounds)) if not done[i]}
+    elif stream is not None:
+        tasks = {i: stream.task(i) for i in range(len(bounds)) if not done[i]}
+    elif scheduler == "sequential":  # the rows of the dataset open here, with the whole catalogue's side columns
+        tasks = {i: _RowsChunk(ds, side, i, a, b) for i, (a, b) in enumerate(bounds) if not done[i]}
+    elif chosen == "hdf5":  # a worker opens the file itself (lazily) and reads its rows
+        tasks = {i: _HDF5Chunk(str(Path(catalogue).resolve()), i, a, b, _slice_side(side, a, b))
+                 for i, (a, b) in enumerate(bounds) if not done[i]}
+    else:  # an in-memory dataset: each task carries its own rows
+        tasks = {i: _GivenChunk(Partition(ds.subset(np.arange(a, b)), _slice_side(side, a, b), 0, i, a))
+                 for i, (a, b) in enumerate(bounds) if not done[i]}
     task = progress.add_task(f"predict {out.name}", total=n) if progress is not None else None
     schema = pq.read_schema(files[done.index(True)]) if any(done) else None
     try:
-        todo = iter(chunks)
-        for i, start in enumerate(starts):
-            stop = min(n, start + chunk_size)
-            if not done[i]:
-                chunk = next(todo)
-                table = _conform(predict_partition(predictor, chunk, plan), schema, files, i)
-                schema = schema or table.schema
-                with atomic_path(files[i]) as tmp:
-                    pq.write_table(table, tmp, **_PART_OPTIONS)
-                del chunk, table
+        if scheduler == "sequential":
+            if stream is not None and tasks:  # read the table once, from its first pending chunk on
+                chunks: Any = stream.partitions(done)
+            else:  # a HATS catalogue's first partition is read already
+                chunks = (hats.first if hats is not None and i == 0 and hats.first is not None
+                          else tasks[i].load(predictor) for i in sorted(tasks))
+            del first
+            todo = iter(chunks)
+            for i, (start, stop) in enumerate(bounds):
+                if not done[i]:
+                    chunk = next(todo)
+                    table = _conform(predict_partition(predictor, chunk, plan), schema, files, i)
+                    schema = schema or table.schema
+                    write_part(files[i], table)
+                    del chunk, table
+                if progress is not None:
+                    progress.update(task, advance=stop - start)
+        else:
+            from astromodal.inference.dask_driver import Job, run_tasks
+
+            del first
             if progress is not None:
-                progress.update(task, advance=stop - start)
+                progress.update(task, advance=sum(b - a for (a, b), d in zip(bounds, done, strict=True) if d))
+            job = Job(str(Path(model_dir).resolve()), fingerprint["model"]["sha256"], bool(trust), bool(recalibrate),
+                      plan, str(parts.resolve()))
+            run_tasks(job, tasks, scheduler, workers, schema, predictor=predictor,
+                      advance=None if progress is None else (lambda rows: progress.update(task, advance=rows)), say=say)
     except BaseException:
         if created and not any(f.exists() for f in files):  # nothing finished: leave nothing behind
-            _remove_parts(parts, (len(starts),))
+            _remove_parts(parts, _plans(fingerprint))
         raise
     info = {"tool": "astromodal", "verb": "predict", "version": _version(), "model": str(model_dir),
             "catalogue": "(in-memory dataset)" if isinstance(catalogue, Dataset) else str(catalogue),
             "rows": n, "fingerprint": fingerprint, "heads": plan.head_columns(predictor),
             **({"recalibration": applied} if applied else {})}
-    # checked again: a file a user put at OUT while the chunks ran is never replaced (the parts stay)
-    check_output_file(out, inputs=inputs, overwrite=overwrite)
+    # checked again: an output a user put at OUT while the chunks ran is never replaced (the parts stay)
+    _check_out(out, out_format, inputs, overwrite)
+    if out_format == "file":
+        _write_file(out, files, bounds, info, predictor, plan, None if files else (ds, side))
+    elif out_format == "dataset":
+        _write_dataset(out, files, bounds, info, inputs, overwrite)
+    else:
+        names = dict(zip(plan.sources, plan.names, strict=True))
+        _write_hats(out, files, bounds, info, inputs, overwrite, names[("ra", None)], names[("dec", None)], hats)
+    left = _remove_parts(parts, _plans(fingerprint))
+    if left:
+        say(f"warning: {parts} is left in place: it holds files astromodal did not write ({', '.join(left[:3])})")
+    return out
+
+
+#: what ``predict`` writes at OUT: one Parquet file, a Parquet dataset folder (one file per partition), or a
+#: HATS catalogue (sky-partitioned Parquet, read with ``lsdb.read_hats``)
+OUT_FORMATS = ("file", "dataset", "hats")
+
+
+def _check_out(out: Path, out_format: str, inputs: tuple[Any, ...], overwrite: bool) -> None:
+    """The output rule, before any work and again before the output is written: a file for ``file``, a folder
+    (astromodal's, by its marker) for ``dataset`` and ``hats``."""
+    if out_format == "file":
+        check_output_file(out, inputs=inputs, overwrite=overwrite)
+    else:
+        check_output_dir(out, inputs=inputs, overwrite=overwrite, verb="predict")
+
+
+def write_part(path: Path, table: pa.Table) -> None:
+    """Write one finished chunk, atomically (a killed run never leaves half a part)."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, **_PART_OPTIONS)
+
+
+def _plans(fingerprint: dict[str, Any]) -> tuple[int, ...]:
+    return (_plan_size(fingerprint),)
+
+
+def _checked_parts(files: list[Path], bounds: list[tuple[int, int]]) -> Any:
+    """Each part's table, checked against the chunk plan (rows) and the first part (columns)."""
+    schema = None
+    for f, (a, b) in zip(files, bounds, strict=True):
+        table = pq.read_table(f)
+        _check_rows(f, table.num_rows, b - a)
+        schema = schema or table.schema
+        if not table.schema.equals(schema, check_metadata=False):
+            raise DataFormatError(f"{f}: its columns differ from those of {files[0]}; rerun with "
+                                  "--restart to predict every chunk afresh")
+        yield table
+
+
+def _write_file(out: Path, files: list[Path], bounds: list[tuple[int, int]], info: dict[str, Any],
+                predictor: Predictor, plan: _Plan, empty: tuple[Dataset, _Side] | None) -> None:
     with atomic_path(out) as tmp_out:
         if files:
             schema = pq.read_schema(files[0]).with_metadata({b"astromodal": json.dumps(info).encode()})
             with pq.ParquetWriter(tmp_out, schema, use_dictionary=_text_columns(schema)) as writer:
-                for i, f in enumerate(files):
-                    table = pq.read_table(f)
-                    _check_rows(f, table.num_rows, min(n, starts[i] + chunk_size) - starts[i])
-                    if not table.schema.equals(schema, check_metadata=False):
-                        raise DataFormatError(f"{f}: its columns differ from those of {files[0]}; rerun with "
-                                              "--restart to predict every chunk afresh")
+                for table in _checked_parts(files, bounds):
                     writer.write_table(table)
         else:  # no objects (never streamed: a catalogue within one chunk is read whole)
+            ds, side = empty
             try:
                 table = _chunk_table(predictor, plan, ds.subset(np.arange(0)), side, 0)
             except Exception:  # a model that refuses an empty input: the id column alone
                 table = pa.table({plan.names[0]: side.ids.slice(0, 0)})
             pq.write_table(table.replace_schema_metadata({b"astromodal": json.dumps(info).encode()}), tmp_out)
-    left = _remove_parts(parts, (len(starts),))
-    if left:
-        say(f"warning: {parts} is left in place: it holds files astromodal did not write ({', '.join(left[:3])})")
-    return out
+
+
+def _write_dataset(out: Path, files: list[Path], bounds: list[tuple[int, int]], info: dict[str, Any],
+                   inputs: tuple[Any, ...], overwrite: bool) -> None:
+    """OUT as a Parquet dataset folder: the parts as they are (``part-NNNNN.parquet``, in catalogue order), a
+    ``_common_metadata`` file with the schema and the run's metadata, and astromodal's marker; built under a
+    temporary name and moved into place whole (:func:`~astromodal.atomic.atomic_dir`). Readers of a Parquet
+    dataset (pyarrow, pandas, Dask, Spark) skip the files whose names start with ``_`` or ``.``."""
+    import os
+    import shutil
+
+    for _ in _checked_parts(files, bounds):
+        pass
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs, verb="predict") as tmp:
+        for f in files:
+            try:
+                os.link(f, tmp / f.name)  # the part itself, no copy (the parts folder is removed after)
+            except OSError:
+                shutil.copyfile(f, tmp / f.name)
+        schema = (pq.read_schema(files[0]) if files else pa.schema([]))
+        pq.write_metadata(schema.with_metadata({b"astromodal": json.dumps(info).encode()}), tmp / "_common_metadata")
+
+
+def _write_hats(out: Path, files: list[Path], bounds: list[tuple[int, int]], info: dict[str, Any],
+                inputs: tuple[Any, ...], overwrite: bool, ra: str, dec: str, source: _HatsSource | None = None) -> None:
+    """OUT as a HATS catalogue (HEALPix-partitioned Parquet with its ``properties``, ``partition_info.csv`` and
+    ``dataset/``, written by LSDB's ``to_hats``), so that the predictions can be cross-matched at scale with
+    LSDB; ids keep their type (int64 or text). The folder follows the output rule (astromodal's marker, built
+    under a temporary name; ``astromodal.json`` holds the run's metadata).
+
+    From a HATS catalogue whose position columns keep their names, the output has the input's partitions:
+    each part is its partition's predictions, given the partition's spatial index (``lsdb`` ``map_partitions``),
+    so no more than a partition is in memory at once. Otherwise (a file catalogue, renamed positions) the
+    predictions are partitioned afresh with ``lsdb.from_dataframe``, which holds them in memory once (about
+    8 bytes a value: 10 million rows of 10 columns, 0.8 GB)."""
+    try:
+        import lsdb
+    except ImportError:
+        raise ConfigError("--out-format hats needs lsdb (pip install lsdb), which is not installed") from None
+    if not files or sum(b - a for a, b in bounds) == 0:
+        raise ConfigError(f"--out-format hats: no objects to write ({out}); a HATS catalogue cannot be empty")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        catalog = None
+        if source is not None:
+            base = _hats_catalog(source.path)
+            about = base.hc_structure.catalog_info
+            if (about.ra_column, about.dec_column) == (ra, dec):
+                for _ in _checked_parts(files, bounds):  # every part checked before anything is written
+                    pass
+                by_pixel = {pixel: str(f) for pixel, f in zip(source.pixels, files, strict=True)}
+                meta = pq.read_schema(files[0]).empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+                meta.index = pd.Index([], dtype=pd.ArrowDtype(pa.int64()), name=_HATS_INDEX)
+                positions = lsdb.read_hats(source.path, columns=[about.ra_column])
+                from functools import partial
+
+                catalog = positions.map_partitions(partial(_hats_part, by_pixel), include_pixel=True, meta=meta)
+        if catalog is None:
+            frame = pa.concat_tables(list(_checked_parts(files, bounds))).to_pandas(types_mapper=pd.ArrowDtype)
+            catalog = lsdb.from_dataframe(frame, ra_column=ra, dec_column=dec, catalog_name=out.name,
+                                           margin_threshold=None)  # no margin cache: a plain catalogue
+            del frame
+        with atomic_dir(out, overwrite=overwrite, inputs=inputs, verb="predict") as tmp:
+            build = tmp / "catalog"
+            catalog.to_hats(build, catalog_name=out.name, as_collection=False, progress_bar=False)
+            for entry in build.iterdir():
+                entry.rename(tmp / entry.name)
+            build.rmdir()
+            (tmp / "astromodal.json").write_text(json.dumps(info))
+
+
+def _hats_part(by_pixel: dict[tuple[int, int], str], frame: pd.DataFrame, pixel: Any) -> pd.DataFrame:
+    """The predictions of one HATS partition (its part file), indexed by the partition's spatial index: the
+    rows are the partition's, in its order."""
+    part = pq.read_table(by_pixel[(int(pixel.order), int(pixel.pixel))]).to_pandas(types_mapper=pd.ArrowDtype)
+    if len(part) != len(frame):
+        raise DataFormatError(f"HATS partition {pixel}: {len(part)} predicted rows for {len(frame)} objects; rerun "
+                              "with --restart")
+    part.index = frame.index
+    return part
 
 
 #: how a part file is written: it is read once, by the final assembly, so it is stored plainly (no compression,
@@ -749,7 +939,7 @@ def predict_partition(predictor: Predictor, chunk: Partition, plan: _Plan | None
     return _chunk_table(predictor, plan, chunk.dataset, chunk.side, chunk.offset)
 
 
-def _conform(table: pa.Table, schema: pa.Schema | None, files: list[Path], i: int) -> pa.Table:
+def _conform(table: pa.Table, schema: pa.Schema | None, files: Any, i: int) -> pa.Table:
     """``table`` with the column types of the run's first part (``schema``; None: this is the first).
 
     A streamed CSV chunk infers its types on its own rows: a kept column of integers with a gap reads as
@@ -817,27 +1007,14 @@ class _TableStream:
         return stream
 
     def _partition(self, frame: pd.DataFrame, i: int) -> Partition:
-        from astromodal.data.readers.tables import read_table
+        return _frame_partition(self.predictor, frame, i, i * self.chunk_size, self.where, self.table_options,
+                                self.keep, self.row_numbers, self.positions, self.hdu)
 
-        start = i * self.chunk_size
-        try:
-            if self.predictor.preparation:
-                from astromodal.data.preparation import replay_preparation
+    def task(self, i: int) -> _StreamChunk:
+        """Chunk ``i`` as a task a worker reads itself (the stream without its model)."""
+        from dataclasses import replace
 
-                # never drop a row, whatever training did: the output has one row per input object
-                ds = replay_preparation(self.predictor.preparation, frame, source_name=self.where,
-                                        **{**self.table_options, "dropna": False})
-            else:
-                ds = read_table(frame, source_name=self.where, hdu=self.hdu, **self.table_options)
-            side = _side_columns(self.predictor, ds, self.where, self.keep, frame, None, None, None)
-        except (BadValueError, DataFormatError) as exc:
-            raise type(exc)(f"{exc} (in the chunk of rows {start}..{start + len(frame) - 1}: its row numbers "
-                            "count from the chunk's first row)") from None
-        if self.row_numbers:
-            side.ids = pa.array(np.arange(start, start + len(ds), dtype=np.int64))
-        if self.positions and side.ra is None:
-            side.ra = side.dec = np.full(len(ds), np.nan)
-        return Partition(ds, side, 0, i, start)
+        return _StreamChunk(replace(self, predictor=None, first=None), i)
 
     def partitions(self, done: list[bool]) -> Any:
         """The partitions of the chunks not ``done``, in order, read from the first of them on."""
@@ -856,6 +1033,229 @@ class _TableStream:
                                                      start=at * self.chunk_size), start=at):
             if not done[i]:
                 yield self._partition(frame, i)
+
+
+def _frame_partition(predictor: Predictor, frame: pd.DataFrame, i: int, start: int, where: str,
+                     table_options: dict[str, Any], keep: tuple[str, ...], row_numbers: bool, positions: bool,
+                     hdu: int | str = 1) -> Partition:
+    """Partition ``i`` (first row ``start`` of the catalogue) from its raw table rows ``frame``, prepared as the
+    whole table would be: the model's recorded preparation, or the table reader."""
+    from astromodal.data.readers.tables import read_table
+
+    try:
+        if predictor.preparation:
+            from astromodal.data.preparation import replay_preparation
+
+            # never drop a row, whatever training did: the output has one row per input object
+            ds = replay_preparation(predictor.preparation, frame, source_name=where,
+                                    **{**table_options, "dropna": False})
+        else:
+            ds = read_table(frame, source_name=where, hdu=hdu, **table_options)
+        side = _side_columns(predictor, ds, where, keep, frame, None, None, None)
+    except (BadValueError, DataFormatError) as exc:
+        raise type(exc)(f"{exc} (in the chunk of rows {start}..{start + len(frame) - 1}: its row numbers "
+                        "count from the chunk's first row)") from None
+    if row_numbers:
+        side.ids = pa.array(np.arange(start, start + len(ds), dtype=np.int64))
+    if positions and side.ra is None:
+        side.ra = side.dec = np.full(len(ds), np.nan)
+    return Partition(ds, side, 0, i, start)
+
+
+def _slice_side(side: _Side, start: int, stop: int) -> _Side:
+    """The side columns of rows ``start:stop`` alone (a task carries its own rows, not the catalogue's)."""
+    n = stop - start
+    return _Side(side.ids.slice(start, n), None if side.ra is None else side.ra[start:stop].copy(),
+                 None if side.dec is None else side.dec[start:stop].copy(),
+                 {k: v.slice(start, n) for k, v in side.kept.items()}, side.warning, dict(side.kept_from))
+
+
+# ---------------------------------------------------------------------- chunks as tasks a worker loads itself
+# Each is small and picklable (no model: a worker holds its own, see astromodal.inference.dask_driver), and
+# ``load(predictor)`` gives the same Partition the sequential driver predicts.
+@dataclass
+class _GivenChunk:
+    """A partition built already (an in-memory dataset's rows)."""
+
+    partition: Partition
+
+    @property
+    def index(self) -> int:
+        return self.partition.index
+
+    def load(self, predictor: Predictor) -> Partition:
+        return self.partition
+
+
+@dataclass
+class _RowsChunk:
+    """Rows ``start:stop`` of a dataset open in this process, with the whole catalogue's side columns (the
+    sequential driver: nothing is copied until the chunk is loaded)."""
+
+    dataset: Dataset
+    side: _Side
+    index: int
+    start: int
+    stop: int
+
+    def load(self, predictor: Predictor) -> Partition:
+        return Partition(self.dataset.subset(np.arange(self.start, self.stop)), self.side, self.start, self.index,
+                         self.start)
+
+
+@dataclass
+class _HDF5Chunk:
+    """Rows ``start:stop`` of an astromodal HDF5 file, opened lazily by the worker; ``side``: their ids,
+    positions and kept columns."""
+
+    path: str
+    index: int
+    start: int
+    stop: int
+    side: _Side
+
+    def load(self, predictor: Predictor) -> Partition:
+        ds = Dataset.load(self.path)
+        return Partition(ds.subset(np.arange(self.start, self.stop)), self.side, 0, self.index, self.start)
+
+
+@dataclass
+class _StreamChunk:
+    """Chunk ``index`` of a streamed table file (``stream`` without its model), read by the worker."""
+
+    stream: Any
+    index: int
+
+    def load(self, predictor: Predictor) -> Partition:
+        from astromodal.data.readers import tables
+
+        s = self.stream
+        frames = tables.iter_frames(s.path, s.chunk_size, hdu=s.hdu, start=self.index * s.chunk_size)
+        try:
+            frame = next(iter(frames))
+        finally:
+            frames.close()
+        return _frame_partition(predictor, frame, self.index, self.index * s.chunk_size, s.where, s.table_options,
+                                s.keep, s.row_numbers, s.positions, s.hdu)
+
+
+#: the files that mark a folder as a HATS catalogue (or a collection of them)
+HATS_FILES = ("properties", "hats.properties", "collection.properties")
+
+
+def is_hats(path: Path) -> bool:
+    """``path`` is a HATS catalogue folder (or a HATS collection): it holds one of :data:`HATS_FILES`."""
+    return path.is_dir() and any((path / name).is_file() for name in HATS_FILES)
+
+
+_HATS_INDEX = "_healpix_29"  # the spatial index column HATS adds to every catalogue
+
+
+@dataclass
+class _HatsSource:
+    """A HATS catalogue read with LSDB (``lsdb.read_hats``), one chunk per HATS partition in the catalogue's
+    pixel order (``get_ordered_healpix_pixels``); row counts come from each partition's Parquet metadata, so
+    the chunk plan is known before any row is read. Each partition's frame (its spatial index
+    ``_healpix_29`` dropped, Arrow types as NumPy ones, as a Parquet table reads) is prepared as a table
+    chunk."""
+
+    path: str
+    pixels: list[tuple[int, int]]
+    bounds: list[tuple[int, int]]
+    table_options: dict[str, Any]
+    keep: tuple[str, ...]
+    where: str
+    row_numbers: bool = False
+    positions: bool = True
+    first: Partition | None = None
+
+    @property
+    def n(self) -> int:
+        return self.bounds[-1][1] if self.bounds else 0
+
+    @classmethod
+    def open(cls, path: Path, predictor: Predictor, table_options: dict[str, Any], keep: tuple[str, ...],
+             where: str) -> _HatsSource:
+        catalog = _hats_catalog(str(path.resolve()))
+        from hats.io import paths
+
+        pixels = list(catalog.get_ordered_healpix_pixels())
+        bounds, at = [], 0
+        for p in pixels:
+            rows = _pixel_rows(paths.pixel_catalog_file(catalog.hc_structure.catalog_base_dir, p))
+            bounds.append((at, at + rows))
+            at += rows
+        if not pixels:
+            raise DataFormatError(f"{where}: a HATS catalogue without partitions (no objects)")
+        names = [c for c in catalog.hc_structure.original_schema.names if c != _HATS_INDEX]
+        source = cls(str(path.resolve()), [(int(p.order), int(p.pixel)) for p in pixels], bounds,
+                     dict(table_options), keep, where,
+                     _row_numbers(pd.DataFrame(columns=names), predictor.preparation, table_options.get("id_column")))
+        source.first = source.task(0).load(predictor)
+        return source
+
+    def task(self, i: int) -> _HatsChunk:
+        """Partition ``i`` as a task (the source without its plan of partitions: a task stays small)."""
+        from dataclasses import replace
+
+        return _HatsChunk(replace(self, pixels=[], bounds=[], first=None), i, self.pixels[i], self.bounds[i])
+
+
+@dataclass
+class _HatsChunk:
+    """HATS partition ``index`` (``pixel``: its order and pixel; ``rows``: its first and end row in the
+    catalogue) of ``source``, read by the worker with LSDB."""
+
+    source: _HatsSource
+    index: int
+    pixel: tuple[int, int]
+    rows: tuple[int, int]
+
+    def load(self, predictor: Predictor) -> Partition:
+        s = self.source
+        order, pixel = self.pixel
+        part = _hats_catalog(s.path).get_partition(order, pixel)
+        frame = part.to_delayed()[0].compute(scheduler="sync")  # this partition alone, in this worker
+        frame = frame.reset_index(drop=frame.index.name == _HATS_INDEX)
+        frame = frame.drop(columns=[c for c in frame.columns if c == _HATS_INDEX])
+        frame = pa.Table.from_pandas(pd.DataFrame(frame), preserve_index=False).to_pandas()
+        start, stop = self.rows
+        if len(frame) != stop - start:
+            raise DataFormatError(f"{s.where}: HATS partition (order {order}, pixel {pixel}) holds {len(frame)} rows "
+                                  f"where its Parquet metadata says {stop - start}")
+        return _frame_partition(predictor, frame, self.index, start, s.where, s.table_options, s.keep, s.row_numbers,
+                                s.positions)
+
+
+_HATS_CATALOGS: dict[str, Any] = {}
+
+
+def _hats_catalog(path: str) -> Any:
+    """``lsdb.read_hats(path)``, opened once per process (its metadata only: no rows are read)."""
+    if path not in _HATS_CATALOGS:
+        try:
+            import lsdb
+        except ImportError:
+            raise ConfigError(f"{path} is a HATS catalogue: reading it needs lsdb (pip install lsdb), which is not "
+                              "installed") from None
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _HATS_CATALOGS[path] = lsdb.read_hats(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataFormatError(f"{path}: not a readable HATS catalogue ({_first_line(exc)})") from None
+    return _HATS_CATALOGS[path]
+
+
+def _pixel_rows(path: Any) -> int:
+    """Rows of one HATS partition, from its Parquet metadata (a file, or a folder of files)."""
+    import pyarrow.dataset as pads
+
+    p = Path(str(path))
+    if p.is_file():
+        return int(pq.read_metadata(p).num_rows)
+    return int(pads.dataset(p, format="parquet").count_rows())
 
 
 def _row_numbers(frame: pd.DataFrame, preparation: dict[str, Any] | None, id_column: str | None) -> bool:
@@ -1402,6 +1802,8 @@ def _part_name(i: int) -> str:
 
 def _plan_size(fingerprint: Any) -> int:
     """The number of chunks in the plan a fingerprint records (0 when it records none)."""
+    if isinstance(fingerprint, dict) and isinstance(fingerprint.get("chunks"), int):  # a HATS catalogue's partitions
+        return max(0, int(fingerprint["chunks"]))
     try:
         rows, size = int(fingerprint["catalogue"]["rows"]), int(fingerprint["chunk_size"])
     except (KeyError, TypeError, ValueError):
