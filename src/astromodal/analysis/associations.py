@@ -23,7 +23,7 @@ Labels: -1 = noise or not clustered (cut or missing); groups are numbered 0, 1, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,10 @@ import pandas as pd
 from astromodal.errors import BadValueError, ConfigError
 
 MODES = ("xyz", "sky")
+
+
+class NoStarSelected(BadValueError):
+    """:func:`find_associations_chunked`: no block had a selected row (the caller may say why)."""
 
 
 def galactic_xyz(l_deg: Any, b_deg: Any, distance_kpc: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -216,38 +220,35 @@ def _renumber_by_size(raw: np.ndarray) -> np.ndarray:
     return out
 
 
-def find_associations(
-    data: Any,
-    mode: str = "xyz",
-    eps: float = 0.5,
-    min_samples: int = 10,
-    parallax_over_error_min: float = 3.0,
-    distance_column: str | None = None,
-    distance_unit: str | None = None,
-    drop_missing: bool = False,
-    parallax_column: str = "parallax",
-    parallax_error_column: str = "parallax_error",
-) -> AssociationResult:
-    """Cluster stars into associations with DBSCAN (see the module docstring for the two modes).
+@dataclass
+class _Stars:
+    """The per-star quantities of :func:`find_associations` for one block of input rows (see
+    :func:`_prepare`): the rows, positions, distance, x/y/z and the missing / cut flags."""
 
-    ``eps``: kpc in xyz mode, degrees on the sky in sky mode. ``distance_column``: use this distance
-    (unit ``distance_unit``, else the column's unit in a Dataset, else kpc) instead of 1/parallax; the
-    parallax_over_error cut is still applied where parallax columns exist. In sky mode the distance
-    (1/parallax or the column) is used only to describe groups, when available.
+    frame: pd.DataFrame
+    l_deg: np.ndarray
+    b_deg: np.ndarray
+    dist_kpc: np.ndarray | None
+    xyz: np.ndarray | None
+    missing: np.ndarray
+    cut: np.ndarray
 
-    Returns per-star ``labels`` (-1: noise, cut or missing), ``members`` (the input rows plus ``l``,
-    ``b``, ``distance_kpc``, ``x/y/z_kpc``, ``used``, ``group``), ``groups`` (group, n_members, centre
-    l/b in degrees, median distance in kpc, rms spread in l/b in degrees and in pc, centre x/y/z in kpc)
-    and a ``summary`` dict (counts of stars in, cut, missing, clustered, groups; parameters).
-    """
-    from sklearn.cluster import DBSCAN
 
+def _check_settings(mode: str, eps: float, min_samples: int) -> None:
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {list(MODES)}, not {mode!r}")
     if not eps > 0:
         raise ConfigError(f"eps must be positive (got {eps})")
     if min_samples < 1:
         raise ConfigError(f"min_samples must be at least 1 (got {min_samples})")
+
+
+def _prepare(data: Any, mode: str, parallax_over_error_min: float, distance_column: str | None,
+             distance_unit: str | None, drop_missing: bool, parallax_column: str, parallax_error_column: str
+             ) -> _Stars:
+    """Galactic l, b (astropy, from ra/dec when there is no l/b), distance, x/y/z (kpc) and the missing /
+    parallax-cut flags of the stars of ``data``, row by row: a block of rows gives the values the whole
+    table would give for those rows (the basis of :func:`find_associations_chunked`)."""
     # messages name the rows of the input as given: the index labels of a (selected) DataFrame
     input_rows = data.index.to_numpy() if isinstance(data, pd.DataFrame) else None
     frame = as_frame(data)
@@ -292,16 +293,26 @@ def find_associations(
             missing |= _missing(dist_kpc, distance_column, drop_missing, input_rows)
             cut |= ~(dist_kpc > 0) & np.isfinite(dist_kpc)
     cut &= ~missing
-    used = ~missing & ~cut
+    xyz = np.stack(galactic_xyz(l_deg, b_deg, dist_kpc), axis=1) if dist_kpc is not None else None
+    return _Stars(frame, l_deg, b_deg, dist_kpc, xyz, missing, cut)
 
-    xyz_all = None
-    if dist_kpc is not None:
-        xyz_all = np.stack(galactic_xyz(l_deg, b_deg, dist_kpc), axis=1)
+
+def _cluster(stars: _Stars, mode: str, eps: float, min_samples: int, parallax_over_error_min: float,
+             distance_column: str | None) -> AssociationResult:
+    """DBSCAN on the stars kept (not missing, not cut): a KD-tree on x/y/z (xyz mode) or a ball tree with the
+    haversine metric on (b, l) (sky mode), neighbours found by tree queries (never a dense distance
+    matrix); then labels by size, the group table, the members table and the summary."""
+    from sklearn.cluster import DBSCAN
+
+    frame, l_deg, b_deg, dist_kpc, xyz_all = stars.frame, stars.l_deg, stars.b_deg, stars.dist_kpc, stars.xyz
+    missing, cut = stars.missing, stars.cut
+    n = len(frame)
+    used = ~missing & ~cut
     raw = np.full(n, -1, dtype=np.int64)
     if used.sum() >= 1:
         if mode == "xyz":
             pts = xyz_all[used]
-            model = DBSCAN(eps=eps, min_samples=min_samples)
+            model = DBSCAN(eps=eps, min_samples=min_samples, algorithm="kd_tree")
         else:
             pts = np.radians(np.stack([b_deg[used], l_deg[used]], axis=1))
             model = DBSCAN(eps=np.radians(eps), min_samples=min_samples, metric="haversine", algorithm="ball_tree")
@@ -333,6 +344,96 @@ def find_associations(
         "n_groups": int(len(groups)),
     }
     return AssociationResult(labels, members, groups, summary)
+
+
+def find_associations(
+    data: Any,
+    mode: str = "xyz",
+    eps: float = 0.5,
+    min_samples: int = 10,
+    parallax_over_error_min: float = 3.0,
+    distance_column: str | None = None,
+    distance_unit: str | None = None,
+    drop_missing: bool = False,
+    parallax_column: str = "parallax",
+    parallax_error_column: str = "parallax_error",
+) -> AssociationResult:
+    """Cluster stars into associations with DBSCAN (see the module docstring for the two modes).
+
+    ``eps``: kpc in xyz mode, degrees on the sky in sky mode. ``distance_column``: use this distance
+    (unit ``distance_unit``, else the column's unit in a Dataset, else kpc) instead of 1/parallax; the
+    parallax_over_error cut is still applied where parallax columns exist. In sky mode the distance
+    (1/parallax or the column) is used only to describe groups, when available.
+
+    Returns per-star ``labels`` (-1: noise, cut or missing), ``members`` (the input rows plus ``l``,
+    ``b``, ``distance_kpc``, ``x/y/z_kpc``, ``used``, ``group``), ``groups`` (group, n_members, centre
+    l/b in degrees, median distance in kpc, rms spread in l/b in degrees and in pc, centre x/y/z in kpc)
+    and a ``summary`` dict (counts of stars in, cut, missing, clustered, groups; parameters).
+    For a table too large for memory, :func:`find_associations_chunked` gives the same result.
+    """
+    _check_settings(mode, eps, min_samples)
+    stars = _prepare(data, mode, parallax_over_error_min, distance_column, distance_unit, drop_missing,
+                     parallax_column, parallax_error_column)
+    return _cluster(stars, mode, eps, min_samples, parallax_over_error_min, distance_column)
+
+
+def find_associations_chunked(
+    chunks: Iterable[pd.DataFrame],
+    select: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    mode: str = "xyz",
+    eps: float = 0.5,
+    min_samples: int = 10,
+    parallax_over_error_min: float = 3.0,
+    distance_column: str | None = None,
+    distance_unit: str | None = None,
+    drop_missing: bool = False,
+    parallax_column: str = "parallax",
+    parallax_error_column: str = "parallax_error",
+) -> tuple[AssociationResult, pd.DataFrame]:
+    """:func:`find_associations` over a table read in blocks of rows, in memory bounded by the block and the
+    stars selected, not by the table (a million-row prediction of which ~1 % are massive-star candidates).
+
+    ``chunks``: DataFrames of consecutive rows, each indexed by its rows' numbers in the input (so that
+    messages name the rows of the file); ``select``: keeps the rows to cluster from a block (e.g. the
+    query and the probability threshold of ``astromodal associations``; all rows when None). Each block's
+    selected rows get l, b (astropy), distance, x/y/z and the parallax cut at once (:func:`_prepare`); the
+    block is then dropped. DBSCAN runs once on the selected stars of all blocks with a KD-tree on x/y/z
+    (xyz mode) or a ball tree (sky mode): memory O(stars selected + their neighbours within eps), no
+    N x N distance matrix. The result equals ``find_associations(selected_rows)``.
+
+    Peak memory: about three blocks of input columns (the block read, the selected copy, pandas' working
+    copies: 3 x chunk rows x bytes a row) + the selected stars' rows twice (the selected table and the
+    members table) + ~100 bytes a selected star (l, b, distance, x/y/z, flags, DBSCAN) + 8 bytes per
+    neighbour pair within eps. Measured: ``benchmarks/bench_associations.py``.
+
+    Returns the result and the selected rows (with their input row numbers as index), e.g. to score
+    against a truth column or to scan eps.
+    """
+    _check_settings(mode, eps, min_samples)
+    pieces: list[_Stars] = []
+    for block in chunks:
+        chosen = select(block) if select is not None else block
+        if len(chosen) == 0:
+            continue
+        pieces.append(_prepare(chosen, mode, parallax_over_error_min, distance_column, distance_unit,
+                               drop_missing, parallax_column, parallax_error_column))
+        pieces[-1].frame.attrs["input_rows"] = chosen.index.to_numpy()  # to rebuild the selection's index
+    if not pieces:
+        raise NoStarSelected("no star left to cluster: the selection kept no row")
+    index = np.concatenate([p.frame.attrs.pop("input_rows") for p in pieces])
+    frames = [p.frame for p in pieces]
+    for f in frames:
+        f.attrs = {}
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    has_dist = pieces[0].dist_kpc is not None
+    stars = _Stars(frame, np.concatenate([p.l_deg for p in pieces]), np.concatenate([p.b_deg for p in pieces]),
+                   np.concatenate([p.dist_kpc for p in pieces]) if has_dist else None,
+                   np.concatenate([p.xyz for p in pieces]) if has_dist else None,
+                   np.concatenate([p.missing for p in pieces]), np.concatenate([p.cut for p in pieces]))
+    del pieces, frames
+    result = _cluster(stars, mode, eps, min_samples, parallax_over_error_min, distance_column)
+    frame.index = index  # the selected rows as given (``_cluster`` worked on a copy)
+    return result, frame
 
 
 def truth_score(result: AssociationResult, truth: Sequence[Any]) -> dict[str, Any]:
