@@ -1,0 +1,246 @@
+"""The block-wise simulator and its writers (issue 15): values independent of the chunk size, ids, round trip,
+the catalogue-only Parquet file, flat memory and the CLI options."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from astromodal.data.dataset import Column, Dataset, Target
+from astromodal.data.simulate import stream
+from astromodal.data.simulate.stream import (
+    block_class_counts,
+    block_seed,
+    concatenate_blocks,
+    resolve_options,
+    simulate_block,
+    write_survey,
+)
+from astromodal.data.simulate.survey import class_counts, simulate_survey
+from astromodal.errors import ConfigError
+
+B = 100  # a small block size keeps the tests fast (the CLI's is stream.BLOCK_SIZE)
+FULL = {"instruments": "sdss", "image_size": 16}
+
+
+def sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_block_seeds_and_class_counts_follow_the_rule():
+    assert block_seed(7, 0) == 7 and block_seed(7, 1) == block_seed(7, 1) > 2**64
+    assert len({block_seed(s, b) for s in (0, 1) for b in range(50)}) == 100
+    for n, mix in ((1, (0.6, 0.25, 0.15)), (999, (0.6, 0.25, 0.15)), (123_457, (0.6, 0.25, 0.15)),
+                   (10**6, (1 / 3, 1 / 3, 1 / 3)), (54_321, (0.9995, 0.0004, 0.0001))):
+        counts = block_class_counts(n, mix)
+        assert counts.shape == (-(-n // 1000), 3) and (counts >= 0).all()
+        assert counts.sum(axis=1).tolist() == [min(1000, n - s) for s in range(0, n, 1000)]
+        assert counts.sum(axis=0).tolist() == class_counts(n, np.array(mix) / sum(mix)).tolist()
+    # a block's counts depend on its position only: a survey is the prefix of a longer one but for its last block
+    assert np.array_equal(block_class_counts(5000, (0.5, 0.3, 0.2)), block_class_counts(5500, (0.5, 0.3, 0.2))[:5])
+
+
+@pytest.mark.parametrize("codec", ["none", "lzf"])
+def test_hdf5_bytes_do_not_depend_on_the_chunk_size(tmp_path, codec):
+    """Uncompressed, the files are byte-identical; with lzf every value and attribute is (liblzf leaves its
+    hash table uninitialised, so the compressed bytes of a chunk may differ from run to run, never its values)."""
+    import h5py
+
+    paths = []
+    for chunk in (B, 3 * B):
+        p = tmp_path / f"s{chunk}.h5"
+        write_survey(p, 250, seed=5, chunk_size=chunk, block_size=B, codec=codec, **FULL)
+        paths.append(p)
+    if codec == "none":
+        assert sha(paths[0]) == sha(paths[1])
+    with h5py.File(paths[0]) as a, h5py.File(paths[1]) as b:
+        names = _paths(a)
+        assert names == _paths(b) and "images/sdss/pixels" in names and "spectra/sdss/flux" in names
+        for name in names:
+            assert dict(a[name].attrs) == dict(b[name].attrs), name
+            if isinstance(a[name], h5py.Dataset):
+                assert a[name][...].tobytes() == b[name][...].tobytes(), name
+        assert a["spectra/sdss/flux"].compression == (None if codec == "none" else "lzf")
+
+
+def test_parquet_bytes_do_not_depend_on_the_chunk_size(tmp_path):
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    write_survey(a, 250, seed=2, chunk_size=B, block_size=B, columns_only=True)
+    write_survey(b, 250, seed=2, chunk_size=2 * B, block_size=B, columns_only=True)
+    assert sha(a) == sha(b)
+
+
+def test_one_block_is_simulate_survey(tmp_path):
+    out = tmp_path / "one.h5"
+    write_survey(out, 60, seed=8, class_mix=(0.5, 0.3, 0.2), chunk_size=B, block_size=B, **FULL)
+    ref = concatenate_blocks([simulate_survey(
+        n=60, seed=8, class_mix=(0.5, 0.3, 0.2), instruments=("sdss",), image_size=16)])
+    with Dataset.load(out).meta["_h5file"] as f:
+        for key, values in ref.items():
+            assert f[key][...].tobytes() == values.tobytes(), key
+
+
+def test_round_trip_ids_and_associations(tmp_path):
+    out = tmp_path / "s.h5"
+    meta = write_survey(out, 250, seed=3, class_mix=(0.8, 0.1, 0.1), chunk_size=2 * B, block_size=B, **FULL)
+    ds = Dataset.load(out)
+    opts = resolve_options(False, **FULL)
+    blocks = [simulate_block(b, 250, 3, (0.8, 0.1, 0.1), B, **opts) for b in range(3)]
+    ref = concatenate_blocks(blocks)
+    f = ds.meta["_h5file"]
+    assert set(ref) <= {k for k in _paths(f)}
+    for key, values in ref.items():
+        if key != "columns/association_id":  # renumbered across blocks (below)
+            assert f[key].dtype == values.dtype and f[key][...].tobytes() == values.tobytes(), key
+    ids = ds.ids.read()
+    assert ids.dtype == np.int64 and ids.tolist() == list(range(250))
+    assert ds.summary()["targets"]["class"]["counts"] == {"star": 200, "galaxy": 25, "qso": 25}
+    assert ds.meta["block_size"] == B and ds.meta["n_blocks"] == 3 and ds.meta["seed"] == 3 and ds.meta["n"] == 250
+    # association ids: the block's own ids shifted by the groups of the earlier blocks, unique over the survey
+    aid = ds.columns["association_id"].values.read()
+    shift = 0
+    for b, blk in enumerate(blocks):
+        local = blk.columns["association_id"].values.read()
+        assert np.array_equal(aid[b * B:(b + 1) * B], np.where(local >= 0, local + shift, -1))
+        shift += len(blk.meta["associations"])
+    groups = meta["associations"]
+    assert [g["id"] for g in groups] == list(range(shift)) and ds.meta["associations"] == groups
+    assert set(aid[aid >= 0].tolist()) <= {g["id"] for g in groups}
+
+
+def _paths(f) -> list[str]:
+    found: list[str] = []
+    f.visit(lambda name: found.append(name))
+    return found
+
+
+def test_columns_only_parquet_schema_and_values(tmp_path):
+    import pyarrow.parquet as pq
+
+    from astromodal.atomic import is_tool_written
+
+    pq_path, h5_path = tmp_path / "cat.parquet", tmp_path / "cat.h5"
+    write_survey(pq_path, 250, seed=4, chunk_size=B, block_size=B, columns_only=True, instruments="lamost")
+    write_survey(h5_path, 250, seed=4, chunk_size=B, block_size=B, columns_only=True, instruments="lamost")
+    table = pq.read_table(pq_path)
+    schema = table.schema
+    assert schema.field("id").type == "int64" and table.column("id").to_pylist() == list(range(250))
+    assert schema.names[:3] == ["id", "ra", "dec"] and table.num_rows == 250
+    ds = Dataset.load(h5_path)
+    assert not ds.spectra and not ds.images and "n_neighbours" not in ds.columns
+    assert set(schema.names) == {"id", "ra", "dec", *ds.columns, *ds.targets}
+    for name, c in ds.columns.items():
+        np.testing.assert_array_equal(table.column(name).to_numpy(), c.values.read())
+        assert schema.field(name).metadata[b"unit"].decode() == c.unit
+    cls = schema.field("class").metadata
+    assert cls[b"kind"] == b"class" and json.loads(cls[b"class_names"]) == ["star", "galaxy", "qso"]
+    assert schema.field("teff").metadata[b"unit"] == b"K"
+    info = json.loads(schema.metadata[b"astromodal"])
+    assert info["verb"] == "simulate" and info["meta"]["stellar_selection"] == "lamost"  # auto: the instruments'
+    assoc = json.loads(pq.ParquetFile(pq_path).metadata.metadata[b"astromodal.associations"])
+    assert assoc == ds.meta["associations"]
+    assert is_tool_written(pq_path) and is_tool_written(h5_path)
+    # the catalogue of a columns-only survey is that of the same survey with spectra and no images
+    spec = tmp_path / "spec.h5"
+    write_survey(spec, 250, seed=4, chunk_size=B, block_size=B, instruments="lamost", with_images=False)
+    full = Dataset.load(spec)
+    assert list(full.spectra) == ["lamost"]
+    for name, c in ds.columns.items():
+        assert c.values.read().tobytes() == full.columns[name].values.read().tobytes(), name
+    for name, t in ds.targets.items():
+        assert t.values.read().tobytes() == full.targets[name].values.read().tobytes(), name
+
+
+def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("block failed")
+
+    calls = iter([False, True])
+    real = stream.simulate_survey
+    monkeypatch.setattr(stream, "simulate_survey", lambda *a, **k: boom() if next(calls) else real(*a, **k))
+    with pytest.raises(RuntimeError, match="block failed"):
+        write_survey(tmp_path / "x.parquet", 250, chunk_size=B, block_size=B, columns_only=True)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ConfigError, match="Parquet file holds the catalogue only"):
+        write_survey(tmp_path / "x.parquet", 10)
+    with pytest.raises(ConfigError, match="multiple of the block size"):
+        write_survey(tmp_path / "x.h5", 10, chunk_size=150, block_size=B)
+
+
+def _fake_survey(n, seed, class_mix, **options):
+    """A stand-in for simulate_survey with its catalogue's shape (fast: the memory test is about the writer)."""
+    rng = np.random.default_rng(seed)
+    counts = class_counts(n, np.asarray(class_mix))
+    cols = {f"c{k}": Column(rng.normal(size=n), "mag") for k in range(30)}
+    cols["association_id"] = Column(np.full(n, -1, dtype=np.int64), "")
+    labels = np.repeat(np.arange(3), counts)
+    return Dataset(np.arange(n, dtype=np.int64), rng.uniform(0, 360, n), rng.uniform(-90, 90, n), columns=cols,
+                   targets={"class": Target(labels, "class", ("star", "galaxy", "qso")),
+                            "teff": Target(rng.normal(size=n), "regression", unit="K")},
+                   meta={"source": "fake", "associations": [], "instruments": []})
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".h5"])
+def test_memory_is_flat_in_n(tmp_path, monkeypatch, suffix):
+    """tracemalloc peak of the whole write (simulation stand-in + writer) at 20k and 120k objects: the
+    larger survey may not need more than 2 MiB more (the whole 120k catalogue would be 32 MB). The writers
+    hold one Parquet row group (ROW_GROUP_BLOCKS blocks, 17 MB by default) or one HDF5 chunk per array (1 MiB
+    by default: 131,072 rows of a float64 column): smaller here, so that 20k objects already fill them."""
+    from astromodal.data import storage
+
+    monkeypatch.setattr(stream, "simulate_survey", _fake_survey)
+    monkeypatch.setattr(stream, "ROW_GROUP_BLOCKS", 4)
+    monkeypatch.setattr(storage, "_TARGET_CHUNK_BYTES", 1 << 16)
+    peaks = []
+    for n in (20_000, 120_000):
+        tracemalloc.start()
+        write_survey(tmp_path / f"m{n}{suffix}", n, chunk_size=2000, columns_only=True)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] - peaks[0] < 2 * 2**20, peaks
+
+
+def test_cli_chunk_size_columns_only_and_output_rules(tmp_path):
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from astromodal.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "cat.parquet"
+    res = runner.invoke(app, ["simulate", "--n", "40", "--seed", "1", "--columns-only", "--out", str(out),
+                              "--chunk-size", "1000"])
+    assert res.exit_code == 0, res.output
+    assert pq.read_table(out).num_rows == 40 and "1 blocks of 1000" in res.output
+    for bad in ("0", "-1000", "1500", "abc"):
+        res = runner.invoke(app, ["simulate", "--n", "10", "--out", str(tmp_path / "b.h5"), "--chunk-size", bad])
+        assert res.exit_code == 2, (bad, res.output)
+    assert not (tmp_path / "b.h5").exists()
+    res = runner.invoke(app, ["simulate", "--n", "10", "--out", str(tmp_path / "full.parquet")])
+    assert res.exit_code == 1 and "--columns-only" in str(res.exception)
+    res = runner.invoke(app, ["simulate", "--n", "10", "--out", str(tmp_path / "x.h5"), "--codec", "zstd"])
+    assert res.exit_code == 1 and "--codec" in str(res.exception)
+    mine = tmp_path / "mine.parquet"
+    mine.write_bytes(b"PAR1 not astromodal's")
+    for extra in ([], ["--overwrite"]):
+        res = runner.invoke(app, ["simulate", "--n", "10", "--columns-only", "--out", str(mine), *extra])
+        assert res.exit_code == 1 and "not written by astromodal" in str(res.exception)
+        assert mine.read_bytes() == b"PAR1 not astromodal's"
+    res = runner.invoke(app, ["simulate", "--n", "10", "--columns-only", "--out", str(out)])
+    assert res.exit_code == 1 and "--overwrite" in str(res.exception)
+    res = runner.invoke(app, ["simulate", "--n", "12", "--columns-only", "--out", str(out), "--overwrite"])
+    assert res.exit_code == 0 and pq.read_table(out).num_rows == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.parquet", "mine.parquet"]
+
+
+def test_worker_processes_write_the_same_file(tmp_path):
+    """Blocks simulated on two spawned processes (each with its own import and warm-up: the slowest test
+    here) are written in block order with the same association ids: the same Parquet bytes."""
+    one, two = tmp_path / "one.parquet", tmp_path / "two.parquet"
+    write_survey(one, 250, seed=9, chunk_size=2 * B, block_size=B, columns_only=True)
+    write_survey(two, 250, seed=9, chunk_size=2 * B, block_size=B, columns_only=True, workers=2)
+    assert sha(one) == sha(two)
