@@ -115,7 +115,7 @@ def test_sfr_sim_simulated(tmp_path):
     assert {("early", "both"), ("intermediate", "both"), ("late", "both"), ("cross_attention", "both"),
             ("clip_knn", "both"), ("clip_mlp", "both"), ("cnn_image", "image_crop"), ("cnn_image", "image_mask"),
             ("forest", "spectra_photometry"), ("boosting", "photometry")} <= cells
-    assert len(res["cells"]) == 22
+    assert len(res["cells"]) == 23  # with the grid's own entry (intermediate_grid) on its base representation
     out = json.loads((tmp_path / "run" / "results.json").read_text())
     names = {c["name"] for c in out["comparisons"]}
     assert names == {"modality", "fusions", "trees", "probes", "isolation"}
