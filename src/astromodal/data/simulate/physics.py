@@ -67,9 +67,13 @@ def stefan_boltzmann_luminosity(radius_rsun: np.ndarray, teff: np.ndarray) -> np
 
 
 def add_gaussians(
-    out: np.ndarray, centre: np.ndarray, sigma: np.ndarray, amplitude: np.ndarray, nsigma: float = 5.0
+    out: np.ndarray, centre: np.ndarray, sigma: np.ndarray, amplitude: np.ndarray, nsigma: float = 5.0,
+    rows: np.ndarray | None = None,
 ) -> None:
     """Add Gaussians amplitude * exp(-(lambda - centre)^2 / (2 sigma^2)) to ``out`` on the model grid, in place.
+
+    ``rows`` (distinct row indices, one per Gaussian): add them to those rows of ``out`` only (default: row i
+    gets Gaussian i).
 
     ``out`` is (N, L + 1): the model grid plus one scratch column that absorbs window pixels falling off
     the grid (so that the fancy-indexed addition never writes one pixel twice). ``centre``, ``sigma``
@@ -89,8 +93,8 @@ def add_gaussians(
     lam = grid[np.minimum(idx, n_pix - 1)]
     prof = amplitude[:, None] * np.exp(-0.5 * ((lam - centre[:, None]) / sigma[:, None]) ** 2)
     prof[off] = 0.0
-    rows = np.arange(len(centre))[:, None]
-    out[rows, idx] += prof
+    where = np.arange(len(centre)) if rows is None else np.asarray(rows)
+    out[where[:, None], idx] += prof
 
 
 def add_line_fluxes(

@@ -33,6 +33,7 @@ from astromodal.data.simulate.physics import (
     GRID_START,
     PC_CM,
     R_SUN_CM,
+    add_gaussians,
     f99_on_grid,
     logistic,
     model_grid,
@@ -453,17 +454,7 @@ def mgh_depth(teff: np.ndarray, logg: np.ndarray | None = None, feh: np.ndarray 
 def _add_gaussian_rows(out: np.ndarray, rows: np.ndarray, centre: np.ndarray, sigma: np.ndarray,
                        amplitude: np.ndarray, nsigma: float) -> None:
     """:func:`~astromodal.data.simulate.physics.add_gaussians` for the rows ``rows`` of ``out`` only (N, L + 1)."""
-    grid = model_grid()
-    n_pix = len(grid)
-    half = int(np.ceil(nsigma * np.max(sigma / centre) / GRID_DLN)) + 1
-    c_idx = np.rint(np.log(centre / GRID_START) / GRID_DLN).astype(np.int64)
-    idx = c_idx[:, None] + np.arange(-half, half + 1)[None, :]
-    off = (idx < 0) | (idx >= n_pix)
-    idx = np.where(off, n_pix, idx)
-    lam = grid[np.minimum(idx, n_pix - 1)]
-    prof = amplitude[:, None] * np.exp(-0.5 * ((lam - centre[:, None]) / sigma[:, None]) ** 2)
-    prof[off] = 0.0
-    out[rows[:, None], idx] += prof
+    add_gaussians(out, centre, sigma, amplitude, nsigma, rows=rows)
 
 
 def _add_box(tau: np.ndarray, depth: np.ndarray, band: tuple[float, float], shift: np.ndarray) -> None:
