@@ -21,6 +21,17 @@ def _scheduler_option(value: str | None) -> str | None:
         raise typer.BadParameter(str(exc).removeprefix(f"--scheduler {value!r}: ")) from None
 
 
+def _device_option(value: str | None) -> str | None:
+    """A malformed --device is a usage error (exit 2), found before any work; torch is not imported."""
+    from astromodal.errors import ConfigError
+    from astromodal.inference.catalogue import check_device
+
+    try:
+        return None if value is None else check_device(value)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc).removeprefix(f"--device {value!r}: ")) from None
+
+
 @app.command("predict")
 def predict_command(
     model_dir: Path = typer.Argument(..., help="A model folder written by `astromodal benchmark` with save_models: true "
@@ -93,6 +104,11 @@ def predict_command(
                                                                 "with _common_metadata); hats: a HATS catalogue "
                                                                 "(LSDB: lsdb.read_hats(OUT), for cross-matching at "
                                                                 "scale; needs sky positions)."),
+    device: str = typer.Option(None, "--device", callback=_device_option,
+                               help="Where a neural model runs: auto (the default: a CUDA or Apple MPS GPU when "
+                                    "one exists, else the CPU), cpu, cuda, cuda:N or mps; every Dask worker uses "
+                                    "the same. A device that is not there is one error line; a scikit-learn model "
+                                    "runs on the CPU (any other device is refused)."),
     linear: list[str] = typer.Option(None, "--linear", help="HEAD=NAME (repeatable): a regression head in dex (a "
                                                             "log10 quantity) also written as NAME = 10**HEAD with "
                                                             "NAME_err = ln(10) NAME HEAD_err (first order) and, for an "
@@ -115,7 +131,7 @@ def predict_command(
                                  keep=tuple(keep or ()), id_column=id_column, ra_column=ra_column,
                                  dec_column=dec_column, overwrite=overwrite, restart=restart,
                                  rename=renames, layout=layout, recalibrate=recalibrate, linear=linears,
-                                 scheduler=scheduler, workers=workers, out_format=out_format,
+                                 scheduler=scheduler, workers=workers, out_format=out_format, device=device,
                                  log=lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True))
     import pyarrow.parquet as pq
 

@@ -347,9 +347,14 @@ def save_predictor(model_dir: Path, estimator: Any, representation: Representati
     return model_dir
 
 
-def load_predictor(model_dir: str | Path, trust: bool = False) -> Predictor:
+def load_predictor(model_dir: str | Path, trust: bool = False, device: str | None = None) -> Predictor:
     """Load a model folder written by :func:`save_predictor` (``trust`` allows scikit-learn pickles); a
-    folder of an older astromodal (no ``heads`` list) gets its heads from the estimator."""
+    folder of an older astromodal (no ``heads`` list) gets its heads from the estimator. ``device``: where its
+    neural networks run (``auto``, the default: a CUDA or MPS device when one exists; ``cpu``, ``cuda``,
+    ``cuda:N``, ``mps``); a device that does not exist, or a GPU asked for a scikit-learn model (which runs on
+    the CPU), is one error line."""
+    if device is not None:
+        check_device(device)
     model_dir = Path(model_dir)
     meta_path = model_dir / "predictor.json"
     if not meta_path.is_file():
@@ -392,8 +397,31 @@ def load_predictor(model_dir: str | Path, trust: bool = False) -> Predictor:
                if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc)
                else f"{type(exc).__name__}: {_first_line(exc)}")
         raise DataFormatError(f"{_damaged_file(model_dir)}: damaged model file ({why})") from None
+    if device is not None:
+        from astromodal.training.estimator import use_device
+
+        if use_device(estimator, device) == 0 and device not in ("auto", "cpu"):
+            raise ConfigError(f"--device {device}: {model_dir} holds no neural network (a scikit-learn model runs "
+                              "on the CPU): leave --device out")
+        if device not in ("auto", "cpu"):
+            from astromodal.training.trainer import resolve_device
+
+            resolve_device(device)  # a GPU that is not there: one line before any work
     return Predictor(estimator, representation, *fields, preparation=preparation, heads=heads,
                      recalibration=recalibration)
+
+
+#: what ``--device`` accepts (the trainer's own rule)
+DEVICE_PATTERN = r"auto|cpu|mps|cuda(:\d+)?"
+
+
+def check_device(device: str) -> str:
+    """``device`` if it names a device kind astromodal knows, else one error line (no torch import)."""
+    import re
+
+    if not re.fullmatch(DEVICE_PATTERN, str(device)):
+        raise ConfigError(f"--device {device!r}: must be auto, cpu, mps, cuda or cuda:N")
+    return str(device)
 
 
 def _read_recalibration(recorded: Any, heads: list[HeadInfo]) -> dict[str, Any]:
@@ -540,6 +568,7 @@ def predict_catalogue(
     scheduler: str = "sequential",
     workers: int | None = None,
     out_format: str = "file",
+    device: str | None = None,
 ) -> Path:
     """Predict every object of ``catalogue`` and write ``out`` (Parquet): ids, positions, every head's predictions.
 
@@ -578,6 +607,8 @@ def predict_catalogue(
     LSDB, one chunk per HATS partition (``chunk_size`` does not split them). ``out_format``: ``file`` (one
     Parquet file), ``dataset`` (a folder: one Parquet file per chunk, ``_common_metadata``, astromodal's
     marker) or ``hats`` (a HATS catalogue written with LSDB, for cross-matching at scale).
+    ``device``: where a neural model runs (:func:`load_predictor`; every Dask worker uses the same); it is not
+    part of the fingerprint (the outputs agree to float32 rounding across devices).
     """
     if chunk_size < 1:
         raise ConfigError(f"--chunk-size must be positive (got {chunk_size})")
@@ -604,7 +635,7 @@ def predict_catalogue(
         raise ConfigError(f"{parts} is a file, not astromodal's folder of finished chunks: move it away "
                           "or choose another --out")
     check_reachable(scheduler)  # a tcp:// scheduler that does not answer: one line before any work
-    predictor = load_predictor(model_dir, trust=trust)
+    predictor = load_predictor(model_dir, trust=trust, device=device)
     predictor.recalibrate = bool(recalibrate)
     applied = {name: rec.to_json() for name, rec in predictor.recalibration.items()} if recalibrate else {}
     if applied:
@@ -717,7 +748,7 @@ def predict_catalogue(
             if progress is not None:
                 progress.update(task, advance=sum(b - a for (a, b), d in zip(bounds, done, strict=True) if d))
             job = Job(str(Path(model_dir).resolve()), fingerprint["model"]["sha256"], bool(trust), bool(recalibrate),
-                      plan, str(parts.resolve()))
+                      plan, str(parts.resolve()), device)
             run_tasks(job, tasks, scheduler, workers, schema, predictor=predictor,
                       advance=None if progress is None else (lambda rows: progress.update(task, advance=rows)), say=say)
     except BaseException:

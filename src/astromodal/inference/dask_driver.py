@@ -94,13 +94,14 @@ class Job:
     recalibrate: bool
     plan: Any
     parts: str
+    device: str | None = None  # where a neural model runs (``--device``)
 
     @property
-    def key(self) -> tuple[str, bool, bool]:
-        return (self.digest, self.trust, self.recalibrate)
+    def key(self) -> tuple[str, bool, bool, str | None]:
+        return (self.digest, self.trust, self.recalibrate, self.device)
 
 
-_PREDICTORS: dict[tuple[str, bool, bool], Any] = {}
+_PREDICTORS: dict[tuple[str, bool, bool, str | None], Any] = {}
 _LOCK = threading.Lock()
 #: models loaded by :func:`worker_predictor` in this process (what the tests count)
 LOADS = {"n": 0}
@@ -117,7 +118,7 @@ def worker_predictor(job: Job) -> Any:
             if model_digest(job.model_dir) != job.digest:
                 raise DataFormatError(f"{job.model_dir}: the model folder changed while predicting (its digest "
                                       "differs from the run's); rerun when it is stable")
-            got = load_predictor(job.model_dir, trust=job.trust)
+            got = load_predictor(job.model_dir, trust=job.trust, device=job.device)
             got.recalibrate = job.recalibrate
             _PREDICTORS[job.key] = got
             LOADS["n"] += 1

@@ -1052,6 +1052,19 @@ def check_model_options(model_name: str, options: dict[str, Any] | None, where: 
         raise ConfigError(f"{where}: invalid options for model {model_name!r}: {exc}") from None
 
 
+def use_device(estimator: Any, device: str) -> int:
+    """Run every neural network inside ``estimator`` (one model, a fold or resample ensemble's members, a
+    probe's encoder and probe) on ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``) from now on;
+    the number of neural networks it holds (0 for a scikit-learn model, which runs on the CPU whatever is
+    asked). Validated as the trainer validates it; a device that does not exist is refused when used."""
+    if isinstance(estimator, TorchEstimator):
+        estimator.trainer = estimator.trainer.model_copy(update={"device": device})
+        return 1
+    inner = list(getattr(estimator, "members", None) or [])
+    inner += [getattr(estimator, name) for name in ("encoder", "probe") if getattr(estimator, name, None) is not None]
+    return sum(use_device(m, device) for m in inner)
+
+
 def load_estimator(folder: str | Path, trust: bool = False) -> Any:
     """Read any saved estimator folder: a fold ensemble (``ensemble.json``), a probe on frozen embeddings
     (``probe.json``) or one model (``model.json``)."""
