@@ -129,3 +129,30 @@ def test_memory_is_bounded_at_a_million_rows(tmp_path):
     got = bench.measure(path, 50_000)
     assert got["n_selected"] == n_cand == 10_000 and got["n_groups"] >= 50
     assert got["rss_growth_mb"] < 100.0, got
+
+
+def test_an_hdf5_catalogue_is_read_in_blocks_with_the_result_of_the_whole_file(tmp_path):
+    from astromodal.cli import app
+    from astromodal.cli.associations import iter_catalogue_frames, load_catalogue_frame
+    from astromodal.data.dataset import Column, Dataset
+
+    frame = _stars(2)
+    cols = {c: Column(frame[c].to_numpy(), "mas" if c.startswith("parallax") else "")
+            for c in ("parallax", "parallax_error", "prob_massive")}
+    Dataset(frame["source_id"].to_numpy(), frame["ra"].to_numpy(), frame["dec"].to_numpy(),
+            columns=cols).save(tmp_path / "pred.h5")
+    blocks = list(iter_catalogue_frames(tmp_path / "pred.h5", 23))
+    assert [len(b) for b in blocks] == [23] * (len(frame) // 23) + [len(frame) % 23]
+    assert blocks[1].index[0] == 23  # each block indexed by its rows' numbers in the file
+    pd.testing.assert_frame_equal(pd.concat(blocks), load_catalogue_frame(tmp_path / "pred.h5"))
+    outs = {}
+    for chunk in ("1000000", "23"):
+        out = tmp_path / f"h5_{chunk}"
+        result = CliRunner().invoke(app, ["associations", str(tmp_path / "pred.h5"), "--out", str(out), "--eps", "0.1",
+                                          "--min-samples", "8", "--chunk-rows", chunk])
+        assert result.exit_code == 0, result.output
+        outs[chunk] = out
+    whole, blocked = (json.loads((outs[k] / "summary.json").read_text()) for k in ("1000000", "23"))
+    assert whole["n_groups"] == 3 and blocked == whole
+    pd.testing.assert_frame_equal(pd.read_parquet(outs["23"] / "members.parquet"),
+                                  pd.read_parquet(outs["1000000"] / "members.parquet"))
