@@ -156,3 +156,14 @@ def test_an_hdf5_catalogue_is_read_in_blocks_with_the_result_of_the_whole_file(t
     assert whole["n_groups"] == 3 and blocked == whole
     pd.testing.assert_frame_equal(pd.read_parquet(outs["23"] / "members.parquet"),
                                   pd.read_parquet(outs["1000000"] / "members.parquet"))
+
+
+def test_the_chunked_form_takes_the_settings_of_the_whole_one_and_refuses_unknown_ones():
+    from astromodal.errors import ConfigError
+
+    frame = _stars(3)
+    got, _ = find_associations_chunked(_blocks(frame, 50), eps=0.1, min_samples=8, parallax_over_error_min=5.0)
+    whole = find_associations(frame, eps=0.1, min_samples=8, parallax_over_error_min=5.0)
+    assert got.summary == whole.summary and whole.summary["n_groups"] == 3
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['epsilon'\]; known: .*'eps'"):
+        find_associations_chunked(_blocks(frame, 50), epsilon=0.1)

@@ -380,15 +380,7 @@ def find_associations(
 def find_associations_chunked(
     chunks: Iterable[pd.DataFrame],
     select: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-    mode: str = "xyz",
-    eps: float = 0.5,
-    min_samples: int = 10,
-    parallax_over_error_min: float = 3.0,
-    distance_column: str | None = None,
-    distance_unit: str | None = None,
-    drop_missing: bool = False,
-    parallax_column: str = "parallax",
-    parallax_error_column: str = "parallax_error",
+    **settings: Any,
 ) -> tuple[AssociationResult, pd.DataFrame]:
     """:func:`find_associations` over a table read in blocks of rows, in memory bounded by the block and the
     stars selected, not by the table (a million-row prediction of which ~1 % are massive-star candidates).
@@ -406,17 +398,30 @@ def find_associations_chunked(
     members table) + ~100 bytes a selected star (l, b, distance, x/y/z, flags, DBSCAN) + 8 bytes per
     neighbour pair within eps. Measured: ``benchmarks/bench_associations.py``.
 
+    ``settings``: the keyword settings of :func:`find_associations` (``mode``, ``eps``, ``min_samples``,
+    ``parallax_over_error_min``, ``distance_column``, ``distance_unit``, ``drop_missing``, ``parallax_column``,
+    ``parallax_error_column``), with its defaults; an unknown one is an error naming the known ones.
+
     Returns the result and the selected rows (with their input row numbers as index), e.g. to score
     against a truth column or to scan eps.
     """
+    import inspect
+
+    known = {k: p.default for k, p in inspect.signature(find_associations).parameters.items() if k != "data"}
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise ConfigError(f"find_associations_chunked: unknown setting(s) {unknown}; known: {sorted(known)}")
+    cfg = {**known, **settings}
+    mode, eps, min_samples = cfg["mode"], cfg["eps"], cfg["min_samples"]
+    parallax_over_error_min, distance_column = cfg["parallax_over_error_min"], cfg["distance_column"]
     _check_settings(mode, eps, min_samples)
     pieces: list[_Stars] = []
     for block in chunks:
         chosen = select(block) if select is not None else block
         if len(chosen) == 0:
             continue
-        pieces.append(_prepare(chosen, mode, parallax_over_error_min, distance_column, distance_unit,
-                               drop_missing, parallax_column, parallax_error_column))
+        pieces.append(_prepare(chosen, mode, parallax_over_error_min, distance_column, cfg["distance_unit"],
+                               cfg["drop_missing"], cfg["parallax_column"], cfg["parallax_error_column"]))
         pieces[-1].frame.attrs["input_rows"] = chosen.index.to_numpy()  # to rebuild the selection's index
     if not pieces:
         raise NoStarSelected("no star left to cluster: the selection kept no row")
