@@ -113,6 +113,9 @@ class SpectrumView(View):
     def build(self, ds: Dataset) -> np.ndarray:
         from astromodal.transforms import spectra as sp
 
+        if self.normalise == "none":  # read straight into float32 (a float64 copy would round back to the same)
+            name = _block(ds.spectra, self.spectra, "spectra", self.kind)
+            return np.asarray(ds.arrays(spectra=name)["spectrum"], dtype=np.float32)
         flux = _raw_flux(ds, self.spectra, self.kind)
         if self.normalise == "l2":
             flux = sp.l2_normalise(flux, ids=ds.ids.read())
