@@ -59,6 +59,7 @@ from typing import NamedTuple
 import numpy as np
 
 from astromodal.data.simulate.physics import C_ANGSTROM, H_CGS
+from astromodal.data.simulate.stars import air_to_vacuum
 
 #: LAMOST resolving power (the ``lamost`` instrument's), for the sky lines' and telluric edges' width
 RESOLUTION = 1800.0
@@ -94,8 +95,9 @@ PWV_MM = (2.0, 12.0)
 
 #: rms fraction of the telluric optical depth left after the calibration by the plate's standard stars
 TELLURIC_RESIDUAL = 0.15
-#: telluric bands: (start, end, band-averaged optical depth at airmass 1 [and PWV 5 mm for H2O], molecule)
-TELLURIC_BANDS = (
+#: telluric bands: (start, end in air, A; band-averaged optical depth at airmass 1 [and PWV 5 mm for H2O];
+#: molecule); :data:`TELLURIC_BANDS` holds them in vacuum, the wavelengths of DR1 files (Luo et al. 2015)
+TELLURIC_BANDS_AIR = (
     (6867.0, 6884.0, 0.45, "O2"),   # B band head (R branch)
     (6884.0, 6950.0, 0.12, "O2"),   # B band P branch
     (7594.0, 7621.0, 1.10, "O2"),   # A band head and R branch (depth ~ 0.65 at R ~ 2000)
@@ -105,9 +107,12 @@ TELLURIC_BANDS = (
     (8130.0, 8350.0, 0.10, "H2O"),
     (8950.0, 9800.0, 0.20, "H2O"),
 )
+TELLURIC_BANDS = tuple((float(air_to_vacuum(lo)), float(air_to_vacuum(hi)), tau, mol)
+                       for lo, hi, tau, mol in TELLURIC_BANDS_AIR)
 #: night-sky emission lines: (wavelength in air, A; intensity in Rayleigh) - [O I], Na D, Hg I (light
-#: pollution near Beijing) and the strongest OH Meinel lines of each band (Osterbrock et al. 1996)
-SKY_LINES = (
+#: pollution near Beijing) and the strongest OH Meinel lines of each band (Osterbrock et al. 1996); in vacuum
+#: (the DR1 files' wavelengths) in :data:`SKY_LINES`
+SKY_LINES_AIR = (
     (4358.3, 30.0), (5460.7, 40.0), (5577.3, 250.0), (5769.6, 15.0), (5790.7, 15.0), (5889.95, 60.0),
     (5895.9, 50.0), (6300.3, 120.0), (6363.8, 40.0),
     (6257.9, 15.0), (6287.4, 20.0), (6306.9, 15.0), (6329.9, 20.0), (6498.7, 25.0), (6533.0, 30.0),
@@ -117,6 +122,7 @@ SKY_LINES = (
     (8344.6, 180.0), (8399.2, 200.0), (8430.2, 160.0), (8465.2, 180.0), (8493.4, 150.0), (8827.1, 220.0),
     (8885.8, 230.0), (8919.6, 200.0), (8943.4, 210.0), (8958.1, 200.0), (9001.4, 150.0), (9037.0, 150.0),
 )
+SKY_LINES = tuple((float(air_to_vacuum(lam)), rayleigh) for lam, rayleigh in SKY_LINES_AIR)
 
 
 class Observed(NamedTuple):

@@ -42,6 +42,32 @@ from astromodal.data.simulate.physics import (
     stefan_boltzmann_luminosity,
 )
 
+#: the refractive index of standard dry air (15 C, 101 325 Pa, 450 ppm CO2) in the form of Morton (2000, ApJS
+#: 130, 403, eq. 8, from the Ciddor 1996 dispersion formula), inverted for air wavelengths by N. Piskunov (VALD3;
+#: the formula the SDSS and LAMOST pipelines' air <-> vacuum conversions follow): n - 1 = a0 + a1 / (b1 - s^2) +
+#: a2 / (b2 - s^2) with s = 10^4 / lambda_air (lambda in A, s in um^-1)
+AIR_INDEX_COEFFS = (8.336624212083e-5, 2.408926869968e-2, 130.1065924522, 1.599740894897e-4, 38.92568793293)
+
+
+def air_to_vacuum(wavelength_air: np.ndarray | float) -> np.ndarray:
+    """Vacuum wavelength (A) of air wavelengths ``wavelength_air`` (A): lambda_vac = n(lambda_air) lambda_air.
+
+    With :data:`AIR_INDEX_COEFFS` (Morton 2000 / Ciddor 1996): H alpha 6562.80 A (air) -> 6564.61 A (vacuum).
+    The simulator's model grid is in vacuum, the convention of the SDSS and LAMOST DR1 spectra (Luo et al.
+    2015, RAA 15, 1095); line lists (NIST, Moore et al. 1966) and band limits (Lick, Worthey et al. 1994;
+    Stevenson 1994; Osterbrock et al. 1996) are tabulated in air, so each is converted once where it is
+    defined. Valid above 2000 A (below it tables are in vacuum already).
+    """
+    lam = np.asarray(wavelength_air, dtype=np.float64)
+    a0, a1, b1, a2, b2 = AIR_INDEX_COEFFS
+    s2 = (1e4 / lam) ** 2
+    return lam * (1.0 + a0 + a1 / (b1 - s2) + a2 / (b2 - s2))
+
+
+def _vac(lam: float) -> float:
+    return float(air_to_vacuum(lam))
+
+
 SPECTRAL_TYPES = ("O", "B", "A", "F", "G", "K", "M")
 TEFF_RANGES = {
     "O": (30000.0, 45000.0), "B": (10000.0, 30000.0), "A": (7300.0, 10000.0), "F": (6000.0, 7300.0),
@@ -163,14 +189,25 @@ LOGG_SUN = 4.438
 BALMER_JUMP_TAU = 2.0
 BLANKETING_TAU = 0.45
 BLANKETING_FEH = 0.5
+#: growth of the blanketing towards cool stars, S(Teff) = min((5772 K / Teff)^4, 3) (1 for the Sun, so its u - g
+#: calibration above is unchanged): set by the Johnson U - B of K dwarfs (Pecaut & Mamajek 2013, Table 5: K0 V
+#: 0.436, K3 V 0.801, K5 V 1.081, K7 V 1.222), which this gives as 0.44, 0.72, 1.13, 1.30 on speclite's Bessell
+#: curves (AB - Vega offsets U 0.79, B -0.09, Blanton & Roweis 2007); the exponent 2 and cap 2 used before gave
+#: 0.37, 0.54, 0.77, 1.00 (the metal-line forest of K dwarfs in the near-UV was too weak)
+BLANKETING_TEFF_EXPONENT, BLANKETING_COOL_CAP = 4.0, 3.0
 #: the red-side continuum opacity that makes real stellar continua bluer than the black body at Teff between
 #: 4000 and 9000 A (hydrogen bound-free absorption from n = 3 growing as lambda^3 up to the Paschen edge in A
 #: stars, H- bound-free absorption growing up to ~8500 A in F-K stars: the red light leaves from higher,
 #: cooler layers): tau = c(Teff) ln(lambda / 4861 A) between 4000 and 7500 A (constant outside), c in log Teff between
 #: RED_OPACITY_ANCHORS (constant outside). The anchors are set so that the continuum + lines give the SDSS
 #: (AB) g - r of the Sun, 0.44 (Holmberg et al. 2006), and of Vega (A0 V, 9600 K), -0.24 (its AB - Vega
-#: offsets, Blanton & Roweis 2007), on this simulator's filter curves.
-RED_OPACITY_ANCHORS = ((5772.0, 0.34), (9600.0, 0.85))
+#: offsets, Blanton & Roweis 2007), on this simulator's filter curves; and the Johnson-Cousins V - Ic = 1.272
+#: of a K5 V dwarf (4440 K; Pecaut & Mamajek 2013, Table 5) on speclite's Bessell V and I curves with the
+#: AB - Vega offsets of Blanton & Roweis (2007), V 0.02, I 0.45: c = 0 there (a K dwarf's optical continuum
+#: follows the black body: the H- opacity is nearly flat over 5000-8000 A, Gray 2005 Fig. 8.5). With it
+#: V - Ic is 1.05 at K3 V (P&M 1.03) and 0.87 at K0 V (0.853); without it (c = 0.34 below 5772 K) K dwarfs
+#: were 0.1 mag too blue in V - Ic (1.16 at K5 V).
+RED_OPACITY_ANCHORS = ((4440.0, 0.0), (5772.0, 0.34), (9600.0, 0.85))
 #: the opacity stops growing at 7500 A (constant redward): near the Paschen edge (8204 A) and the H- bound-free
 #: maximum (~8500 A) the opacity turns over, which keeps i - z of the Sun (0.03) and of Vega (-0.17)
 RED_OPACITY_STOP = 7500.0
@@ -241,7 +278,8 @@ def _ion(t):
 # Metal lines grow with metallicity (a = 1, weak-line curve of growth; 0.5 for the strong saturated ones);
 # pressure-sensitive neutral lines (Na I, Mg I, Ca I 4227, the Na I 8190 doublet) are stronger in dwarfs
 # (g > 0), lines of ionised species and the Ca II triplet in giants (g < 0), as in the luminosity criteria of
-# spectral classification (Gray & Corbally 2009). Wavelengths: air, from the NIST atomic spectra database.
+# spectral classification (Gray & Corbally 2009). Wavelengths: air, from the NIST atomic spectra database,
+# converted to vacuum (:func:`air_to_vacuum`) when the table is built.
 _FOREST_FE1 = (3820.4, 3859.9, 4045.8, 4063.6, 4071.7, 4132.1, 4143.9, 4202.0, 4250.8, 4260.5, 4271.8, 4325.8,
                4383.5, 4404.8, 4415.1, 4528.6, 4890.8, 4920.5, 4957.6, 5012.1, 5110.4, 5227.2, 5232.9, 5269.5,
                5328.0, 5371.5, 5397.1, 5405.8, 5429.7, 5446.9, 5455.6, 5497.5, 5615.6, 6065.5, 6136.6, 6191.6,
@@ -291,7 +329,8 @@ def _line_table() -> list[tuple[str, float, float, float, object, float, float]]
                0.3 if lam < 4300 else 0.0) for lam in _FOREST_CA1]
     lines += [(f"Cool_{lam:.0f}", lam, 1.0, 0.25, _cool, 1.0, 0.0) for lam in _FOREST_COOL]
     lines += [(f"Ion_{lam:.0f}", lam, 1.0, 0.30, _ion, 1.0, -0.3) for lam in _FOREST_ION]
-    return lines
+    # the tabulated air wavelengths -> vacuum (the model grid's, :func:`air_to_vacuum`)
+    return [(name, _vac(lam), *rest) for name, lam, *rest in lines]
 
 
 LINES = _line_table()
@@ -302,10 +341,13 @@ LINES = _line_table()
 WINGED_LINES = frozenset({"CaII_K", "CaII_H", "NaD_1", "NaD_2", "Mg_b", "CaT_8498", "CaT_8542", "CaT_8662"})
 WING_FRACTION, WING_WIDTH = 0.3, 3.0
 #: TiO band heads (A) with the e-folding length (A) of each band's redward fade.
-TIO_BANDS = ((4761.0, 70.0), (4955.0, 80.0), (5167.0, 90.0), (5448.0, 110.0), (5847.0, 90.0), (6159.0, 140.0),
-             (6651.0, 100.0), (7054.0, 150.0), (7589.0, 120.0), (8432.0, 100.0))
+TIO_BANDS_AIR = ((4761.0, 70.0), (4955.0, 80.0), (5167.0, 90.0), (5448.0, 110.0), (5847.0, 90.0), (6159.0, 140.0),
+                 (6651.0, 100.0), (7054.0, 150.0), (7589.0, 120.0), (8432.0, 100.0))
+#: the same in vacuum (the model grid's wavelengths)
+TIO_BANDS = tuple((_vac(head), fade) for head, fade in TIO_BANDS_AIR)
 #: CaH band heads (A) and fades: strongest in M dwarfs and subdwarfs (gravity-sensitive, Reid et al. 1995)
-CAH_BANDS = ((6382.0, 40.0), (6750.0, 120.0))
+CAH_BANDS_AIR = ((6382.0, 40.0), (6750.0, 120.0))
+CAH_BANDS = tuple((_vac(head), fade) for head, fade in CAH_BANDS_AIR)
 
 
 def _line_scale(feh: np.ndarray, logg: np.ndarray, a: float, g: float) -> np.ndarray:
@@ -358,7 +400,7 @@ def continuum_tau(wavelength: np.ndarray, teff: np.ndarray, logg: np.ndarray | N
     Balmer jump: tau = BALMER_JUMP_TAU s(Teff) 10^(-0.1 (log g - 4)) (lambda / 3646)^3 blueward of 3646 A
     (hydrogen bound-free from n = 2, a smooth 10 A edge); blanketing: tau = BLANKETING_TAU S(Teff)
     10^(0.5 [Fe/H]) ((4500 - lambda) / 1000 A)^1.5 blueward of 4500 A, S rising from hot to cool stars
-    (logistic at 6800 K times min((5772 / Teff)^2, 2)); the red-side opacity c(Teff) ln(lambda / 4861 A)
+    (logistic at 6800 K times min((5772 / Teff)^4, 3), :data:`BLANKETING_TEFF_EXPONENT`); the red-side opacity c(Teff) ln(lambda / 4861 A)
     between 4000 A and RED_OPACITY_STOP, constant beyond (:data:`RED_OPACITY_ANCHORS`).
     """
     teff, logg, feh = _params(teff, logg, feh)
@@ -366,10 +408,11 @@ def continuum_tau(wavelength: np.ndarray, teff: np.ndarray, logg: np.ndarray | N
     lam = lam[None, :] if lam.ndim == 1 else lam
     n = len(teff)
     jump = BALMER_JUMP_TAU * balmer_strength(teff) * 10.0 ** (-0.1 * (logg - 4.0))
-    blanket = (BLANKETING_TAU * logistic((6800.0 - teff) / 500.0) * np.minimum((5772.0 / teff) ** 2, 2.0)
+    blanket = (BLANKETING_TAU * logistic((6800.0 - teff) / 500.0)
+               * np.minimum((5772.0 / teff) ** BLANKETING_TEFF_EXPONENT, BLANKETING_COOL_CAP)
                * 10.0 ** (BLANKETING_FEH * feh))
-    (t0, c0), (t1, c1) = RED_OPACITY_ANCHORS
-    red = np.interp(np.log(teff), [np.log(t0), np.log(t1)], [c0, c1])
+    anchor_t, anchor_c = np.array(RED_OPACITY_ANCHORS, dtype=np.float64).T
+    red = np.interp(np.log(teff), np.log(anchor_t), anchor_c)
     # the red-side term everywhere (constant outside 4000-7500 A), then the blue terms on the columns where
     # they are not negligible (the edge's logistic is < 1e-12 of the jump 70 A redward of 3646 A)
     tau = red[:, None] * np.log(np.clip(lam, 4000.0, RED_OPACITY_STOP) / RED_OPACITY_PIVOT)
@@ -423,7 +466,9 @@ def absorption_tau(teff: np.ndarray, rv_kms: np.ndarray, logg: np.ndarray | None
 #: the CH G band: a flat-bottomed band from 4282 A to its head at 4316 A (the Lick G4300 passband, Worthey et
 #: al. 1994), depth G_BAND_DEPTH at full strength: 0.22 x 34 A ~ 7.5 A, so that the G4300 equivalent width is
 #: ~3 A at F5, ~5.5 A in the Sun and ~7 A in early K dwarfs (Worthey et al. 1994 fitting functions)
-G_BAND, G_BAND_DEPTH = (4282.0, 4316.0), 0.22
+G_BAND_AIR, G_BAND_DEPTH = (4282.0, 4316.0), 0.22
+#: the band's limits in vacuum (the model grid's wavelengths)
+G_BAND = (_vac(G_BAND_AIR[0]), _vac(G_BAND_AIR[1]))
 
 
 def g_band_depth(teff: np.ndarray, feh: np.ndarray | None = None) -> np.ndarray:
@@ -440,7 +485,8 @@ def g_band_depth(teff: np.ndarray, feh: np.ndarray | None = None) -> np.ndarray:
 #: the MgH A-X band: from its head at 5211 A blueward to ~4900 A (under Mg b), the gravity-sensitive band of K
 #: and early-M dwarfs that giants lack (the luminosity criterion of Gray & Corbally 2009; Mould 1976, A&A 48,
 #: 443): depth MGH_DEPTH at full strength, rising below ~5000 K, in dwarfs (log g > 4) only
-MGH_BAND, MGH_DEPTH = (4900.0, 5211.0), 0.15
+MGH_BAND_AIR, MGH_DEPTH = (4900.0, 5211.0), 0.15
+MGH_BAND = (_vac(MGH_BAND_AIR[0]), _vac(MGH_BAND_AIR[1]))
 
 
 def mgh_depth(teff: np.ndarray, logg: np.ndarray | None = None, feh: np.ndarray | None = None) -> np.ndarray:
@@ -510,8 +556,8 @@ def star_spectra(teff: np.ndarray, radius_rsun: np.ndarray, distance_pc: np.ndar
 
 #: interstellar Na D: log10 E(B-V) = 1.17 EW(D1 + D2) [A] - 1.85 (Poznanski, Prochaska & Bloom 2012, MNRAS 426,
 #: 1465), D2 : D1 = 0.55 : 0.45 of the total (partly saturated), each a Gaussian of ISM_NAD_SIGMA A (the
-#: velocity spread of the clouds on the sightline, unresolved at R ~ 2000) at rest (air) wavelength
-ISM_NAD = ((5889.95, 0.55), (5895.92, 0.45))
+#: velocity spread of the clouds on the sightline, unresolved at R ~ 2000) at rest (vacuum) wavelength
+ISM_NAD = ((_vac(5889.95), 0.55), (_vac(5895.92), 0.45))
 ISM_NAD_SIGMA, ISM_NAD_MAX_EW = 1.0, 1.5
 
 
