@@ -392,13 +392,14 @@ def test_same_seed_same_bytes_different_seed_differs():
 
 
 def test_images_shape_bands_and_point_source_flux():
-    ds = simulate_survey(n=120, seed=2, instruments=(), neighbour_fraction=0.2)
+    # 200 objects: about 20 isolated point sources brighter than r = 17 (the count moves with the stellar sample)
+    ds = simulate_survey(n=200, seed=2, instruments=(), neighbour_fraction=0.2)
     im = ds.images["sdss"]
-    assert im.pixels.shape == (120, 5, 64, 64) and im.bands == ("u", "g", "r", "i", "z") and im.pixel_scale == 0.396
+    assert im.pixels.shape == (200, 5, 64, 64) and im.bands == ("u", "g", "r", "i", "z") and im.pixel_scale == 0.396
     pix = im.pixels.read()
     assert pix.dtype == np.float32
     n_nb = ds.columns["n_neighbours"].values.read()
-    assert 0 < np.sum(n_nb > 0) < 60
+    assert 0 < np.sum(n_nb > 0) < 100
     r = ds.columns["r"].values.read()
     point = (ds.class_codes("class") != 1) & (n_nb == 0) & (r < 17.0)  # sky noise of the sum < 3 % of the flux
     assert point.sum() > 10

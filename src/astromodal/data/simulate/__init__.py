@@ -4,13 +4,16 @@
 quasars with LAMOST-, SDSS- and Gaia XP-like spectra, u g r i z image cutouts, catalogue photometry and
 Gaia-like astrometry, and the physical truth as targets. The physical model, in short:
 
-* stars (:mod:`.stars`): spectral types O..M from Teff; black-body continua pi B_lambda(Teff) (R/d)^2 with
-  absorption lines whose depth follows the type (Balmer peaking at A0, Ca II H&K / G band / Na D growing to
+* stars (:mod:`.stars`): spectral types O..M from Teff; black-body continua pi B_lambda(Teff) (R/d)^2 shaped
+  by continuum opacity and near-UV blanketing terms calibrated on published colours, with absorption lines at
+  vacuum wavelengths whose depth follows the type (Balmer peaking at A0, Ca II H&K / G band / Na D growing to
   G/K, TiO bands in M), Doppler shifted; L = 4 pi R^2 sigma Teff^4 exactly; O/B are "massive";
-* galaxies (:mod:`.galaxies`): old + young continuum with a 4000 A break, nebular lines from the SFR through
-  Kennicutt (SFR = 7.9e-42 L(Halpha)), fluxes L / (4 pi d_L^2) with Planck18 distances, Sersic images;
-* quasars (:mod:`.quasars`): f_nu ~ nu^alpha continuum, broad lines at (1 + z) lambda_rest, Ly alpha forest,
-  point-source images;
+* galaxies (:mod:`.galaxies`): an old stellar population (a solar-metallicity population synthesised from the
+  stars' own continua: Kroupa IMF, fuel-consumption giant branches, aged from formation at z = 3) + a young
+  continuum, D4000 tied to sSFR, nebular lines from the SFR through Kennicutt (SFR = 7.9e-42 L(Halpha)),
+  fluxes L / (4 pi d_L^2) with Planck18 distances, Sersic images;
+* quasars (:mod:`.quasars`): f_nu ~ nu^alpha continuum, broad lines at (1 + z) lambda_rest, Lyman series
+  forests, Lyman-limit systems, SMC dust, host-galaxy light at low luminosity, point-source images;
 * instruments (:mod:`astromodal.data.instruments`): Gaussian line-spread function at constant R, resampling,
   white noise at the requested median S/N, ivar;
 * photometry (:mod:`.photometry`): AB magnitudes through the SDSS 2010 ugriz response curves (``speclite``), sky-limited
@@ -21,8 +24,8 @@ Gaia-like astrometry, and the physical truth as targets. The physical model, in 
 * quality columns (:mod:`.quality`): Gaia-like RUWE with a binary tail, total proper motion and its error, the
   expected r-band PSF-flux S/N of the cutouts (``snr_r``) and an SDSS-like ``saturated`` flag.
 
-Stars are a magnitude-limited sample (``stellar_selection``: SDSS (SEGUE bright/faint plates, legacy and BOSS
-stars, with the type mix that the local luminosity function and the survey volume give), LAMOST-like or Gaia XP
+Stars are a magnitude-limited sample (``stellar_selection``: SDSS (SEGUE bright/faint plates, colour targeted
+by SEGUE's categories, legacy and BOSS stars, with the type mix that the local luminosity function and the survey volume give), LAMOST-like or Gaia XP
 limits) of a Juric et al. (2008) Galaxy with thin/thick disc and halo [Fe/H], Galactic kinematics and Fitzpatrick
 (1999) reddening (``dust_extinction``'s F99); galaxies and quasars carry Milky Way foreground extinction in their
 magnitudes and images.

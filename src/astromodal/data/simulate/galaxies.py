@@ -16,9 +16,17 @@ Model and simplifications (every relation cited; nothing is tuned on real survey
   star-forming galaxies follow the Speagle et al. (2014) main sequence
   log SFR = (0.84 - 0.026 t) log M - (6.51 - 0.11 t) (t: cosmic age in Gyr) with 0.3 dex scatter,
   quenched ones lie 1.5 +- 0.4 dex below;
-* continuum = old population (a 4500 K black body with a 4000 A break of strength ~N(2.0, 0.1) and Ca II
-  H&K absorption) + young population (a 15000 K black body, a weak 1.15 break and Balmer absorption), mixed
-  by specific SFR, so the composite D4000 falls with sSFR; the young light is attenuated by the
+* continuum = old population + young population (a 15000 K black body, a weak 1.15 break and Balmer
+  absorption), mixed by specific SFR, so the composite D4000 falls with sSFR. The old population is a
+  solar-metallicity simple stellar population formed at z = 3 and seen at its age t(z) - t(3) (passive
+  evolution: 11.7 Gyr today, 3.8 Gyr at z = 1; :func:`old_age_gyr`), built from the simulator's own stellar
+  continua
+  (:func:`old_population_sed`: black bodies times :func:`.stars.continuum_tau`'s Balmer jump and metal-line
+  blanketing, summed over a Kroupa 2001 main sequence and the fuel-consumption-theorem giant branches), so it
+  has the UV deficit of real old stars; a depression of 3750-4000 A (Hamilton's 1985 blue window, where
+  the Ca II H&K, CN and metal-line blend that makes the break lies) sets its narrow break to ``break_old``
+  ~ N(2.0, 0.1) (:func:`break_window`; it supplies what the continuum opacities lack), and Ca II H&K
+  absorption lines are added; the young light is attenuated by the
   Calzetti et al. (2000) curve with A_V = 0.44 A_V(gas), A_V(gas) = A_Halpha k'(V) / k'(Halpha) and
   A_Halpha from mass after Garn & Best (2010) (0.28 mag scatter); its amplitude is set by an absolute
   magnitude M_r from a mass-to-light ratio that falls with z so M_r brightens by Q = 1.62 mag per unit z
@@ -49,6 +57,7 @@ from astromodal.data.simulate.physics import (
     C_ANGSTROM,
     C_KMS,
     CALZETTI_RV,
+    GRID_DLN,
     PC_CM,
     add_gaussians,
     add_line_fluxes,
@@ -61,6 +70,7 @@ from astromodal.data.simulate.physics import (
     model_grid,
     planck_lambda,
     planck_on_grid,
+    stefan_boltzmann_luminosity,
 )
 
 KENNICUTT_HALPHA = 7.9e-42  # Msun/yr per erg/s of Halpha
@@ -217,6 +227,183 @@ def young_fraction(log_ssfr: np.ndarray) -> np.ndarray:
 YOUNG_FLOOR = 0.003
 
 
+# ------------------------------------------------------------------ the old stellar population
+#: age (Gyr) of the old population: the mass-weighted ages of red-sequence galaxies are ~8-12 Gyr (Gallazzi et
+#: al. 2005, MNRAS 362, 41); the main-sequence turnoff mass follows from the simulator's lifetime law
+#: t_MS = 10 Gyr (M / Msun)^-2.5 (:data:`.stars.MS_LIFETIME_SUN_GYR`, :data:`.stars.MS_LIFETIME_EXPONENT`)
+OLD_AGE_GYR = 10.0
+#: Kroupa (2001, MNRAS 322, 231) IMF: dN/dM ~ M^-1.3 for 0.08-0.5 Msun, M^-2.3 above (continuous at 0.5 Msun)
+KROUPA_BREAK, KROUPA_SLOPES, IMF_MIN_MASS = 0.5, (1.3, 2.3), 0.08
+#: fuel-consumption theorem (Renzini & Buzzoni 1986, in Spectral Evolution of Galaxies, p. 195): a star
+#: burning 1 Msun of hydrogen emits 9.75e10 Lsun yr (0.7 % of m c^2); hydrogen mass fraction X of the
+#: envelope burnt into the core
+FUEL_LSUN_YR_PER_MSUN, HYDROGEN_X = 9.75e10, 0.70
+#: core mass - luminosity relation of red giants L = 2.3e5 Lsun (M_c / Msun)^6 (Refsdal & Weigert 1970,
+#: A&A 6, 426; Kippenhahn, Weigert & Weiss 2012, Stellar Structure and Evolution, sect. 33.2); the helium
+#: core holds ~0.10 Msun when the star leaves the main sequence (Schoenberg & Chandrasekhar 1942, ApJ 96,
+#: 161: q_SC ~ 0.1) and 0.47 Msun at the tip, the helium flash (Sweigart & Gross 1978, ApJS 36, 405)
+CORE_MASS_LUMINOSITY, CORE_MASS_EXIT, CORE_MASS_TIP = 2.3e5, 0.10, 0.47
+#: red giant branch (Teff in K, L in Lsun) of a solar-metallicity 10 Gyr isochrone at its base and tip
+#: (approximately, Girardi et al. 2000, A&AS 141, 371): log-linear in between
+RGB_BASE, RGB_TIP = (4900.0, 3.0), (3400.0, 2300.0)
+#: core-helium-burning red clump of a solar-metallicity old population: Teff ~4750 K, L ~50 Lsun (Girardi
+#: 2016, ARA&A 54, 95), lasting ~1e8 yr (the helium-burning lifetime of a low-mass star, Renzini & Buzzoni 1986)
+CLUMP_TEFF, CLUMP_L, CLUMP_YEARS = 4750.0, 50.0, 1.0e8
+#: rest-frame wavelength range (A) of the tabulated old-population SED (the model grid seen from z = 0 to 1.7)
+_SED_RANGE = (1100.0, 11100.0)
+
+
+def kroupa_imf(mass: np.ndarray) -> np.ndarray:
+    """Kroupa (2001) initial mass function dN/dM (arbitrary normalisation, continuous at 0.5 Msun); 0 below
+    0.08 Msun."""
+    m = np.asarray(mass, dtype=np.float64)
+    lo, hi = KROUPA_SLOPES
+    xi = np.where(m < KROUPA_BREAK, (m / KROUPA_BREAK) ** -lo, (m / KROUPA_BREAK) ** -hi)
+    return np.where(m >= IMF_MIN_MASS, xi, 0.0)
+
+
+def turnoff_mass(age_gyr: float = OLD_AGE_GYR) -> float:
+    """Main-sequence turnoff mass (Msun) at ``age_gyr``: t_MS(M) = age with the lifetime law of :mod:`.stars`."""
+    from astromodal.data.simulate.stars import MS_LIFETIME_EXPONENT, MS_LIFETIME_SUN_GYR
+
+    return float((age_gyr / MS_LIFETIME_SUN_GYR) ** (1.0 / MS_LIFETIME_EXPONENT))
+
+
+@lru_cache(maxsize=2)
+def old_population_points(age_gyr: float = OLD_AGE_GYR) -> dict[str, np.ndarray]:
+    """The isochrone of the old population: Teff (K), log g, L (Lsun) and the number of stars of each point
+    (per unit of the IMF normalisation), and its ``phase`` (0 main sequence, 1 subgiant, 2 red giant branch,
+    3 red clump).
+
+    Main sequence: 240 points in Teff from 2500 K to the turnoff, mass, radius and L from the simulator's
+    dwarf relations (:func:`.stars.dwarf_mass`, :func:`.stars.dwarf_radius`, L = 4 pi R^2 sigma T^4),
+    numbers dN = xi(M) dM of the Kroupa IMF. Post-main-sequence phases by the fuel-consumption theorem: stars
+    leave the main sequence at the rate b = xi(M_TO) |dM_TO / dt| = xi(M_TO) M_TO / (2.5 t); a phase burning
+    F Msun of hydrogen at luminosity L lasts 9.75e10 F / L yr, so holds b 9.75e10 F / L stars. On the RGB
+    (L from :data:`RGB_BASE` to the tip at M_c = 0.47) the fuel per d ln L is X M_c / 6 (L ~ M_c^6), the
+    subgiant branch burns X (M_c(base) - 0.10) at L between turnoff and base, and the red clump holds
+    b 1e8 yr stars. Giants keep the turnoff mass (no mass loss) for log g.
+    """
+    from astromodal.data.simulate.stars import LOGG_SUN, dwarf_mass, dwarf_radius
+
+    m_to = turnoff_mass(age_gyr)
+    t_grid = np.geomspace(2500.0, 40000.0, 4000)
+    t_to = float(np.exp(np.interp(np.log(m_to), np.log(dwarf_mass(t_grid)), np.log(t_grid))))
+    edges = np.geomspace(2500.0, t_to, 241)
+    teff_ms = np.sqrt(edges[1:] * edges[:-1])
+    n_ms = kroupa_imf(dwarf_mass(teff_ms)) * np.diff(dwarf_mass(edges))
+    lum_ms = stefan_boltzmann_luminosity(dwarf_radius(teff_ms), teff_ms)
+    m_ms = dwarf_mass(teff_ms)
+
+    rate = kroupa_imf(m_to) * m_to / (abs(-2.5) * age_gyr * 1e9)  # stars / yr leaving the main sequence
+    l_tip = CORE_MASS_LUMINOSITY * CORE_MASS_TIP**6
+    (t_base, l_base), (t_tip, _) = RGB_BASE, RGB_TIP
+    ln_l = np.linspace(np.log(l_base), np.log(l_tip), 61)
+    ln_mid, d_ln = 0.5 * (ln_l[1:] + ln_l[:-1]), np.diff(ln_l)
+    lum_rgb = np.exp(ln_mid)
+    core = (lum_rgb / CORE_MASS_LUMINOSITY) ** (1.0 / 6.0)
+    n_rgb = rate * FUEL_LSUN_YR_PER_MSUN * HYDROGEN_X * core / 6.0 * d_ln / lum_rgb
+    teff_rgb = np.exp(np.interp(ln_mid, [np.log(l_base), np.log(l_tip)], [np.log(t_base), np.log(t_tip)]))
+    l_to = float(lum_ms[-1])
+    core_base = (l_base / CORE_MASS_LUMINOSITY) ** (1.0 / 6.0)
+    lum_sgb = np.sqrt(l_to * l_base)
+    n_sgb = rate * FUEL_LSUN_YR_PER_MSUN * HYDROGEN_X * max(core_base - CORE_MASS_EXIT, 0.0) / lum_sgb
+    teff_sgb = np.sqrt(t_to * t_base)
+    teff = np.concatenate([teff_ms, teff_rgb, [teff_sgb, CLUMP_TEFF]])
+    lum = np.concatenate([lum_ms, lum_rgb, [lum_sgb, CLUMP_L]])
+    number = np.concatenate([n_ms, n_rgb, [n_sgb, rate * CLUMP_YEARS]])
+    mass = np.concatenate([m_ms, np.full(len(teff_rgb) + 2, m_to)])
+    radius = np.sqrt(lum / stefan_boltzmann_luminosity(1.0, teff))
+    phase = np.concatenate([np.zeros(len(teff_ms)), np.full(len(teff_rgb), 2), [1, 3]]).astype(np.int64)
+    return {"teff": teff, "logg": LOGG_SUN + np.log10(mass) - 2.0 * np.log10(radius), "luminosity": lum,
+            "number": number, "phase": phase}
+
+
+#: formation redshift of the old population: massive early-type galaxies formed the bulk of their stars at
+#: z ~ 2-5 (Thomas et al. 2005, ApJ 621, 673), so at redshift z the old stars are t(z) - t(3) old (passive
+#: evolution; 11.7 Gyr today, 6.5 Gyr at z = 0.5, 3.8 Gyr at z = 1), held within the table's ages
+OLD_FORMATION_Z = 3.0
+#: ages (Gyr) of the tabulated old-population SEDs (interpolated linearly in age in between)
+_SED_AGES = tuple(float(a) for a in range(2, 14))
+
+
+def old_age_gyr(z: np.ndarray) -> np.ndarray:
+    """Age (Gyr) of the old population seen at redshift ``z``: t(z) - t(:data:`OLD_FORMATION_Z`) (Planck18)."""
+    age = cosmic_age_gyr(np.asarray(z, dtype=np.float64)) - float(cosmic_age_gyr(np.array(OLD_FORMATION_Z)))
+    return np.clip(age, _SED_AGES[0], _SED_AGES[-1])
+
+
+@lru_cache(maxsize=1)
+def _old_sed_table() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """ln(lambda_rest) grid (step :data:`.physics.GRID_DLN`), the ages (A,), the old population's L_lambda
+    (A, L) normalised to 1 at :data:`R_EFF_LAMBDA`, and each continuum's own narrow D4000 (A,). Each SED is
+    summed on a 4x coarser grid (a smooth continuum) and interpolated onto the fine one; ~1 s, once."""
+    from astromodal.data.simulate.stars import continuum_tau
+
+    ln_lam = np.arange(np.log(_SED_RANGE[0]), np.log(_SED_RANGE[1]), GRID_DLN)
+    ln_c = ln_lam[::4]
+    lam_c = np.exp(ln_c)
+    seds, d4 = [], []
+    for age in _SED_AGES:
+        pts = old_population_points(age)
+        sed = np.zeros(len(lam_c))
+        for chunk in np.array_split(np.arange(len(pts["teff"])), 4):  # bounded memory: (points, L) per chunk
+            t, g = pts["teff"][chunk], pts["logg"][chunk]
+            # L_lambda of a star = L pi B_lambda(T) / (sigma T^4) (the black body's share of L at lambda)
+            w = pts["number"][chunk] * pts["luminosity"][chunk] / t**4
+            spec = planck_lambda(lam_c[None, :], t[:, None]) * np.exp(-continuum_tau(lam_c, t, g, np.zeros(len(t))))
+            sed += w @ spec
+        fine = np.interp(ln_lam, ln_c, sed)
+        fine /= np.interp(np.log(R_EFF_LAMBDA), ln_lam, fine)
+        seds.append(fine)
+        d4.append(float(d4000_narrow(fine[None, :], np.zeros(1), np.exp(ln_lam))[0]))
+    return ln_lam, np.array(_SED_AGES), np.array(seds), np.array(d4)
+
+
+def old_population_sed(lam_rest: np.ndarray, age_gyr: np.ndarray | float = 10.0) -> np.ndarray:
+    """L_lambda of the old population of ``age_gyr`` (2-13 Gyr) at rest wavelengths ``lam_rest`` (A),
+    normalised to 1 at 6166 A, without the break depression; the two broadcast (e.g. (N, L) wavelengths with
+    (N, 1) ages). Linear in ln lambda and in age between the cached tables of :func:`_old_sed_table`."""
+    ln_lam, ages, seds, _ = _old_sed_table()
+    fa = np.clip(np.interp(np.asarray(age_gyr, dtype=np.float64), ages, np.arange(len(ages))), 0, len(ages) - 1.000001)
+    ia = np.floor(fa).astype(np.int64)
+    wa = fa - ia
+    fl = np.clip((np.log(np.asarray(lam_rest, dtype=np.float64)) - ln_lam[0]) / GRID_DLN, 0, len(ln_lam) - 1.000001)
+    il = np.floor(fl).astype(np.int64)
+    wl = fl - il
+
+    def at(i):
+        return seds[i, il] * (1.0 - wl) + seds[i, il + 1] * wl
+
+    return at(ia) * (1.0 - wa) + at(ia + 1) * wa
+
+
+def old_population_d4000(age_gyr: np.ndarray | float = 10.0) -> np.ndarray:
+    """Narrow D4000 of the old population's continuum alone (:func:`old_population_sed`, no depression, no
+    lines) at ``age_gyr``."""
+    _, ages, _, d4 = _old_sed_table()
+    return np.interp(np.asarray(age_gyr, dtype=np.float64), ages, d4)
+
+
+#: the old population's break depression: 3750-4000 A rest (edges 10 A wide), from the blue edge of Hamilton's
+#: (1985, ApJ 297, 371) D4000 blue window (3750-3950 A) to the break: the blend of Ca II H&K, the CN 3883 band
+#: and the metal lines that produces the 4000 A break of old stars lies there (Hamilton 1985; Poggianti &
+#: Barbaro 1997, A&A 325, 1025), while the UV further blueward keeps the continuum opacities of the stars
+BREAK_WINDOW = (3750.0, 4000.0)
+
+
+def break_window(lam_rest: np.ndarray) -> np.ndarray:
+    """1 inside :data:`BREAK_WINDOW` (rest A), 0 outside, logistic edges of 10 A; broadcasts."""
+    lam = np.asarray(lam_rest, dtype=np.float64)
+    return logistic((lam - BREAK_WINDOW[0]) / 10.0) * logistic((BREAK_WINDOW[1] - lam) / 10.0)
+
+
+def _old_step_break(break_old: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The depression (inside :func:`break_window`) that brings the old continuum's D4000 to about
+    ``break_old``: break_old / D4000(continuum), at least 1 (it never brightens the blue)."""
+    return np.maximum(np.asarray(break_old, dtype=np.float64) / old_population_d4000(old_age_gyr(z)), 1.0)
+
+
 def garn_best_a_halpha(logm: np.ndarray) -> np.ndarray:
     """Halpha attenuation (mag) of star-forming galaxies from mass (Garn & Best 2010):
     A_Halpha = 0.91 + 0.77 X + 0.11 X^2 - 0.09 X^3, X = log(M / 10^10 Msun)."""
@@ -229,7 +416,7 @@ def continuum_magnitudes(p: dict[str, np.ndarray]) -> np.ndarray:
     :data:`_SELECTION_BANDS` (SDSS g r i z, DECam g r z; the first three columns are SDSS g r i).
 
     Band-mean f_nu is linear in the mix: (1 - y) [A(z) + B(z) / break] + y Y(z, A_V), with A, B (old light
-    red- and blueward of the break) and Y (attenuated young light) tabulated once (:func:`_selection_tables`)
+    outside and inside :func:`break_window`) and Y (attenuated young light) tabulated once (:func:`_selection_tables`)
     and interpolated linearly, so that candidates cost no spectra.
     """
     zt, avt, a, b, y = _selection_tables()
@@ -245,7 +432,8 @@ def continuum_magnitudes(p: dict[str, np.ndarray]) -> np.ndarray:
     yz = ((y[iz, ia] * (1.0 - ta) + y[iz, ia + 1] * ta) * (1.0 - tz)
           + (y[iz + 1, ia] * (1.0 - ta) + y[iz + 1, ia + 1] * ta) * tz)
     young = p["young_fraction"][:, None]
-    return ab_from_fnu(((1.0 - young) * (lin(a) + lin(b) / p["break_old"][:, None]) + young * yz)
+    return ab_from_fnu(((1.0 - young) * (lin(a) + lin(b) / _old_step_break(p["break_old"], z)[:, None])
+                        + young * yz)
                        * _flux_scale(p)[:, None])
 
 
@@ -257,11 +445,12 @@ def _selection_tables() -> tuple[np.ndarray, ...]:
     zt, avt = np.linspace(0.0, _Z_TABLE_MAX, int(round(_Z_TABLE_MAX / 0.002)) + 1), np.linspace(0.0, 4.0, 41)
     rest = lam[None, :] / (1.0 + zt[:, None])
     step = logistic((rest - 4000.0) / 20.0)
+    box = break_window(rest)
     to_fnu = (lam**2 / C_ANGSTROM)[None, :]
-    old = planck_lambda(rest, 4500.0) / planck_lambda(R_EFF_LAMBDA, 4500.0) * to_fnu
+    old = old_population_sed(rest, old_age_gyr(zt)[:, None]) * to_fnu
     yng = planck_lambda(rest, 15000.0) / planck_lambda(R_EFF_LAMBDA, 15000.0) * (step + (1.0 - step) / 1.15) * to_fnu
     att = 10 ** (-0.4 * avt[None, :, None] * calzetti_k(rest)[:, None, :] / CALZETTI_RV)
-    return zt, avt, (old * step) @ w, (old * (1.0 - step)) @ w, (yng[:, None, :] * att) @ w
+    return zt, avt, (old * (1.0 - box)) @ w, (old * box) @ w, (yng[:, None, :] * att) @ w
 
 
 def selected(name: str, mags: np.ndarray) -> np.ndarray:
@@ -299,18 +488,21 @@ def selected(name: str, mags: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown galaxy target sample {name!r}")
 
 
-def continuum_shape(lam_rest: np.ndarray, young: np.ndarray, break_old: np.ndarray, av_young: np.ndarray = 0.0
-                    ) -> np.ndarray:
-    """Unnormalised rest-frame continuum (same units as B_lambda) of the old+young mix; broadcasts.
+def continuum_shape(lam_rest: np.ndarray, young: np.ndarray, break_old: np.ndarray, av_young: np.ndarray = 0.0,
+                    z: np.ndarray | float = 0.0) -> np.ndarray:
+    """Unnormalised rest-frame continuum (same units as B_lambda) of the old+young mix of galaxies seen at
+    redshift ``z`` (which sets the old population's age, :func:`old_age_gyr`); broadcasts.
 
-    Each population's black body is divided by its break strength blueward of 4000 A (a smooth step
+    The old population (:func:`old_population_sed`) is depressed inside :func:`break_window` to its break
+    strength; the young black body is divided by its break strength blueward of 4000 A (a smooth step
     of 40 A width), so the flux ratio across 4000 A exceeds 1 in every galaxy. The young light is
     attenuated by 10^(-0.4 A_V k'(lambda) / R'_V) (Calzetti et al. 2000), A_V = ``av_young``.
     """
     step = logistic((lam_rest - 4000.0) / 20.0)
-    old = planck_lambda(lam_rest, 4500.0) / planck_lambda(R_EFF_LAMBDA, 4500.0)
+    old = old_population_sed(lam_rest, old_age_gyr(z))
     yng = planck_lambda(lam_rest, 15000.0) / planck_lambda(R_EFF_LAMBDA, 15000.0)
-    old = old * (step + (1.0 - step) / break_old)
+    box = break_window(lam_rest)
+    old = old * (1.0 - box + box / _old_step_break(break_old, z))
     yng = yng * (step + (1.0 - step) / 1.15) * 10 ** (-0.4 * av_young * calzetti_k(lam_rest) / CALZETTI_RV)
     return (1.0 - young) * old + young * yng
 
@@ -320,14 +512,34 @@ def continuum_on_grid(z: np.ndarray, young: np.ndarray, break_old: np.ndarray, a
     """:func:`continuum_shape` at lambda_rest = model_grid / (1 + z), (N, L), using the fast black-body path."""
     lam_rest = model_grid()[None, :] / (1.0 + z[:, None])
     step = logistic((lam_rest - 4000.0) / 20.0)
-    old = planck_on_grid(1.0 + z, np.full_like(z, 4500.0)) / planck_lambda(R_EFF_LAMBDA, 4500.0)
+    old = old_population_on_grid(z, break_old, normalise=False)
     yng = planck_on_grid(1.0 + z, np.full_like(z, 15000.0)) / planck_lambda(R_EFF_LAMBDA, 15000.0)
-    old *= step + (1.0 - step) / break_old[:, None]
     yng *= step + (1.0 - step) / 1.15
     if av_young is not None:  # k' from a fine table (exact but within 3e-4 um of the 0.63 um branch junction)
         lam_t, k_t = _calzetti_table()
         yng *= np.exp((-0.4 * np.log(10.0) / CALZETTI_RV * av_young)[:, None] * np.interp(lam_rest, lam_t, k_t))
     return (1.0 - young[:, None]) * old + young[:, None] * yng
+
+
+def old_population_shape(lam_rest: np.ndarray, break_old: float, z: np.ndarray | float = 0.0) -> np.ndarray:
+    """The old population seen at redshift ``z`` with its break (:func:`break_window`) at ``break_old``,
+    normalised to 1 at 5100 A (the host-galaxy template of :mod:`.quasars`); ``lam_rest`` (N, L) with (N, 1)
+    ``z`` or (L,) with a scalar."""
+    age = old_age_gyr(z)
+    box = break_window(lam_rest)
+    step = _old_step_break(np.asarray(break_old), z)
+    return old_population_sed(lam_rest, age) * (1.0 - box + box / step) / old_population_sed(5100.0, age)
+
+
+def old_population_on_grid(z: np.ndarray, break_old: np.ndarray, normalise: bool = True) -> np.ndarray:
+    """The old population with its break at model_grid / (1 + z), (N, L), for (N,) ``z`` and ``break_old``:
+    normalised to 1 at 5100 A (:func:`old_population_shape`), or at 6166 A with ``normalise=False``."""
+    z = np.asarray(z, dtype=np.float64)
+    lam_rest = model_grid()[None, :] / (1.0 + z[:, None])
+    age = old_age_gyr(z)[:, None]
+    box = break_window(lam_rest)
+    shape = old_population_sed(lam_rest, age) * (1.0 - box + box / _old_step_break(break_old, z)[:, None])
+    return shape / old_population_sed(5100.0, age) if normalise else shape
 
 
 @lru_cache(maxsize=1)

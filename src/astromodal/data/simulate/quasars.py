@@ -11,7 +11,7 @@ Model and simplifications:
   observed f_lambda = L_lambda(lambda / (1 + z)) / (4 pi d_L^2 (1 + z));
 * continuum f_nu ~ nu^alpha with alpha ~ N(-0.44, 0.3) (Vanden Berk et al. 2001 composite slope, the
   object-to-object spread of Richards et al. 2003) (so L_lambda ~ lambda^-(2 + alpha)); no Fe II
-  pseudo-continuum, no host starlight;
+  pseudo-continuum;
 * intrinsic dust: the whole rest-frame spectrum is reddened by the SMC bar curve (Gordon et al. 2003,
   ``dust_extinction``'s ``G03_SMCBar``, the law that fits reddened SDSS quasars, Richards et al. 2003;
   Hopkins et al. 2004) with E(B - V) drawn from an exponential of mean :data:`QSO_EBV_MEAN` = 0.025 mag:
@@ -28,6 +28,21 @@ Model and simplifications:
   blueward of Ly beta, gamma, delta their forests add tau_j = (A_j / A_alpha) tau_eff(1 + z_j) with
   1 + z_j = lambda / lambda_j and Madau (1995, ApJ 441, 18, eq. 12) coefficient ratios A_j / A_alpha =
   1.7 / 3.6, 1.2 / 3.6, 0.93 / 3.6 (:func:`lyman_series_transmission`);
+* Lyman-limit systems (:func:`sample_lyman_limit_systems`): optically thick absorbers (tau_912 >= 2) along
+  the sightline, their number Poisson with the incidence l(z) = dN/dz = 1.9 ((1 + z) / 4.7)^1.83 (the
+  Prochaska, O'Meara & Worseck 2010, ApJ 718, 392, normalisation C_LLS = 1.9 at z = 3.7 and the Ribaudo,
+  Lehner & Howk 2011, ApJ 736, 42, slope gamma = 1.83 that fits 0.2 < z < 4.9), each absorbing
+  exp(-tau_912 (lambda / 911.75 (1 + z_abs))^3) blueward of its Lyman edge (the hydrogen photoionisation
+  cross-section falls as nu^-3), tau_912 = N_HI sigma_912 drawn from f(N_HI) ~ N_HI^-1 between tau = 2 and the
+  damped-Lyman-alpha threshold N_HI = 10^20.3 (tau ~ 1.3e3; beta ~ -1 where Prochaska et al. 2010 place the
+  slope at 10^18 cm^-2); the mean 0.1 below the quasar's own Lyman limit (the forest's Lyman-continuum
+  opacity) stays;
+* host-galaxy starlight: L_5100(host) / L_5100(AGN) = 0.8052 - 1.5502 x + 0.9121 x^2 - 0.1577 x^3,
+  x = log10(lambda L_lambda(5100 A) / erg s^-1) - 44 of the total, zero for x > 1.053 (Shen et al. 2011,
+  ApJS 194, 45, eq. 1, after the host fractions of SDSS quasar spectra of Vanden Berk et al. 2006, AJ 131,
+  84), with the spectrum of :mod:`.galaxies`' old population (break 2.0, no young light), not reddened by
+  the nuclear dust; it matters for the low-luminosity, low-redshift quasars and is part of the selection
+  continuum;
 * the host galaxy adds narrow nebular lines from its SFR (Kennicutt, as for galaxies); the parameter ``sfr`` is
   the host's and drives those lines only: the survey's SFR targets (``sfr``, ``log_sfr``) are NaN for quasars,
   whose light is the AGN's (SFR does not apply; a NaN target is left out of the loss);
@@ -40,7 +55,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from astromodal.data.simulate.galaxies import add_emission_lines
+from astromodal.data.simulate.galaxies import add_emission_lines, old_population_on_grid, old_population_shape
 from astromodal.data.simulate.photometry import coarse_ab_magnitudes, coarse_band_grid
 from astromodal.data.simulate.physics import (
     AB_ZERO_FNU,
@@ -63,6 +78,14 @@ BROAD_LINES = {
 REF_LAMBDA = 2500.0  # A, rest wavelength of M_2500
 #: mean E(B - V) (mag) of the exponential distribution of intrinsic SMC-like reddening (Hopkins et al. 2004)
 QSO_EBV_MEAN = 0.025
+#: Lyman-limit-system incidence l(z) = C ((1 + z) / (1 + z_*))^gamma (Prochaska et al. 2010: C = 1.9, z_* = 3.7;
+#: Ribaudo et al. 2011: gamma = 1.83), the tau_912 range of the absorbers (2 to the DLA threshold
+#: N_HI = 10^20.3 cm^-2 times sigma_912 = 6.30e-18 cm^2) and the Lyman edge (A)
+LLS_C, LLS_ZSTAR, LLS_GAMMA, LLS_TAU_RANGE, LYMAN_EDGE = 1.9, 3.7, 1.83, (2.0, 10**20.3 * 6.30e-18), 911.75
+#: most LLSs per sightline kept (the expected number to z = 5 is 6.6; the Poisson tail beyond 24 is < 1e-6)
+LLS_MAX = 24
+#: host-galaxy fraction at 5100 A (Shen et al. 2011 eq. 1): polynomial coefficients in x and its upper end
+HOST_POLY, HOST_X_MAX, HOST_BREAK = (0.8052, -1.5502, 0.9121, -0.1577), 1.053, 2.0
 #: Lyman series lines beyond Ly alpha (rest A) and their Madau (1995) forest coefficient ratios A_j / A_alpha
 LYMAN_SERIES = ((1025.72, 1.7 / 3.6), (972.54, 1.2 / 3.6), (949.74, 0.93 / 3.6))
 
@@ -103,9 +126,12 @@ def sample_quasars(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
             todo = todo[~ok]
         else:
             raise RuntimeError(f"quasar target sample {name!r}: too few candidates pass the limit")
+    lls_z, lls_tau = sample_lyman_limit_systems(rng, z)
     return {
         "redshift": z,
         "abs_mag_2500": mag,
+        "lls_z": lls_z,
+        "lls_tau": lls_tau,
         "alpha": alpha,
         "ebv_smc": ebv,
         "target_sample": sample.astype(np.int64),
@@ -165,6 +191,10 @@ def continuum_magnitudes(z: np.ndarray, abs_mag: np.ndarray, alpha: np.ndarray, 
     f *= lyman_series_transmission(lam[None, :], zz)
     if ebv is not None:
         f *= smc_transmission(lam_rest, ebv)
+    host = host_amplitude(abs_mag, alpha)
+    if np.any(host > 0.0):  # the host's starlight, behind the same forests, not behind the nuclear dust
+        f += (host / (4.0 * np.pi * d_cm**2 * (1.0 + z)))[:, None] * old_population_shape(lam_rest, HOST_BREAK, zz) \
+            * lyman_transmission(lam[None, :], zz) * lyman_series_transmission(lam[None, :], zz)
     return coarse_ab_magnitudes(f, _QSO_BANDS)
 
 
@@ -204,6 +234,62 @@ def lyman_series_transmission(lam_obs: np.ndarray, z: np.ndarray) -> np.ndarray:
         one_plus = lam_obs / lam_j
         tau += np.where(one_plus < 1.0 + z, ratio * 0.0018 * np.clip(one_plus, 1.0, None) ** 3.92, 0.0)
     return np.exp(-tau)
+
+
+def lls_incidence(z: np.ndarray) -> np.ndarray:
+    """Lyman-limit systems (tau_912 >= 2) per unit redshift: 1.9 ((1 + z) / 4.7)^1.83 (:data:`LLS_C` ...)."""
+    return LLS_C * ((1.0 + np.asarray(z, dtype=np.float64)) / (1.0 + LLS_ZSTAR)) ** LLS_GAMMA
+
+
+def sample_lyman_limit_systems(rng: np.random.Generator, z_qso: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Redshifts and tau_912 (N, :data:`LLS_MAX`) of the Lyman-limit systems in front of quasars at ``z_qso``
+    (NaN / 0 where there are fewer): their number Poisson with mean int_0^z l(z') dz', their z from l(z) by
+    the inverse of its integral, tau log-uniform in :data:`LLS_TAU_RANGE` (f(N_HI) ~ N_HI^-1)."""
+    z_qso = np.asarray(z_qso, dtype=np.float64)
+    n, g1 = len(z_qso), LLS_GAMMA + 1.0
+    scale = LLS_C * (1.0 + LLS_ZSTAR) ** -LLS_GAMMA / g1  # int_0^z l = scale ((1 + z)^(g + 1) - 1)
+    total = (1.0 + z_qso) ** g1 - 1.0
+    count = np.minimum(rng.poisson(scale * total), LLS_MAX)
+    u = rng.random((n, LLS_MAX))
+    z_abs = (1.0 + u * total[:, None]) ** (1.0 / g1) - 1.0
+    lo, hi = np.log(LLS_TAU_RANGE[0]), np.log(LLS_TAU_RANGE[1])
+    tau = np.exp(lo + (hi - lo) * rng.random((n, LLS_MAX)))
+    present = np.arange(LLS_MAX)[None, :] < count[:, None]
+    return np.where(present, z_abs, np.nan), np.where(present, tau, 0.0)
+
+
+def lls_transmission(lam_obs: np.ndarray, lls_z: np.ndarray, lls_tau: np.ndarray) -> np.ndarray:
+    """exp(-sum_k tau_k (lambda / lambda_k)^3 [lambda < lambda_k]), lambda_k = 911.75 (1 + z_k), at observed
+    ``lam_obs`` (L,) for absorbers (N, K) (NaN redshift: none); (N, L)."""
+    lam = np.asarray(lam_obs, dtype=np.float64)
+    tau = np.zeros((len(lls_z), len(lam)))
+    edge = LYMAN_EDGE * (1.0 + np.nan_to_num(np.asarray(lls_z, dtype=np.float64), nan=-1.0))
+    for k in range(lls_z.shape[1]):
+        rows = np.flatnonzero(lls_tau[:, k] > 0.0)
+        if rows.size == 0:
+            continue
+        x = lam[None, :] / edge[rows, k][:, None]
+        tau[rows] += np.where(x < 1.0, lls_tau[rows, k][:, None] * x**3, 0.0)
+    return np.exp(-tau)
+
+
+def host_fraction(l5100_agn: np.ndarray) -> np.ndarray:
+    """L_5100(host) / L_5100(AGN) of Shen et al. (2011, eq. 1) for the AGN's lambda L_lambda(5100 A) (erg/s):
+    the polynomial in x = log10(L_total) - 44, solved for the total L = L_AGN (1 + ratio) by fixed-point
+    iteration (10 steps: a contraction, |d ratio / d ratio'| < 0.4 where the ratio matters), 0 for x > 1.053, at least 0."""
+    l_agn = np.asarray(l5100_agn, dtype=np.float64)
+    ratio = np.zeros_like(l_agn)
+    c0, c1, c2, c3 = HOST_POLY
+    for _ in range(10):
+        x = np.log10(l_agn * (1.0 + ratio)) - 44.0
+        ratio = np.where(x < HOST_X_MAX, np.clip(c0 + c1 * x + c2 * x**2 + c3 * x**3, 0.0, None), 0.0)
+    return ratio
+
+
+def host_amplitude(abs_mag: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Rest L_lambda(5100 A) (erg/s/A) of the host galaxy of quasars of M_2500 ``abs_mag`` and slope ``alpha``."""
+    l_lam = continuum_lambda(5100.0, np.asarray(abs_mag), np.asarray(alpha))
+    return host_fraction(5100.0 * l_lam) * l_lam
 
 
 def selected_quasars(name: str, z: np.ndarray, ri: np.ndarray) -> np.ndarray:
@@ -253,4 +339,16 @@ def quasar_spectra(p: dict[str, np.ndarray], with_lines: bool = True) -> np.ndar
     flux[:, :j] *= lyman_transmission(grid[None, :j], zz) * lyman_series_transmission(grid[None, :j], zz)
     if "ebv_smc" in p:
         flux *= smc_transmission(grid[None, :] / (1.0 + zz), p["ebv_smc"])
+    host = host_amplitude(p["abs_mag_2500"], p["alpha"]) * dilution
+    rows = np.flatnonzero(host > 0.0)
+    if rows.size:  # host starlight (not behind the nuclear dust), then the IGM on everything
+        hz = z[rows]
+        h = host[rows, None] * old_population_on_grid(hz, np.full(len(rows), HOST_BREAK))
+        h[:, :j] *= lyman_transmission(grid[None, :j], hz[:, None]) * lyman_series_transmission(grid[None, :j],
+                                                                                                 hz[:, None])
+        flux[rows] += h
+    if "lls_z" in p:
+        k = int(np.searchsorted(grid, LYMAN_EDGE * (1.0 + float(np.nanmax(p["lls_z"], initial=-1.0)))))
+        if k > 0:
+            flux[:, :k] *= lls_transmission(grid[:k], p["lls_z"], p["lls_tau"])
     return flux

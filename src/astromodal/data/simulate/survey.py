@@ -283,7 +283,8 @@ def _place_stars(rng, stars, associations, association_fraction, selection: str 
 #: limit i < 19.1 (Richards et al. 2002; r as the proxy of i); BOSS/eBOSS stars (~0.3M, mostly quasar-candidate
 #: contaminants and spectrophotometric standards): to the BOSS quasar limit r < 21.85 (Ross et al. 2012,
 #: ApJS 199, 3) from r = 17 (the shares are rounded from those sample sizes, 0.2 : 0.2 : 0.25 : 0.35), over
-#: the high-latitude SDSS footprint. lamost: the LAMOST survey's 9 < r < 17.8 (Zhao et al. 2012; Luo et al.
+#: the high-latitude SDSS footprint; the two SEGUE components are colour targeted (:data:`SEGUE_CATEGORIES`,
+#: :func:`_colour_targeted`). lamost: the LAMOST survey's 9 < r < 17.8 (Zhao et al. 2012; Luo et al.
 #: 2015), |b| > 10 deg; volume: no magnitude limit, field stars in a volume-limited disc around the Sun (the
 #: simulator before issue 14); gaia: the stars with Gaia DR3 XP spectra, G < 17.65 over the whole sky (De
 #: Angeli et al. 2023), with r as the proxy of G (G - r is within a few tenths of a magnitude for most stars).
@@ -308,11 +309,16 @@ SIGHTLINE_CANDIDATES = 16
 
 def _component_limits(rng, stars, selection):
     """Per star: absolute magnitude in its component's band, that band's R = A / E(B - V), bright and faint
-    limits; the component of each star drawn by the shares of :data:`STELLAR_SELECTIONS`."""
+    limits; the component of each star drawn by the shares of :data:`STELLAR_SELECTIONS` (or the one the
+    colour targeting gave it, ``stars["component"]``)."""
     components, _ = STELLAR_SELECTIONS[selection]
     m = len(stars["teff"])
-    share = np.array([c[0] for c in components])
-    comp_of = rng.choice(len(components), size=m, p=share / share.sum()) if len(components) > 1 else np.zeros(m, int)
+    if "component" in stars:  # assigned with the colour targeting (:func:`_colour_targeted`)
+        comp_of = np.asarray(stars["component"], dtype=np.int64)
+    else:
+        share = np.array([c[0] for c in components])
+        comp_of = (rng.choice(len(components), size=m, p=share / share.sum()) if len(components) > 1
+                   else np.zeros(m, int))
     abs_mag, r_band, m_lo, m_hi = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
     for c, (_, band, lo, hi) in enumerate(components):
         rows = comp_of == c
@@ -387,7 +393,17 @@ def survey_type_shares(selection: str) -> np.ndarray:
 
 def _survey_stars(rng, m: int, giant_fraction: float, selection: str) -> dict[str, np.ndarray]:
     """``m`` stars whose spectral types follow :func:`survey_type_shares` (each type's stars drawn by
-    :func:`~astromodal.data.simulate.stars.sample_stars`, giants among G/K/M in ``giant_fraction``)."""
+    :func:`~astromodal.data.simulate.stars.sample_stars`, giants among G/K/M in ``giant_fraction``); for a
+    colour-targeted selection (:data:`COLOUR_TARGETED`) the targeted components' stars then follow the
+    survey's colour categories (:func:`_colour_targeted`)."""
+    out = _type_mix_stars(rng, m, giant_fraction, selection)
+    if selection in COLOUR_TARGETED and m:
+        out = _colour_targeted(rng, out, giant_fraction, selection)
+    return out
+
+
+def _type_mix_stars(rng, m: int, giant_fraction: float, selection: str) -> dict[str, np.ndarray]:
+    """``m`` stars in random order with the spectral-type mix of :func:`survey_type_shares`."""
     share = survey_type_shares(selection)
     want = rng.multinomial(m, share)
     parts: list[dict[str, np.ndarray]] = []
@@ -405,6 +421,61 @@ def _survey_stars(rng, m: int, giant_fraction: float, selection: str) -> dict[st
         if parts else sample_stars(rng, 0, giant_fraction)
     order = rng.permutation(m)
     return {key: v[order] for key, v in out.items()}
+
+
+#: SEGUE's stellar target categories (Yanny et al. 2009, AJ 137, 4377, sect. 3.2 and Table 2; the SEGUE-1
+#: target-selection pages of SDSS DR8-DR14, version 3.3-4.6): (name, fibres per plate pair, intrinsic g - r
+#: range). SEGUE chose its stars by dereddened colour, a fixed number per category on each pair of bright and
+#: faint plates: A/BHB -0.5 < g - r < 0.2 (goal 150), F/G 0.2 < g - r < 0.48 (50), F turnoff / sub-dwarfs
+#: (200, 0.2 < g - r < 0.48: the turnoff's colour range; their P1(s) locus cut is not modelled), G dwarfs
+#: 0.48 < g - r < 0.55 (375), K dwarfs 0.55 < g - r < 0.75 (90), K giants 0.5 < g - r < 0.8 (70; the l-colour
+#: and proper-motion cuts that favour giants are not modelled), low-metallicity candidates -0.5 < g - r < 0.75
+#: (150; their u - g excess cut is not modelled), M sub-dwarfs and dwarfs g - r > 1.4 (50). White dwarfs,
+#: brown dwarfs and AGB stars (~70 fibres) have no counterpart among the simulated stars and are left out.
+#: Checked against the SEGUE target-selection pages: the A/BHB and F/G categories (cuts and goals). NOT checked
+#: against the paper here (recalled from Yanny et al. 2009 Table 2; to verify): the F turnoff, G dwarf, K dwarf,
+#: K giant, low-metallicity and M categories' fibre goals and g - r ranges.
+SEGUE_CATEGORIES = (("bhb", 150, -0.5, 0.2), ("fg", 50, 0.2, 0.48), ("turnoff", 200, 0.2, 0.48),
+                    ("g_dwarf", 375, 0.48, 0.55), ("k_dwarf", 90, 0.55, 0.75), ("k_giant", 70, 0.5, 0.8),
+                    ("low_metal", 150, -0.5, 0.75), ("m_dwarf", 50, 1.4, 3.0))
+#: selections whose components are colour targeted: the component indices (of :data:`STELLAR_SELECTIONS`) that
+#: follow :data:`SEGUE_CATEGORIES` (sdss: the SEGUE bright and faint plates; legacy and BOSS stars keep the
+#: magnitude-limited mix)
+COLOUR_TARGETED = {"sdss": (0, 1)}
+#: candidate pool per colour-targeted star (drawn once per call, with the magnitude-limited type mix)
+_TARGET_POOL = 4
+
+
+def _colour_targeted(rng, stars: dict[str, np.ndarray], giant_fraction: float, selection: str
+                     ) -> dict[str, np.ndarray]:
+    """Assign each star a component of ``selection`` (by the shares of :data:`STELLAR_SELECTIONS`) and give the
+    colour-targeted components' stars a SEGUE category (by its fibre share); each such star is replaced by a
+    star of a candidate pool (the same magnitude-limited type mix, :func:`_type_mix_stars`) whose intrinsic g - r
+    (continuum, :func:`~astromodal.data.simulate.stars.selection_magnitudes`) lies in the category's range.
+    A category with no candidate in the pool keeps its stars. Sets ``stars["component"]``."""
+    components, _ = STELLAR_SELECTIONS[selection]
+    m = len(stars["teff"])
+    share = np.array([c[0] for c in components])
+    comp = rng.choice(len(components), size=m, p=share / share.sum())
+    targeted = np.flatnonzero(np.isin(comp, COLOUR_TARGETED[selection]))
+    out = {key: v.copy() for key, v in stars.items()}
+    out["component"] = comp
+    if targeted.size == 0:
+        return out
+    pool = _type_mix_stars(rng, _TARGET_POOL * targeted.size + 64, giant_fraction, selection)
+    gr = (selection_magnitudes(pool["teff"], pool["radius"], "g", pool["logg"])
+          - selection_magnitudes(pool["teff"], pool["radius"], "r", pool["logg"]))
+    fib = np.array([c[1] for c in SEGUE_CATEGORIES], dtype=np.float64)
+    cat = rng.choice(len(SEGUE_CATEGORIES), size=targeted.size, p=fib / fib.sum())
+    for c, (_, _, lo, hi) in enumerate(SEGUE_CATEGORIES):
+        rows = targeted[cat == c]
+        cand = np.flatnonzero((gr > lo) & (gr < hi))
+        if rows.size == 0 or cand.size == 0:
+            continue
+        pick = rng.choice(cand, size=rows.size, replace=cand.size < rows.size)
+        for key in stars:
+            out[key][rows] = pool[key][pick]
+    return out
 
 
 def _magnitude_limited(rng, stars, selection, patch):
