@@ -281,7 +281,12 @@ def _cuda_reason() -> str | None:
 
 
 def measure(model_name: str, model: Path, catalogue: Path, n: int, tmp: Path, args, device: str | None = None) -> dict:
+    import argparse as _argparse
+
     import pyarrow.parquet as pq
+
+    if model_name in NEURAL:  # the neural model's own chunk size
+        args = _argparse.Namespace(**{**vars(args), "chunk_size": args.cnn_chunk_size})
 
     pred_out = tmp / f"pred_{model_name}_{n}.parquet"
     pred = _run("predict", model, catalogue, pred_out, args.chunk_size, device)
@@ -302,8 +307,8 @@ def measure(model_name: str, model: Path, catalogue: Path, n: int, tmp: Path, ar
         row[f"dask_{k}_s"] = round(got["seconds"], 3)
     if len(args.dask_workers) > 1 and device is None:
         row["dask_speedup"] = round(row[f"dask_{min(args.dask_workers)}_s"] / row[f"dask_{max(args.dask_workers)}_s"], 2)
-    if args.kill_rerun and model_name in TABULAR and n == max(args.sizes) and not args._killed:
-        args._killed = True
+    if args.kill_rerun and model_name in TABULAR and n == max(args.sizes) and not args.killed[0]:
+        args.killed[0] = True
         row.update(kill_rerun(model, catalogue, tmp / f"killed_{n}.parquet", args.chunk_size, n))
         (tmp / f"killed_{n}.parquet").unlink()
     pred_out.unlink()
@@ -317,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
                     help="catalogue rows for the tabular models (add 10000000 for issue 15's 10^7 run)")
     ap.add_argument("--cnn-sizes", type=int, nargs="+", default=[10_000, 100_000], help="spectra for cnn1d")
-    ap.add_argument("--chunk-size", type=int, default=50_000)
+    ap.add_argument("--chunk-size", type=int, default=50_000, help="rows per chunk for the tabular models")
+    ap.add_argument("--cnn-chunk-size", type=int, default=10_000,
+                    help="spectra per chunk for cnn1d (10,000 spectra of 343 points: ~14 MB of flux)")
     ap.add_argument("--dask-workers", type=int, nargs="*", default=[],
                     help="also run the Dask driver (a LocalCluster) with each of these numbers of workers, e.g. 1 2")
     ap.add_argument("--kill-rerun", action="store_true",
@@ -336,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         check_output_dir(args.out, overwrite=args.overwrite, verb=VERB, resume=True)
         args.out.mkdir(parents=True, exist_ok=True)
         claim_entries(args.out, VERB, ["results.csv", "results.md"])
-    args._killed = False
+    args.killed = [False]  # shared by the per-model copies of args
     rows, skipped = [], []
     with tempfile.TemporaryDirectory(prefix="bench_catalogue_") as tmp:
         tmp = Path(tmp)
