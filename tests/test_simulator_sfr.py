@@ -145,7 +145,9 @@ def test_cutout_colours_follow_the_sed(image_survey):
     sel = (ds.class_codes("class") == 1) & (nb == 0) & (cat[:, 2] < 17.77)
     assert sel.sum() > 50
     total = ds.images["sdss"].pixels.read()[sel].sum(axis=(2, 3)).astype(np.float64)  # nanomaggies
-    mag = 22.5 - 2.5 * np.log10(total)
+    mag = np.full(total.shape, np.nan)
+    # g, r, i only: the summed u cutout of an old red galaxy can be sky noise around zero (u - g ~ 2)
+    mag[:, 1:4] = 22.5 - 2.5 * np.log10(total[:, 1:4])
     gr_img, gr_cat = mag[:, 1] - mag[:, 2], cat[sel, 1] - cat[sel, 2]
     assert np.median(np.abs(gr_img - gr_cat)) < 0.05
     ri_img, ri_cat = mag[:, 2] - mag[:, 3], cat[sel, 2] - cat[sel, 3]
