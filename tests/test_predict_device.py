@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from tests.test_predict import frame, invoke, run_main, train, write_csv
 
 from astromodal.errors import ConfigError
 from astromodal.inference.catalogue import check_device, load_predictor
 from astromodal.training.estimator import use_device
+from test_predict import frame, invoke, run_main, train, write_csv
 
 
 def test_check_device_accepts_the_trainer_devices_and_refuses_others():
