@@ -27,6 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import check_results_file, write_results_file
+
+SCRIPT = "benchmarks/bench_associations.py"
+
 
 def make_table(path: Path, n: int, candidates: float = 0.01, seed: int = 0, row_group: int = 100_000) -> int:
     """Write the synthetic prediction table to ``path`` (Parquet, row groups of ``row_group`` rows);
@@ -129,8 +133,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--chunk-rows", type=int, default=200_000)
     parser.add_argument("--candidates", type=float, default=0.01)
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the rows to this JSON file (never one this script did not write)")
+    parser.add_argument("--overwrite", action="store_true", help="replace this script's earlier --out file")
     args = parser.parse_args()
+    out = check_results_file(args.out, SCRIPT, args.overwrite)  # before any work
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.rows:
@@ -144,9 +151,7 @@ def main() -> None:
                        path.stat().st_size / 2**20, "make_s": made, **m}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(rows, indent=1) + "\n")
+    write_results_file(out, SCRIPT, {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -24,6 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import check_results_file, write_results_file
+
+SCRIPT = "benchmarks/bench_crossmatch.py"
+
 
 def make(folder: Path, n: int, partition_rows: int, seed: int = 0) -> None:
     """A and B as Parquet files and as HATS catalogues (``a_hats``; ``b_hats`` with a margin cache)."""
@@ -69,8 +73,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 3_000_000])
     parser.add_argument("--partition-rows", type=int, default=50_000)
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the rows to this JSON file (never one this script did not write)")
+    parser.add_argument("--overwrite", action="store_true", help="replace this script's earlier --out file")
     args = parser.parse_args()
+    out = check_results_file(args.out, SCRIPT, args.overwrite)  # before any work
     rows = []
     for n in args.rows:
         with tempfile.TemporaryDirectory() as tmp:
@@ -84,9 +91,7 @@ def main() -> None:
                        **run([*cli, "--out", str(folder / f"{name}.parquet")])}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(rows, indent=1) + "\n")
+    write_results_file(out, SCRIPT, {"rows": rows})
 
 
 if __name__ == "__main__":

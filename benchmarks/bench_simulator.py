@@ -24,11 +24,14 @@ simulated objects with every modality (write speed, read speed, size ratio). ``-
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
+from results_file import check_results_file, write_results_file
+
 from astromodal.data.simulate import simulate_survey
+
+SCRIPT = "benchmarks/bench_simulator.py"
 
 
 def timed(repeat: int, **options) -> float:
@@ -113,12 +116,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=2, help="runs per configuration (fastest counts)")
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--json", help="also write the results to this JSON file (never one this script did not write)")
+    parser.add_argument("--overwrite", action="store_true", help="replace this script's earlier --json file")
     parser.add_argument("--codecs", action="store_true", help="time the HDF5 codecs (see above)")
     parser.add_argument("--stream", default="", help="comma-separated sizes for the end-to-end catalogue-only runs")
     parser.add_argument("--stream-full", default="", help="comma-separated sizes for the end-to-end all-modality runs")
     parser.add_argument("--workers", type=int, default=1, help="--workers of astromodal simulate (end to end)")
     args = parser.parse_args()
+    out = check_results_file(args.json, SCRIPT, args.overwrite)  # before any work
     if args.codecs or args.stream or args.stream_full:
         results = {"codecs": codecs(args.seed) if args.codecs else None, "end_to_end": []}
         runs = [(int(v), False) for v in args.stream.split(",") if v] + [(int(v), True) for v in args.stream_full.split(",") if v]
@@ -130,9 +135,7 @@ def main() -> None:
             results["end_to_end"].append(r)
             print(f"{r['mode']:<28} {n:9d} {r['seconds']:8.1f} {r['objects_per_s']:10.0f} {r['peak_rss_MiB']:13.0f} "
                   f"{r['bytes_per_object']:13.0f}", flush=True)
-        if args.json:
-            with open(args.json, "w") as fh:
-                json.dump(results, fh, indent=2)
+        write_results_file(out, SCRIPT, results)
         return
 
     simulate_survey(n=50, seed=args.seed)  # warm caches (grids, distance table, astropy frames)
@@ -155,9 +158,7 @@ def main() -> None:
         marginal = args.n / extra if name not in ("survey", "catalogue") and extra > 0 else None
         results[name] = {"seconds": sec, "objects_per_s": args.n / sec, "marginal_objects_per_s": marginal}
         print(f"{name:<12} {sec:8.2f} {args.n / sec:10.0f} {'' if marginal is None else f'{marginal:20.0f}'}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"n": args.n, "threads": threads, "results": results}, fh, indent=2)
+    write_results_file(out, SCRIPT, {"n": args.n, "threads": threads, "results": results})
 
 
 if __name__ == "__main__":
