@@ -223,6 +223,15 @@ def _run(mode: str, model: Path, catalogue: Path, out: Path, chunk_size: int, de
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _check_rows(path: Path, n: int) -> None:
+    """One row per input object in a prediction file, or the benchmark fails (never a row of its table)."""
+    import pyarrow.parquet as pq
+
+    got = pq.read_metadata(path).num_rows
+    if got != n:
+        raise SystemExit(f"{path}: {got} rows for {n} objects")
+
+
 def _ids(path: Path, column: str):
     import pyarrow.parquet as pq
 
@@ -255,10 +264,13 @@ def kill_rerun(model: Path, catalogue: Path, out: Path, chunk_size: int, n: int,
         raise SystemExit(f"the rerun failed:\n{stderr}")
     rerun_s = time.perf_counter() - t
     got, want = _ids(out, "id"), _ids(catalogue, "objid")
+    if len(got) != n or not np.array_equal(got, want):  # a wrong resume is a failed benchmark, never a table row
+        raise SystemExit(f"the rerun after the kill wrote {len(got)} rows for {n} objects"
+                         + ("" if len(got) != n else ", with ids that differ from the input's"))
     return {"killed_after_s": round(after, 1), "chunks": chunks, "parts_before_rerun": finished,
             "rerun_s": round(rerun_s, 1),
             "rerun_rss_peak_mib": round(usage.ru_maxrss / 1024.0, 1), "rows_out": int(len(got)),
-            "ids_equal": bool(len(got) == len(want) and np.array_equal(got, want)),
+            "ids_equal": True,
             "resumed": next((line.strip() for line in stderr.splitlines() if "resuming" in line), "")}
 
 
@@ -283,15 +295,13 @@ def _cuda_reason() -> str | None:
 def measure(model_name: str, model: Path, catalogue: Path, n: int, tmp: Path, args, device: str | None = None) -> dict:
     import argparse as _argparse
 
-    import pyarrow.parquet as pq
-
     if model_name in NEURAL:  # the neural model's own chunk size
         args = _argparse.Namespace(**{**vars(args), "chunk_size": args.cnn_chunk_size})
 
     pred_out = tmp / f"pred_{model_name}_{n}.parquet"
     pred = _run("predict", model, catalogue, pred_out, args.chunk_size, device)
     floor = _run("floor", model, catalogue, tmp / "unused.parquet", args.chunk_size, device)
-    assert pq.read_metadata(pred_out).num_rows == n
+    _check_rows(pred_out, n)
     row = {"model": model_name, "device": device or "cpu", "rows": n, "chunk_size": args.chunk_size,
            "startup_s": round(pred["startup_s"], 3), "torch_imported": pred["torch"],
            "predict_s": round(pred["seconds"], 3), "predict_rows_per_s": round(n / pred["seconds"]),
@@ -302,7 +312,7 @@ def measure(model_name: str, model: Path, catalogue: Path, n: int, tmp: Path, ar
     for k in args.dask_workers if device is None else []:
         out = tmp / f"dask{k}_{n}.parquet"
         got = _run(f"dask:{k}", model, catalogue, out, args.chunk_size)
-        assert pq.read_metadata(out).num_rows == n
+        _check_rows(out, n)
         out.unlink()
         row[f"dask_{k}_s"] = round(got["seconds"], 3)
     if len(args.dask_workers) > 1 and device is None:
