@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from astromodal.data.simulate.gaia_xp import xp_fit, xp_operator
 from astromodal.errors import BadValueError, ConfigError
 from astromodal.evaluation import realism
 
@@ -51,11 +52,11 @@ def test_sdss_set_leaves_out_rows_of_other_classes(tmp_path):
 def test_xp_fit_refuses_non_finite_spectra_and_l2_names_a_zero_row():
     if importlib.util.find_spec("gaiaxpy") is None:
         pytest.skip("GaiaXPy is not installed")
-    A = realism._xp_operator()
+    A = xp_operator()
     flux = np.ones((2, A.shape[1]))
     flux[1, 5] = np.nan
     with pytest.raises(BadValueError, match="row 1"):
-        realism._xp_fit(flux)
+        xp_fit(flux)
     with pytest.raises(BadValueError, match="row 1"):
         realism._l2(np.array([[1.0, 2.0], [0.0, 0.0]]))
 
@@ -67,7 +68,7 @@ def test_xp_operator_is_the_readers_merge():
 
     c = np.random.default_rng(1).normal(size=(3, 110))
     flux, _ = xp_continuous_to_sampled(c[:, :55], c[:, 55:])
-    assert np.allclose(c @ realism._xp_operator(), flux, rtol=1e-10, atol=1e-12 * np.abs(flux).max())
+    assert np.allclose(c @ xp_operator(), flux, rtol=1e-10, atol=1e-12 * np.abs(flux).max())
 
 
 def test_study_forest_is_the_registry_model():

@@ -51,6 +51,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from astromodal.data.simulate.gaia_xp import XP_RCOND
 from astromodal.errors import ConfigError
 
 #: the real sets, in report order
@@ -73,10 +74,6 @@ SDSS_PHOT = (*SDSS_BANDS, *SDSS_COLOURS)
 SDSS_ROWS = 20000
 #: most rows per side in a two-sample test (a fixed-seed subsample beyond it, for speed)
 C2ST_MAX_ROWS = 5000
-#: relative singular-value cut of the XP spectrum -> coefficient least squares: the bases' singular values
-#: fall slowly to ~1e-2 of the largest, then steeply (to 1e-15); the cut keeps the well-conditioned part
-#: (condition number <= 1e3), so noise and structure outside the bases are not amplified
-XP_RCOND = 1e-3
 
 Log = Callable[[str], None]
 
@@ -558,42 +555,12 @@ def run_sdss(real_path: Path, n: int, seed: int, fig_dir: Path, log: Log = _quie
 
 
 # ------------------------------------------------------------------------------------------- Gaia XP
-def _xp_operator() -> np.ndarray:
-    """(110, 343): coefficients (55 BP then 55 RP) -> merged sampled flux [W m^-2 nm^-1], GaiaXPy's model:
-    the reader's own sampling (:func:`~astromodal.data.readers.gaia_xp.xp_continuous_to_sampled`) of unit
-    coefficient vectors, so the merge is written once."""
-    from astromodal.data.readers.gaia_xp import xp_continuous_to_sampled
-
-    eye, zero = np.eye(55), np.zeros((55, 55))
-    return np.vstack([xp_continuous_to_sampled(eye, zero)[0], xp_continuous_to_sampled(zero, eye)[0]])
-
-
 def xp_spectra_to_coefficients(flux: np.ndarray, rcond: float = XP_RCOND) -> np.ndarray:
-    """Least-squares XP coefficients (N, 110: 55 BP then 55 RP) of sampled spectra (N, 343) on
-    336..1020 nm, onto GaiaXPy's bases and merge weights (truncated SVD: singular values below ``rcond``
-    times the largest are dropped). Any flux unit: the coefficients scale with it.
+    """Least-squares XP coefficients (N, 110: 55 BP then 55 RP) of sampled spectra (N, 343) on GaiaXPy's bases
+    (:func:`astromodal.data.simulate.gaia_xp.xp_coefficients`, the one implementation)."""
+    from astromodal.data.simulate.gaia_xp import xp_coefficients
 
-    GaiaXPy (2.1) itself offers no such inversion. The bases are nearly degenerate on the sampled grid
-    (condition number ~1e15), so a round trip coefficients -> spectrum -> coefficients is not exact.
-    """
-    return _xp_fit(flux, rcond)[0]
-
-
-def _xp_fit(flux: np.ndarray, rcond: float = XP_RCOND) -> tuple[np.ndarray, np.ndarray]:
-    """(coefficients, relative residual ||f - c A|| / ||f|| per spectrum) of the XP least-squares fit."""
-    from astromodal.errors import BadValueError
-
-    A = _xp_operator()
-    flux = np.asarray(flux, dtype=np.float64)
-    bad = ~np.isfinite(flux).all(axis=1)
-    if bad.any():  # never a silent zero: the caller drops such rows (and counts them)
-        raise BadValueError(f"XP fit: the spectrum in row {int(np.flatnonzero(bad)[0])} has non-finite values")
-    scale = np.max(np.abs(A))
-    flux = flux / scale
-    coef = flux @ np.linalg.pinv(A / scale, rcond=rcond)
-    norm = np.linalg.norm(flux, axis=1)
-    resid = np.linalg.norm(flux - coef @ (A / scale), axis=1) / np.where(norm > 0, norm, 1.0)
-    return coef, resid
+    return xp_coefficients(flux, rcond)
 
 
 def _l2(x: np.ndarray) -> np.ndarray:
@@ -680,9 +647,9 @@ def run_gaia_xp(real_path: Path, n: int, seed: int, fig_dir: Path, log: Log = _q
     spec_c = _l2(xp_c["flux"])
     # the simulator's own gaia_xp spectra (one Gaussian R = 50, white noise at S/N 30), all stars: the reference
     flux_inst = sim.arrays(spectra="gaia_xp")["spectrum"].astype(np.float64)
-    coef_inst, resid_inst = _xp_fit(flux_inst)
+    coef_inst, resid_inst = gx.xp_fit(flux_inst)
     coef_inst = _l2(coef_inst)
-    coef_real_rt, resid_real = _xp_fit(real_sampled)
+    coef_real_rt, resid_real = gx.xp_fit(real_sampled)
     coef_real_rt = _l2(coef_real_rt)
     spec_sim, spec_real = _l2(flux_sim), _l2(real_sampled)
     rt_err = float(np.median(np.linalg.norm(coef_real_rt - X_l2, axis=1)))

@@ -51,7 +51,9 @@ XP_TRANSITS = 40
 #: read noise per along-scan sample and transit (e-): a few electrons (Gaia Collaboration 2016, CCD detection
 #: noise)
 READ_NOISE_E = 4.5
-#: relative singular-value cut of the spectrum -> coefficient least squares (condition number <= 1e3)
+#: relative singular-value cut of the spectrum -> coefficient least squares: the bases' singular values fall
+#: slowly to ~1e-2 of the largest, then steeply (to 1e-15); the cut keeps the well-conditioned part (condition
+#: number <= 1e3), so noise and structure outside the bases are not amplified
 XP_RCOND = 1e-3
 #: resolving powers of the constant-R convolutions blended into the wavelength-dependent line spread
 R_NODES = (6.0, 9.0, 13.0, 19.0, 28.0, 40.0, 58.0, 85.0, 120.0)
@@ -252,8 +254,11 @@ def xp_add_noise(rng: np.random.Generator, flux_w_m2_nm: np.ndarray, transits: i
 
 
 @lru_cache(maxsize=1)
-def _operator() -> np.ndarray:
-    """(110, 343): coefficients (55 BP then 55 RP) -> merged sampled flux, GaiaXPy's calibration model."""
+@lru_cache(maxsize=1)
+def xp_operator() -> np.ndarray:
+    """(110, 343): coefficients (55 BP then 55 RP) -> merged sampled flux [W m^-2 nm^-1], GaiaXPy's model: the
+    reader's own sampling (:func:`~astromodal.data.readers.gaia_xp.xp_continuous_to_sampled`) of unit
+    coefficient vectors, so the merge is written once. Cached: do not modify the array."""
     from astromodal.data.readers.gaia_xp import xp_continuous_to_sampled
 
     eye, zero = np.eye(55), np.zeros((55, 55))
@@ -262,15 +267,19 @@ def _operator() -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def _pinv(rcond: float) -> tuple[np.ndarray, float]:
-    A = _operator()
+    A = xp_operator()
     scale = float(np.max(np.abs(A)))
     return np.linalg.pinv(A / scale, rcond=rcond), scale
 
 
 def xp_fit(flux: np.ndarray, rcond: float = XP_RCOND) -> tuple[np.ndarray, np.ndarray]:
-    """(coefficients (N, 110), relative residual ||f - c A|| / ||f|| (N,)) of sampled spectra (N, 343):
-    least squares onto GaiaXPy's bases and merge weights, singular values below ``rcond`` x the largest
-    dropped. Non-finite input is a BadValueError naming the first bad row."""
+    """(coefficients (N, 110), relative residual ||f - c A|| / ||f|| (N,)) of sampled spectra (N, 343) on
+    336..1020 nm: least squares onto GaiaXPy's bases and merge weights, singular values below ``rcond`` x the
+    largest dropped (truncated SVD). Any flux unit: the coefficients scale with it. Non-finite input is a
+    BadValueError naming the first bad row.
+
+    GaiaXPy (2.1) itself offers no such inversion. The bases are nearly degenerate on the sampled grid
+    (condition number ~1e15), so a round trip coefficients -> spectrum -> coefficients is not exact."""
     flux = np.atleast_2d(np.asarray(flux, dtype=np.float64))
     if flux.shape[1] != 343:
         raise BadValueError(f"XP fit: spectra have {flux.shape[1]} samples, expected 343 (336-1020 nm)")
@@ -278,7 +287,7 @@ def xp_fit(flux: np.ndarray, rcond: float = XP_RCOND) -> tuple[np.ndarray, np.nd
     if bad.any():
         raise BadValueError(f"XP fit: the spectrum in row {int(np.flatnonzero(bad)[0])} has non-finite values")
     pinv, scale = _pinv(float(rcond))
-    A = _operator() / scale
+    A = xp_operator() / scale
     f = flux / scale
     coef = f @ pinv
     norm = np.linalg.norm(f, axis=1)
