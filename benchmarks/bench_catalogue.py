@@ -52,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import lru_cache
 from pathlib import Path
 
 T0 = time.perf_counter()  # before any astromodal import: the worker's start-up is measured from here
@@ -75,8 +76,10 @@ def _rss_mib() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
+@lru_cache(maxsize=1)
 def real_sdss():
-    """The real SDSS DR17 table with the columns renamed ``ra dec u g r i z class``; one clear line if absent."""
+    """The real SDSS DR17 table with the columns renamed ``ra dec u g r i z class``, read once per process (the
+    callers copy what they change); one clear line if absent."""
     import pandas as pd
 
     from astromodal.data.sources import data_dir
@@ -125,7 +128,9 @@ def make_table_catalogue(path: Path, n: int, block: int = 1_000_000) -> Path:
     return path
 
 
+@lru_cache(maxsize=1)
 def _simulated_spectra():
+    """The 1,500 simulated Gaia-XP-like spectra the CNN is trained on and its catalogues repeat (made once)."""
     from astromodal.data.simulate import simulate_survey
 
     return simulate_survey(n=1500, seed=0, instruments=("gaia_xp",), with_images=False)
