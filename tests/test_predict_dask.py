@@ -118,10 +118,11 @@ def test_a_killed_dask_run_resumes_from_its_parts(tmp_path, model, catalogue, re
     real = dask_driver.predict_task
     calls = {"n": 0}
 
-    def dying(job, task, schema):
+    def dying(job, task, schema):  # chunks run in the order Dask chooses: the fourth one started is killed
         calls["n"] += 1
-        if task.index == 5:
-            raise KeyboardInterrupt  # the run is killed while chunk 5 is predicted
+        if calls["n"] == 4:
+            calls["killed"] = task.index
+            raise KeyboardInterrupt  # the run is killed while that chunk is predicted
         return real(job, task, schema)
 
     monkeypatch.setattr(dask_driver, "predict_task", dying)
@@ -130,7 +131,7 @@ def test_a_killed_dask_run_resumes_from_its_parts(tmp_path, model, catalogue, re
     monkeypatch.setattr(dask_driver, "predict_task", real)
     parts = tmp_path / "p.parquet.parts"
     finished = sorted(p.name for p in parts.glob("part-*.parquet"))
-    assert "part-00005.parquet" not in finished and "part-00000.parquet" in finished and not out.exists()
+    assert f"part-{calls['killed']:05d}.parquet" not in finished and len(finished) >= 3 and not out.exists()
     if len(finished) > 1:
         (parts / finished[-1]).unlink()  # a lost part is predicted again too
     said = []

@@ -157,12 +157,15 @@ def test_predict_partition_is_the_rows_of_one_part(tmp_path, model):
     assert again.equals(tables_[1])
 
 
-def test_a_csv_whose_chunks_disagree_on_column_types(tmp_path, prepared):
+@pytest.mark.parametrize("driver", [{}, {"scheduler": "threads", "workers": 2}])
+def test_a_csv_whose_chunks_disagree_on_column_types(tmp_path, prepared, driver):
+    """The first chunk decides the column types, whatever the driver (the Dask one runs every chunk at once,
+    then casts the parts whose types differ from chunk 0's)."""
     df = frame(300, seed=6)
     df["flag"] = df["flag"].astype("Int64")
     df.loc[250, "flag"] = pd.NA  # a gap in the last chunk only: that chunk reads the column as floats
     path = write(tmp_path / "c.csv", df)
-    got = run(prepared, path, tmp_path / "p.parquet", 100, keep=["flag"])
+    got = run(prepared, path, tmp_path / "p.parquet", 100, keep=["flag"], **driver)
     assert got.schema.field("flag").type == pa.int64()  # cast to the first chunk's type, no value changed
     flags = got["flag"].to_pylist()
     assert flags[250] is None and flags[:250] == df["flag"].iloc[:250].tolist()
@@ -171,7 +174,7 @@ def test_a_csv_whose_chunks_disagree_on_column_types(tmp_path, prepared):
     bad.loc[280, "source_id"] = "J1234+5678"
     path = write(tmp_path / "bad.csv", bad)
     with pytest.raises(DataFormatError, match=r"chunk 2 .*id \(string here, int64 before\).*--id-column"):
-        run(prepared, path, tmp_path / "b.parquet", 100)
+        run(prepared, path, tmp_path / "b.parquet", 100, **driver)
     assert not (tmp_path / "b.parquet").exists()
 
 

@@ -751,6 +751,7 @@ def predict_catalogue(
                       plan, str(parts.resolve()), device)
             run_tasks(job, tasks, scheduler, workers, schema, predictor=predictor,
                       advance=None if progress is None else (lambda rows: progress.update(task, advance=rows)), say=say)
+        _unify_parts(files)
     except BaseException:
         if created and not any(f.exists() for f in files):  # nothing finished: leave nothing behind
             _remove_parts(parts, _plans(fingerprint))
@@ -792,6 +793,18 @@ def write_part(path: Path, table: pa.Table) -> None:
     """Write one finished chunk, atomically (a killed run never leaves half a part)."""
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, **_PART_OPTIONS)
+
+
+def _unify_parts(files: list[Path]) -> None:
+    """Every part with the column types of chunk 0's (the first chunk decides them, as in the sequential
+    driver): a part of a Dask run (whose chunks run at once, each with its table's own types) or of a resumed
+    run whose types differ is cast to them and written again, atomically; a cast that would change a value is
+    one :class:`DataFormatError` line naming the chunk (see :func:`_conform`). Reads only the parts' footers
+    when they agree."""
+    schema = pq.read_schema(files[0]) if files else None
+    for i, f in enumerate(files[1:], start=1):
+        if not pq.read_schema(f).equals(schema, check_metadata=False):
+            write_part(f, _conform(pq.read_table(f), schema, files, i))
 
 
 def _plans(fingerprint: dict[str, Any]) -> tuple[int, ...]:

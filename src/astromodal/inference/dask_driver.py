@@ -24,8 +24,12 @@ Schedulers (``--scheduler``):
   OUT at the same paths (a shared file system); an address where no scheduler answers within
   :data:`CONNECT_TIMEOUT` seconds is one error line.
 
-Before the others, one chunk runs alone when no part is finished yet: its columns' types are those every
-later chunk is cast to (as in the sequential driver, where the first chunk decides them).
+Every pending chunk starts at once (no chunk runs alone first: on two workers that would leave one idle for a
+chunk's time and its model load). Where a part is finished already (a resumed run) its columns' types are
+passed to every task, which casts its table to them; otherwise each part keeps its own types and
+:func:`~astromodal.inference.catalogue.predict_catalogue` casts, after the run, any part whose types differ
+from chunk 0's (a streamed CSV chunk infers its types on its own rows), as in the sequential driver, where
+the first chunk decides them.
 """
 
 from __future__ import annotations
@@ -132,8 +136,8 @@ def keep_predictor(job: Job, predictor: Any) -> None:
 
 
 def predict_task(job: Job, task: Any, schema: Any) -> tuple[int, int, Any]:
-    """One chunk: its rows read, predicted, cast to the run's column types (``schema``; None for the first
-    chunk) and written as its part file. Returns (chunk, rows, the part's schema)."""
+    """One chunk: its rows read, predicted, cast to the run's column types (``schema``, those of a finished
+    part; None: the table's own) and written as its part file. Returns (chunk, rows, the part's schema)."""
     from pathlib import Path
 
     from astromodal.inference.catalogue import _conform, _part_name, predict_partition, write_part
@@ -149,9 +153,10 @@ def predict_task(job: Job, task: Any, schema: Any) -> tuple[int, int, Any]:
 def run_tasks(job: Job, tasks: dict[int, Any], scheduler: str, workers: int | None, schema: Any,
               predictor: Any = None, advance: Callable[[int], None] | None = None,
               say: Callable[[str], None] | None = None) -> None:
-    """Run ``tasks`` (chunk number -> task) on ``scheduler`` (see the module text); ``schema``: the column
-    types of a finished part (None: the first task runs alone first and gives them); ``predictor``: the model
-    this process has loaded (shared with its threads); ``advance(rows)`` after each chunk."""
+    """Run ``tasks`` (chunk number -> task) on ``scheduler`` (see the module text), all at once; ``schema``:
+    the column types of a finished part, every part is cast to (None: each part keeps its table's own);
+    ``predictor``: the model this process has loaded (shared with its threads); ``advance(rows)`` after each
+    chunk."""
     if not tasks:
         return
     _need("dask" if scheduler in ("threads", "processes") else "distributed", scheduler)
@@ -184,15 +189,9 @@ def _run_local(job: Job, tasks: dict[int, Any], scheduler: str, n: int, schema: 
             if isinstance(result, tuple) and len(result) == 3:
                 step(int(result[1]))
 
-    todo = sorted(tasks)
     with _Progress():
-        if schema is None:
-            _, _, schema = dask.compute(dask.delayed(predict_task, pure=False)(job, tasks[todo[0]], None),
-                                        scheduler="sync")[0]
-            todo = todo[1:]
-        if todo:
-            work = [dask.delayed(predict_task, pure=False)(job, tasks[i], schema) for i in todo]
-            dask.compute(*work, scheduler=scheduler, num_workers=n)
+        work = [dask.delayed(predict_task, pure=False)(job, tasks[i], schema) for i in sorted(tasks)]
+        dask.compute(*work, scheduler=scheduler, num_workers=n)
 
 
 def _run_distributed(job: Job, tasks: dict[int, Any], scheduler: str, n: int, schema: Any,
@@ -211,13 +210,7 @@ def _run_distributed(job: Job, tasks: dict[int, Any], scheduler: str, n: int, sc
     try:
         if say is not None and cluster is None:
             say(f"dask: {scheduler}, {len(client.scheduler_info().get('workers', {}))} workers")
-        todo = sorted(tasks)
-        if schema is None:
-            first = client.submit(predict_task, job, tasks[todo[0]], None, pure=False)
-            _, rows, schema = first.result()
-            step(rows)
-            todo = todo[1:]
-        futures = [client.submit(predict_task, job, tasks[i], schema, pure=False) for i in todo]
+        futures = [client.submit(predict_task, job, tasks[i], schema, pure=False) for i in sorted(tasks)]
         try:
             for future in as_completed(futures):
                 _, rows, _ = future.result()  # a task's error is raised here, as the worker raised it
