@@ -175,8 +175,9 @@ DUST_PATCHINESS_DEX = 0.2
 def galactocentric(l_deg: np.ndarray, b_deg: np.ndarray, d_pc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Galactocentric cylindrical radius R and height Z (pc) of points at (l, b, d); broadcasts."""
     lr, br = np.radians(l_deg), np.radians(b_deg)
-    x = d_pc * np.cos(br) * np.cos(lr) - R_SUN_PC
-    y = d_pc * np.cos(br) * np.sin(lr)
+    d_cos_b = d_pc * np.cos(br)
+    x = d_cos_b * np.cos(lr) - R_SUN_PC
+    y = d_cos_b * np.sin(lr)
     return np.sqrt(x**2 + y**2), d_pc * np.sin(br) + Z_SUN_PC
 
 
@@ -184,14 +185,28 @@ def population_densities(R: np.ndarray, Z: np.ndarray) -> np.ndarray:
     """Number densities (..., 3) of the thin disc, thick disc and halo relative to the local thin disc
     (Juric et al. 2008): rho_D = exp((R_sun - R) / L - |Z| / H), halo f_h (R_sun / sqrt(R^2 + (Z/q)^2))^n_h
     (softened within 1 kpc of the centre)."""
+    return np.stack(_components(R, Z), axis=-1)
+
+
+def total_density(R: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """The sum of :func:`population_densities` over the three components (the same values as
+    ``population_densities(R, Z).sum(axis=-1)``, without the (..., 3) array)."""
+    thin, thick, halo = _components(R, Z)
+    thin += thick
+    thin += halo
+    return thin
+
+
+def _components(R: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     h1, l1 = THIN_DISC
     h2, l2, f2 = THICK_DISC
     fh, qh, nh = HALO
-    thin = np.exp((R_SUN_PC - R) / l1 - np.abs(Z) / h1)
-    thick = f2 * np.exp((R_SUN_PC - R) / l2 - np.abs(Z) / h2)
+    dr, az = R_SUN_PC - R, np.abs(Z)
+    thin = np.exp(dr / l1 - az / h1)
+    thick = f2 * np.exp(dr / l2 - az / h2)
     r_h = np.maximum(np.sqrt(R**2 + (Z / qh) ** 2), 1000.0)
     halo = fh * (R_SUN_PC / r_h) ** nh
-    return np.stack([thin, thick, halo], axis=-1)
+    return thin, thick, halo
 
 
 def young_disc_density(R: np.ndarray, Z: np.ndarray) -> np.ndarray:

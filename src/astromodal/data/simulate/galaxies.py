@@ -372,8 +372,11 @@ def old_population_sed(lam_rest: np.ndarray, age_gyr: np.ndarray | float = 10.0)
     il = np.floor(fl).astype(np.int64)
     wl = fl - il
 
-    def at(i):
-        return seds[i, il] * (1.0 - wl) + seds[i, il + 1] * wl
+    flat, width = seds.reshape(-1), seds.shape[1]
+
+    def at(i):  # seds[i, il] (1 - wl) + seds[i, il + 1] wl, gathered through flat indices
+        k = il + np.asarray(i) * width
+        return np.take(flat, k) * (1.0 - wl) + np.take(flat, k + 1) * wl
 
     return at(ia) * (1.0 - wa) + at(ia + 1) * wa
 

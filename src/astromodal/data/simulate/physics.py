@@ -94,7 +94,12 @@ def add_gaussians(
     prof = amplitude[:, None] * np.exp(-0.5 * ((lam - centre[:, None]) / sigma[:, None]) ** 2)
     prof[off] = 0.0
     where = np.arange(len(centre)) if rows is None else np.asarray(rows)
-    out[where[:, None], idx] += prof
+    if out.flags.c_contiguous:  # the same additions through flat indices (distinct: no pixel twice), faster
+        flat = out.reshape(-1)
+        at = idx + (where * out.shape[1])[:, None]
+        flat[at] = flat[at] + prof
+    else:
+        out[where[:, None], idx] += prof
 
 
 def add_line_fluxes(
@@ -192,4 +197,7 @@ def f99_on_grid() -> np.ndarray:
 
 def logistic(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)), a smooth step."""
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
+    t = np.tanh(0.5 * np.asarray(x, dtype=np.float64))
+    t += 1.0
+    t *= 0.5
+    return t

@@ -330,15 +330,19 @@ def _component_limits(rng, stars, selection):
 def _sightline_weights(l_deg, b_deg, young, abs_mag, r_band, m_lo, m_hi, patch, d_grid=_D_GRID):
     """For (c, k) sightlines of c stars: n(d) d^3 on the distance grid (the number of such stars per unit
     ln d, relative to the local density) where the star's apparent magnitude lies inside its limits, zero
-    elsewhere (c, k, D); the apparent magnitudes (c, k, D) and the population densities (c, k, D, 3)."""
+    elsewhere (c, k, D); the apparent magnitudes (c, k, D) and the Galactocentric R, Z (c, k, D) of the grid
+    points (the population densities of a chosen sightline follow from them, :func:`.astrometry.population_densities`)."""
     ll, bb = l_deg[:, :, None], b_deg[:, :, None]
     R, Z = ast.galactocentric(ll, bb, d_grid[None, None, :])
-    dens = ast.population_densities(R, Z)
-    total = np.where(young[:, None, None], ast.young_disc_density(R, Z), dens.sum(axis=-1))
+    total = ast.total_density(R, Z)
+    if young.any():  # the young (O/B) disc's density for massive stars (few: computed for them alone)
+        total[young] = ast.young_disc_density(R[young], Z[young])
     mag = abs_mag[:, None, None] + 5.0 * np.log10(d_grid / 10.0) + r_band[:, None, None] * ast.reddening_ebv(
         ll, bb, d_grid[None, None, :], patch[:, None, None])
     inside = (mag > m_lo[:, None, None]) & (mag < m_hi[:, None, None])
-    return np.where(inside, total * d_grid**3, 0.0), mag, dens
+    total *= d_grid**3
+    total[~inside] = 0.0
+    return total, mag, R, Z
 
 
 #: Fractions of main-sequence stars per spectral type in the solar neighbourhood (LeDrew 2001, JRASC 95, 32:
@@ -478,6 +482,11 @@ def _colour_targeted(rng, stars: dict[str, np.ndarray], giant_fraction: float, s
     return out
 
 
+#: stars whose candidate sightlines are weighed at once (arrays of batch x SIGHTLINE_CANDIDATES x 500 grid
+#: distances: 64 keeps each within a few MB, in cache; the draws do not depend on it)
+_SIGHTLINE_BATCH = 64
+
+
 def _magnitude_limited(rng, stars, selection, patch):
     """l, b, distance and population code of field stars of a magnitude-limited sample.
 
@@ -503,9 +512,9 @@ def _magnitude_limited(rng, stars, selection, patch):
     ln_d = np.log(_D_GRID)
     step = ln_d[1] - ln_d[0]
     u = rng.random((m, 4))
-    for s in range(0, m, 256):
-        sl = slice(s, min(m, s + 256))
-        w, mag, dens = _sightline_weights(l_all[sl], b_all[sl], young[sl], abs_mag[sl], r_band[sl], m_lo[sl],
+    for s in range(0, m, _SIGHTLINE_BATCH):
+        sl = slice(s, min(m, s + _SIGHTLINE_BATCH))
+        w, mag, R, Z = _sightline_weights(l_all[sl], b_all[sl], young[sl], abs_mag[sl], r_band[sl], m_lo[sl],
                                           m_hi[sl], patch[sl])
         counts = w.sum(axis=2)  # (chunk, k): the stars each candidate sightline holds
         ok = counts.sum(axis=1) > 0
@@ -513,7 +522,7 @@ def _magnitude_limited(rng, stars, selection, patch):
         pick = np.where(ok, (line_cdf < u[sl, 3:4] * line_cdf[:, -1:]).sum(axis=1), 0)
         pick = np.minimum(pick, k - 1)
         rows = np.arange(len(pick))
-        w, mag, dens = w[rows, pick], mag[rows, pick], dens[rows, pick]
+        w, mag, dens = w[rows, pick], mag[rows, pick], ast.population_densities(R[rows, pick], Z[rows, pick])
         cdf = np.cumsum(w, axis=1)
         idx = np.where(ok, (cdf < u[sl, 0:1] * cdf[:, -1:]).sum(axis=1), 0)
         miss = np.abs(mag - np.clip(mag, m_lo[sl, None], m_hi[sl, None]))
