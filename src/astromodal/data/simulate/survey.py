@@ -512,7 +512,8 @@ def _magnitude_limited(rng, stars, selection, patch):
     ln_d = np.log(_D_GRID)
     step = ln_d[1] - ln_d[0]
     u = rng.random((m, 4))
-    for s in range(0, m, _SIGHTLINE_BATCH):
+
+    def place(s: int) -> None:  # one batch of stars: its own rows of the outputs, its own pre-drawn numbers
         sl = slice(s, min(m, s + _SIGHTLINE_BATCH))
         w, mag, R, Z = _sightline_weights(l_all[sl], b_all[sl], young[sl], abs_mag[sl], r_band[sl], m_lo[sl],
                                           m_hi[sl], patch[sl])
@@ -532,6 +533,8 @@ def _magnitude_limited(rng, stars, selection, patch):
         frac = dens[rows, idx] / dens[rows, idx].sum(axis=1, keepdims=True)
         comp = (np.cumsum(frac, axis=1) < u[sl, 2:3]).sum(axis=1)
         population[sl] = np.where(young[sl], 0, 1 + np.minimum(comp, 2))
+
+    _parallel(place, list(range(0, m, _SIGHTLINE_BATCH)))  # threads: the same numbers in any order
     return l_deg, b_deg, distance, population
 
 
