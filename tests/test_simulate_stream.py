@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
@@ -244,3 +246,17 @@ def test_worker_processes_write_the_same_file(tmp_path):
     write_survey(one, 250, seed=9, chunk_size=2 * B, block_size=B, columns_only=True)
     write_survey(two, 250, seed=9, chunk_size=2 * B, block_size=B, columns_only=True, workers=2)
     assert sha(one) == sha(two)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_worker_allocator_setting_applies_and_changes_no_number(tmp_path):
+    """The simulator workers' allocator setting (large arrays kept on the heap for reuse) is accepted by glibc,
+    and a block simulated after it is the same, bit for bit (the worker file test above runs with it too)."""
+    code = ("import hashlib, sys\nfrom astromodal.data.simulate.stream import keep_freed_memory\n"
+            "from astromodal.data.simulate.survey import simulate_survey\n"
+            "ok = keep_freed_memory() if sys.argv[1] == '1' else None\n"
+            "ds = simulate_survey(n=60, seed=4, with_images=False, instruments=())\n"
+            "print(ok, hashlib.sha256(ds.columns['r'].values.read().tobytes()).hexdigest())\n")
+    runs = [subprocess.run([sys.executable, "-c", code, flag], capture_output=True, text=True, check=True).stdout.split()
+            for flag in ("0", "1")]
+    assert runs[1][0] == "True" and runs[0][1] == runs[1][1]

@@ -148,10 +148,40 @@ def simulate_block(index: int, n: int, seed: int = 0, class_mix: Sequence[float]
 
 
 def _worker_init() -> None:
-    """Each worker process runs its blocks on one thread (the processes are the parallelism)."""
+    """Each worker process runs its blocks on one thread (the processes are the parallelism), with the
+    allocator tuned for them (:func:`keep_freed_memory`)."""
     from astromodal.data.simulate import survey
 
     survey.SIM_THREADS = 1
+    keep_freed_memory()
+
+
+#: glibc ``mallopt`` parameters (malloc.h) and the values a simulator worker sets
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD, _TRIM_THRESHOLD = 32 * 2**20, 2**30
+
+
+def keep_freed_memory() -> bool:
+    """glibc only (else a no-op, False): serve arrays up to 32 MB from the heap and keep freed heap memory for
+    reuse (up to 1 GiB) instead of returning it to the system at once.
+
+    A block of the simulator allocates and frees the same large temporary arrays (a batch of model spectra is
+    256 x 8662 doubles, 17 MB) hundreds of times; by default glibc maps each with ``mmap`` and unmaps it when
+    freed, so every reuse page-faults the memory again. Measured on 2 cores, blocks of 1,000 objects on one
+    thread: 0.77 -> 0.64 s catalogue only, 1.76 -> 1.51 s with every modality, peak RSS unchanged (356 / 563
+    MiB). Worker processes are one-threaded; with several threads (several glibc arenas) the same setting kept
+    30-40 % more memory, so ``simulate`` in one process does not set it."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
 
 
 def _run_block(args: tuple) -> Dataset:
