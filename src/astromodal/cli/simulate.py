@@ -91,8 +91,10 @@ def simulate_command(
                                 help="Processes simulating blocks in parallel (0: $ASTROMODAL_SIM_WORKERS if set, "
                                      "else min(2, cores) above 4 blocks and 1 = this process otherwise). The "
                                      "values written do not depend on it."),
-    codec: str = typer.Option("lzf", "--codec", help="HDF5 compression: lzf (fast, the default), gzip (level 1: "
-                                                     "7 % smaller, about 2.3x slower) or none (fastest, largest)."),
+    codec: str = typer.Option("lzf", "--codec", help="HDF5 compression: lzf (fast, the default; image pixels, "
+                                                     "sky noise it would shrink by only 6 %, stored uncompressed), gzip "
+                                                     "(level 1, everything: smaller, about 2.3x slower) or none "
+                                                     "(fastest, largest)."),
 ) -> None:
     """Simulate a survey of stars, galaxies and quasars (spectra, images, photometry, astrometry, truth).
 
