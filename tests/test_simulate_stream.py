@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import tracemalloc
 
 import numpy as np
@@ -20,6 +22,9 @@ from astromodal.data.simulate.stream import (
     concatenate_blocks,
     resolve_options,
     simulate_block,
+    spool_block,
+    spool_directory,
+    unspool_block,
     write_survey,
 )
 from astromodal.data.simulate.survey import class_counts, simulate_survey
@@ -260,3 +265,92 @@ def test_worker_allocator_setting_applies_and_changes_no_number(tmp_path):
     runs = [subprocess.run([sys.executable, "-c", code, flag], capture_output=True, text=True, check=True).stdout.split()
             for flag in ("0", "1")]
     assert runs[1][0] == "True" and runs[0][1] == runs[1][1]
+
+
+def test_spooled_blocks_come_back_equal_and_writable(tmp_path):
+    """A worker's block handed to the writer through a spool file (spectra, images, columns, targets, meta)
+    comes back with equal arrays of the same dtypes, writable without touching the others, and leaves no file."""
+    ds = simulate_block(1, 2 * B, seed=5, block_size=B, **resolve_options(**FULL))
+    item = spool_block(ds, tmp_path / "block-1.bin")
+    assert not isinstance(item, Dataset) and len(item[1]) < 100_000  # only the pickle's head goes through the pipe
+    back = unspool_block(item)
+    assert list(tmp_path.iterdir()) == []
+    want, got = concatenate_blocks([ds]), concatenate_blocks([back])
+    assert sorted(want) == sorted(got) and len(want) > 20
+    for key in want:
+        assert got[key].dtype == want[key].dtype and np.array_equal(got[key], want[key], equal_nan=True), key
+    assert back.meta == ds.meta
+    flux = next(iter(back.spectra.values())).flux.read()
+    before = flux.copy()
+    flux[0] += 1.0  # copy on write: the map is private
+    assert not np.array_equal(flux, before)
+
+
+def test_spool_falls_back_in_band_when_the_file_cannot_be_written(tmp_path):
+    ds = simulate_block(0, B, seed=5, block_size=B, **resolve_options(columns_only=True))
+    item = spool_block(ds, tmp_path / "missing-folder" / "block-0.bin")
+    assert item is ds and unspool_block(item) is ds
+
+
+@pytest.mark.skipif(stream.fcntl is None, reason="advisory locks need fcntl (POSIX)")
+def test_spool_folders_of_dead_writers_are_removed(tmp_path, monkeypatch):
+    """A writer killed mid-survey leaves its spool folder; the next one removes it (the kernel released the
+    writer's lock on the folder's lock file) and leaves those of live writers alone, whatever process id their
+    names hold (another container's writer may share /dev/shm). Folders without a lock file fall back on the
+    process id in the name."""
+    monkeypatch.setattr(stream.os, "statvfs", lambda path: (_ for _ in ()).throw(OSError("no shm")))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads $TMPDIR again
+    # a live writer in another process: holds the lock; its name's pid is one that does not run here
+    foreign = tmp_path / "astromodal-blocks-999999999-live"
+    foreign.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT);"
+         " fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()",
+         str(foreign / ".writer.lock")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        # a killed writer: lock file left, lock released
+        dead_locked = tmp_path / "astromodal-blocks-1-dead"
+        (dead_locked / "sub").mkdir(parents=True)
+        (dead_locked / ".writer.lock").touch()
+        # older folders without a lock file: judged by the pid in the name
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        stale = tmp_path / f"astromodal-blocks-{dead}-x"
+        stale.mkdir()
+        live = tmp_path / f"astromodal-blocks-{os.getppid()}-y"
+        live.mkdir()
+        other = tmp_path / "astromodal-blocks-notapid"
+        other.mkdir()
+        new = spool_directory()
+        assert new.parent == tmp_path and new.is_dir() and str(os.getpid()) in new.name
+        assert not dead_locked.exists() and not stale.exists()
+        assert foreign.exists() and live.exists() and other.exists()
+        # this writer's own folder survives the next writer's sweep (its lock is held), then goes on release
+        again = spool_directory()
+        assert new.exists() and again.exists()
+        stream.release_spool(new)
+        stream.release_spool(again)
+        assert not new.exists() and not again.exists()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+
+def test_worker_spool_folder_is_removed_after_the_survey(tmp_path, monkeypatch):
+    """The multi-worker path leaves no spool folder behind (the folder of this process is gone after the
+    survey), whatever the outcome."""
+    made = []
+    real = stream.spool_directory
+
+    def spy():
+        made.append(real())
+        return made[-1]
+
+    monkeypatch.setattr(stream, "spool_directory", spy)
+    blocks = list(stream.iter_blocks(2 * B, seed=3, block_size=B, workers=2, **resolve_options(columns_only=True)))
+    assert len(blocks) == 2 and len(made) == 1 and not made[0].exists()
+    with pytest.raises(ConfigError, match="unknown simulate option"):  # a block that fails in a worker
+        list(stream.iter_blocks(2 * B, seed=3, block_size=B, workers=2, no_such_option=1))
+    assert len(made) == 2 and not made[1].exists()

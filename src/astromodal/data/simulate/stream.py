@@ -38,6 +38,16 @@ The rules that make the output one well-defined survey, whatever the chunk size:
   (the model spectra behind the magnitudes are still computed; the noisy observed spectra are not), with
   ``snr_r`` and ``saturated`` at the nominal seeing and no ``n_neighbours`` (both need the cutouts).
 
+Workers: with ``workers`` > 1 the blocks are simulated on spawned processes, at most a few ahead of the writer,
+and handed back in block order. A block with every modality is ~150 MB of arrays; pickled through the pool's
+pipe it costs two copies and a pipe transfer on each side, so a worker writes the arrays to a **spool file**
+instead (pickle protocol 5 with out-of-band buffers, each 64-byte aligned) in a private folder under /dev/shm
+(memory) or the temporary folder (:func:`spool_directory`), and only the pickle's head and the file's name go
+through the pipe; the writer maps the file copy-on-write and removes it at once (:func:`unspool_block`). The
+arrays and the file written are the same bit for bit as with one process (tested). A file that cannot be
+written sends the block through the pipe as before; the folder is removed when the survey ends, and one left by
+a writer that was killed (its lock on a file in the folder released) is removed by the next writer.
+
 Formats: HDF5 (the schema of :mod:`astromodal.data.storage`, read by ``Dataset.load``) through
 :class:`~astromodal.data.storage.DatasetAppender`, with a codec chosen for speed (:data:`DEFAULT_CODEC`), or,
 for the catalogue only, Parquet (ids int64, ra, dec, every column and target; units, target kinds and class
@@ -60,6 +70,11 @@ from astromodal.data.arrays import as_view
 from astromodal.data.dataset import Column, Dataset
 from astromodal.data.simulate.survey import INSTRUMENT_SELECTIONS, class_counts, simulate_survey
 from astromodal.errors import ConfigError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: the process id in the folder's name is checked instead
+    fcntl = None  # type: ignore[assignment]
 
 #: objects per block (see the module docstring: part of the survey's definition, recorded in meta)
 BLOCK_SIZE = 1000
@@ -189,6 +204,155 @@ def _run_block(args: tuple) -> Dataset:
     return simulate_block(index, n, seed, mix, block_size, counts, **options)
 
 
+# ---------------------------------------------------------------- worker -> writer transport
+#: objects a spooled block hands back instead of its arrays: the pickle of the block with its arrays left out
+#: (pickle protocol 5, out of band), the spool file holding them and each array's (offset, bytes) in it
+_SPOOL_ALIGN = 64
+_SPOOL_PREFIX = "astromodal-blocks-"
+_SPOOL_LOCK = ".writer.lock"
+_SPOOL_LOCKS: dict[str, int] = {}  # spool folder -> the descriptor holding its lock, in the writer
+
+
+def spool_directory() -> Path:
+    """A new private folder for the blocks that worker processes hand to the writer: under /dev/shm (memory,
+    Linux) when it exists with room for a few blocks, else under the temporary folder ($TMPDIR). The writer
+    holds an advisory lock on a file in it (``fcntl.flock``, released by the kernel when the writer dies), so
+    that folders left by a writer that was killed are removed by the next one (:func:`_remove_stale_spools`),
+    whichever process namespace or container the two run in. :func:`release_spool` removes it."""
+    import tempfile
+
+    base = tempfile.gettempdir()
+    shm = "/dev/shm"
+    try:
+        st = os.statvfs(shm)
+        if os.access(shm, os.W_OK) and st.f_bavail * st.f_frsize > 2 * 2**30:
+            base = shm
+    except (OSError, AttributeError):  # no /dev/shm (macOS, Windows)
+        pass
+    _remove_stale_spools(base)
+    path = Path(tempfile.mkdtemp(prefix=f"{_SPOOL_PREFIX}{os.getpid()}-", dir=base))
+    fd = os.open(path / _SPOOL_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
+    _SPOOL_LOCKS[str(path)] = fd
+    return path
+
+
+def release_spool(path: Path) -> None:
+    """Remove a spool folder made by :func:`spool_directory` and release its lock."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+    fd = _SPOOL_LOCKS.pop(str(path), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _remove_stale_spools(base: str) -> None:
+    """Remove the spool folders under ``base`` whose writer no longer runs: its lock file can be locked (the
+    kernel released the lock when the writer died). Without ``fcntl``, or for a folder with no lock file, the
+    process id in the folder's name is checked instead."""
+    import shutil
+
+    try:
+        entries = list(Path(base).glob(f"{_SPOOL_PREFIX}*"))
+    except OSError:  # pragma: no cover - an unreadable temporary folder
+        return
+    for entry in entries:
+        if str(entry) in _SPOOL_LOCKS or not entry.is_dir():
+            continue
+        if _writer_gone(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _writer_gone(entry: Path) -> bool:
+    lock = entry / _SPOOL_LOCK
+    if fcntl is not None and lock.exists():
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:  # another user's folder: leave it
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its writer runs
+            return False
+        finally:
+            os.close(fd)  # closing releases a lock taken here
+        return True
+    try:
+        pid = int(entry.name[len(_SPOOL_PREFIX):].split("-", 1)[0])
+    except ValueError:
+        return False
+    return pid != os.getpid() and not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # another user's process (or no way to tell): leave its folder
+        return True
+    return True
+
+
+def _run_block_spooled(args: tuple) -> Any:
+    """A worker's block, its arrays written to a file in the spool folder ``args[-1]``: a (pickle, path, spans)
+    triple goes back through the pool's pipe instead of ~150 MB of pickled arrays. If the file cannot be
+    written (a full disk), the block itself goes back."""
+    *job, spool = args
+    return spool_block(_run_block(tuple(job)), Path(spool) / f"block-{job[0]}.bin")
+
+
+def spool_block(ds: Dataset, path: Path) -> Any:
+    """Write the arrays of ``ds`` to ``path`` and return what :func:`unspool_block` needs to rebuild it, or
+    ``ds`` itself (nothing left on disk) when ``path`` cannot be written."""
+    import pickle
+
+    buffers: list[pickle.PickleBuffer] = []
+    head = pickle.dumps(ds, protocol=5, buffer_callback=buffers.append)
+    spans = []
+    try:
+        with open(path, "wb") as f:
+            pos = 0
+            for buf in buffers:
+                raw = buf.raw()
+                pad = -pos % _SPOOL_ALIGN
+                if pad:
+                    f.write(bytes(pad))
+                    pos += pad
+                f.write(raw)
+                spans.append((pos, raw.nbytes))
+                pos += raw.nbytes
+    except OSError:
+        path.unlink(missing_ok=True)
+        return ds
+    return ("astromodal.spooled", head, str(path), spans)
+
+
+def unspool_block(item: Any) -> Dataset:
+    """The block :func:`spool_block` returned: its arrays are copy-on-write maps of the spool file (no copy is
+    made; the file is removed at once, its pages freed with the last array)."""
+    if isinstance(item, Dataset):
+        return item
+    import mmap
+    import pickle
+
+    _tag, head, path, spans = item
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            data: Any = bytearray()
+        elif os.name == "posix":  # private (writable, copy on write), pages read in at once
+            data = mmap.mmap(f.fileno(), size, flags=mmap.MAP_PRIVATE | getattr(mmap, "MAP_POPULATE", 0),
+                             prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        else:  # pragma: no cover - Windows
+            data = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY)
+    os.unlink(path)
+    view = memoryview(data)
+    return pickle.loads(head, buffers=[view[o:o + n] for o, n in spans])
+
+
 def iter_blocks(n: int, seed: int = 0, class_mix: Sequence[float] = (0.6, 0.25, 0.15), *, chunk_size: int = 2000,
                 workers: int = 1, block_size: int = BLOCK_SIZE, **options: Any) -> Iterator[Dataset]:
     """Yield the blocks of the survey in order, association ids made unique across blocks (``meta
@@ -224,25 +388,27 @@ def iter_blocks(n: int, seed: int = 0, class_mix: Sequence[float] = (0.6, 0.25, 
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
+    spool = spool_directory()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_worker_init)
     try:
         pending: deque = deque()
         todo = iter(jobs)
         for job in todo:
-            pending.append(pool.submit(_run_block, job))
+            pending.append(pool.submit(_run_block_spooled, (*job, str(spool))))
             if len(pending) >= in_flight:
                 break
         b = 0
         while pending:
-            ds = pending.popleft().result()
+            ds = unspool_block(pending.popleft().result())
             nxt = next(todo, None)
             if nxt is not None:
-                pending.append(pool.submit(_run_block, nxt))
+                pending.append(pool.submit(_run_block_spooled, (*nxt, str(spool))))
             yield renumber(b, ds)
             b += 1
             del ds
-    finally:  # an error or an interrupt: the blocks not started are dropped
+    finally:  # an error or an interrupt: the blocks not started are dropped, the spooled ones removed
         pool.shutdown(wait=True, cancel_futures=True)
+        release_spool(spool)
 
 
 def survey_meta(first: Dataset, n: int, seed: int, class_mix: Sequence[float], columns_only: bool,
