@@ -48,6 +48,7 @@ Model and simplifications (every relation cited; nothing is tuned on real survey
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +59,7 @@ from astromodal.data.simulate.physics import (
     C_KMS,
     CALZETTI_RV,
     GRID_DLN,
+    GRID_START,
     PC_CM,
     add_gaussians,
     add_line_fluxes,
@@ -512,15 +514,23 @@ def continuum_shape(lam_rest: np.ndarray, young: np.ndarray, break_old: np.ndarr
 
 def continuum_on_grid(z: np.ndarray, young: np.ndarray, break_old: np.ndarray, av_young: np.ndarray | None = None
                       ) -> np.ndarray:
-    """:func:`continuum_shape` at lambda_rest = model_grid / (1 + z), (N, L), using the fast black-body path."""
-    lam_rest = model_grid()[None, :] / (1.0 + z[:, None])
-    step = logistic((lam_rest - 4000.0) / 20.0)
+    """:func:`continuum_shape` at lambda_rest = model_grid / (1 + z), (N, L), from the shifted rest-frame tables
+    of :func:`_rest_tables` (the direct evaluation beyond their redshift range)."""
+    z = np.asarray(z, dtype=np.float64)
     old = old_population_on_grid(z, break_old, normalise=False)
-    yng = planck_on_grid(1.0 + z, np.full_like(z, 15000.0)) / planck_lambda(R_EFF_LAMBDA, 15000.0)
-    yng *= step + (1.0 - step) / 1.15
-    if av_young is not None:  # k' from a fine table (exact but within 3e-4 um of the 0.63 um branch junction)
-        lam_t, k_t = _calzetti_table()
-        yng *= np.exp((-0.4 * np.log(10.0) / CALZETTI_RV * av_young)[:, None] * np.interp(lam_rest, lam_t, k_t))
+    shift = _RestShift.of(z)
+    if shift is not None:
+        yng = shift.take(_rest_tables()["young"])
+        if av_young is not None:
+            yng *= np.exp((-0.4 * np.log(10.0) / CALZETTI_RV * av_young)[:, None] * shift.take(_rest_tables()["k"]))
+    else:
+        lam_rest = model_grid()[None, :] / (1.0 + z[:, None])
+        step = logistic((lam_rest - 4000.0) / 20.0)
+        yng = planck_on_grid(1.0 + z, np.full_like(z, 15000.0)) / planck_lambda(R_EFF_LAMBDA, 15000.0)
+        yng *= step + (1.0 - step) / 1.15
+        if av_young is not None:  # k' from a fine table (exact but within 3e-4 um of the 0.63 um branch junction)
+            lam_t, k_t = _calzetti_table()
+            yng *= np.exp((-0.4 * np.log(10.0) / CALZETTI_RV * av_young)[:, None] * np.interp(lam_rest, lam_t, k_t))
     return (1.0 - young[:, None]) * old + young[:, None] * yng
 
 
@@ -538,11 +548,92 @@ def old_population_on_grid(z: np.ndarray, break_old: np.ndarray, normalise: bool
     """The old population with its break at model_grid / (1 + z), (N, L), for (N,) ``z`` and ``break_old``:
     normalised to 1 at 5100 A (:func:`old_population_shape`), or at 6166 A with ``normalise=False``."""
     z = np.asarray(z, dtype=np.float64)
-    lam_rest = model_grid()[None, :] / (1.0 + z[:, None])
     age = old_age_gyr(z)[:, None]
-    box = break_window(lam_rest)
-    shape = old_population_sed(lam_rest, age) * (1.0 - box + box / _old_step_break(break_old, z)[:, None])
+    shift = _RestShift.of(z)
+    if shift is not None:
+        ln_lam, ages, _, _ = _old_sed_table()
+        fa = np.clip(np.interp(age[:, 0], ages, np.arange(len(ages))), 0, len(ages) - 1.000001)
+        ia = np.floor(fa).astype(np.int64)
+        sed = shift.take_mixed(_rest_tables()["old"], ia, fa - ia)
+        box = shift.take(_rest_tables()["box"])
+    else:
+        lam_rest = model_grid()[None, :] / (1.0 + z[:, None])
+        sed = old_population_sed(lam_rest, age)
+        box = break_window(lam_rest)
+    shape = sed * (1.0 - box + box / _old_step_break(break_old, z)[:, None])
     return shape / old_population_sed(5100.0, age) if normalise else shape
+
+
+#: highest redshift that the rest-frame tables of :func:`_rest_tables` reach (beyond it: the direct evaluation)
+REST_TABLE_Z_MAX = 10.0
+
+
+@lru_cache(maxsize=1)
+def _rest_tables() -> dict[str, Any]:
+    """The rest-frame curves of the galaxy continuum tabulated at GRID_START exp(k GRID_DLN), k from -K to L - 1
+    (L the model grid's length, K pixels blueward so that model_grid / (1 + z) stays inside for z <=
+    :data:`REST_TABLE_Z_MAX`): the old population at each of ``_SED_AGES`` (A, K + L), the break window, the
+    young light (15,000 K black body with its 4000 A step, normalised at 6166 A) and Calzetti's k'.
+
+    The model grid is log-linear, so its wavelengths divided by 1 + z are the same grid moved by ln(1 + z) /
+    GRID_DLN pixels: every curve at model_grid / (1 + z) is then the linear interpolation between two neighbouring
+    table entries, with one weight per object (:class:`_RestShift`), instead of a logarithm, a search and a
+    transcendental function per pixel. At the table's own nodes the values are those of the direct evaluation;
+    in between, linear interpolation of curves sampled every 1.5e-4 in ln lambda: relative differences from the
+    direct evaluation below 1e-4 (median 2e-15) except at the pixels next to the curves' kinks, which the two
+    sample at different points (the Balmer jump at 3646 A, the SED table's 1100 A end, Calzetti's 1200 A start
+    and 6300 A junction: up to 0.4 %; the magnitudes move by < 1e-6 mag). Tested against the direct path."""
+    n = len(model_grid())
+    extra = int(np.ceil(np.log1p(REST_TABLE_Z_MAX) / GRID_DLN)) + 2
+    lam = GRID_START * np.exp(GRID_DLN * np.arange(-extra, n))
+    step = logistic((lam - 4000.0) / 20.0)
+    lam_t, k_t = _calzetti_table()
+    return {
+        "extra": extra,
+        "old": np.stack([old_population_sed(lam, age) for age in _SED_AGES]),
+        "box": break_window(lam),
+        "young": planck_lambda(lam, 15000.0) / planck_lambda(R_EFF_LAMBDA, 15000.0) * (step + (1.0 - step) / 1.15),
+        "k": np.interp(lam, lam_t, k_t),
+    }
+
+
+class _RestShift:
+    """model_grid / (1 + z) of N objects as positions in the tables of :func:`_rest_tables`: table entry
+    ``start + j`` and the next one, weights ``w`` and ``1 - w``, for model pixel j."""
+
+    def __init__(self, z: np.ndarray):
+        u = np.log1p(z) / GRID_DLN  # the shift in pixels
+        s = np.floor(u)
+        self.w = (u - s)[:, None]
+        self.start = _rest_tables()["extra"] - s.astype(np.int64) - 1
+        self.length = len(model_grid())
+
+    @classmethod
+    def of(cls, z: np.ndarray) -> _RestShift | None:
+        """The shift of redshifts ``z`` (N,), or None where some lie outside 0 .. REST_TABLE_Z_MAX."""
+        if z.ndim != 1 or not z.size or not (np.all(z >= 0.0) and np.all(z <= REST_TABLE_Z_MAX)):
+            return None
+        return cls(z)
+
+    def _windows(self, table: np.ndarray) -> np.ndarray:
+        return np.lib.stride_tricks.sliding_window_view(table, self.length + 1, axis=-1)
+
+    def _interpolate(self, rows: np.ndarray) -> np.ndarray:
+        out = rows[:, :-1] * self.w
+        out += rows[:, 1:] * (1.0 - self.w)
+        return out
+
+    def take(self, table: np.ndarray) -> np.ndarray:
+        """A 1-D table at model_grid / (1 + z): (N, L)."""
+        return self._interpolate(self._windows(table)[self.start])
+
+    def take_mixed(self, tables: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """Rows ``index`` and ``index + 1`` of the (A, K + L) ``tables`` mixed with ``1 - weight`` and ``weight``
+        (N,), at model_grid / (1 + z)."""
+        win = self._windows(tables)
+        rows = win[index, self.start] * (1.0 - weight)[:, None]
+        rows += win[index + 1, self.start] * weight[:, None]
+        return self._interpolate(rows)
 
 
 @lru_cache(maxsize=1)
