@@ -135,3 +135,64 @@ def test_sky_directions_follow_the_galaxy_o_b_stars_in_the_plane():
     assert np.mean(lat[ob] > 20) < 0.15  # uniform directions would put 66 % there
     assert np.median(ds.target("distance").values.read()[ob]) > 1000.0
     assert np.mean(lat[~ob] > 20) > np.mean(lat[ob] > 20)  # older, thicker populations reach higher
+
+
+def test_fast_spectrum_paths_equal_the_formula_as_written():
+    """star_spectra's fast paths (the continuum opacity from ln(grid) - ln(1 + v/c) on the grid's blue columns
+    only, the extinction folded into the absorption's exponential, the in-place black body) give the formula
+    pi B_lambda(lambda / (1 + v/c)) (R/d)^2 exp(-tau) 10^(-0.4 E(B-V) k) with the public pieces, to 1e-12."""
+    from astromodal.data.simulate import stars
+    from astromodal.data.simulate.physics import C_KMS, PC_CM, R_SUN_CM, f99_on_grid, planck_lambda
+
+    rng = np.random.default_rng(8)
+    n = 30
+    teff, logg, feh = rng.uniform(3200, 40000, n), rng.uniform(0.5, 5.0, n), rng.uniform(-2.0, 0.4, n)
+    rv, ebv = rng.uniform(-600.0, 600.0, n), rng.uniform(0.0, 1.0, n)
+    radius, dist = rng.uniform(0.2, 20.0, n), rng.uniform(10.0, 5000.0, n)
+    grid = model_grid()
+    shift = 1.0 + rv / C_KMS
+    rest = grid[None, :] / shift[:, None]
+    fast = np.zeros((n, grid.size))
+    stars._add_continuum_tau_on_grid(fast, shift, teff, logg, feh)
+    assert np.allclose(fast, stars.continuum_tau(rest, teff, logg, feh), rtol=1e-12, atol=1e-13)
+
+    tau = stars.absorption_tau(teff, rv, logg, feh)
+    want = (np.pi * planck_lambda(rest, teff[:, None]) * ((radius * R_SUN_CM / (dist * PC_CM)) ** 2)[:, None]
+            * np.exp(-tau) * 10.0 ** (-0.4 * ebv[:, None] * f99_on_grid()[None, :]))
+    stars._interstellar_nad(want, ebv)
+    got = star_spectra(teff, radius, dist, rv, logg=logg, feh=feh, ebv=ebv)
+    assert np.allclose(got, want, rtol=1e-10, atol=0.0)
+    bare = star_spectra(teff, radius, dist, rv, with_lines=False, ebv=ebv)
+    stars._interstellar_nad(bare, ebv)  # the lines' path adds Na D; the bare one has no lines at all
+    assert np.allclose(bare * np.exp(-tau), want, rtol=1e-10, atol=0.0)
+
+
+@pytest.mark.parametrize("selection", ["sdss", "lamost", "gaia"])
+def test_distance_windows_hold_every_nonzero_sightline_weight(selection):
+    """The distances _magnitude_limited skips (outside each star's window) have zero weight on every candidate
+    sightline, and inside it the windowed weights are those of the whole grid, bit for bit."""
+    from astromodal.data.simulate import astrometry as ast
+    from astromodal.data.simulate import survey as sv
+    from astromodal.data.simulate.stars import sample_stars
+
+    rng = np.random.default_rng(11)
+    stars = sample_stars(rng, 64, 0.15)
+    abs_mag, r_band, m_lo, m_hi = sv._component_limits(rng, stars, selection)
+    _, b_min = sv.STELLAR_SELECTIONS[selection]
+    k = sv.SIGHTLINE_CANDIDATES
+    l_deg, b_deg = (a.reshape(64, k) for a in ast.survey_sightlines(rng, 64 * k, b_min))
+    patch = 10.0 ** rng.normal(0.0, 0.2, 64)
+    young = stars["massive"] == 1
+    args = (abs_mag, r_band, m_lo, m_hi, patch)
+    full, _, _, _ = sv._sightline_weights(l_deg, b_deg, young, *args)
+    j0, n = sv._distance_windows(b_deg, *args)
+    width = int(n.max())
+    win, _, _, _ = sv._sightline_weights(l_deg, b_deg, young, *args, window=(j0, width))
+    grid = np.arange(full.shape[2])
+    outside = (grid[None, :] < j0[:, None]) | (grid[None, :] >= (j0 + n)[:, None])
+    assert np.all(full[np.broadcast_to(outside[:, None, :], full.shape)] == 0.0)
+    assert (full > 0).any() and width < full.shape[2] * (0.35 if selection == "sdss" else 0.75)  # the saving
+    idx = np.minimum(j0[:, None] + np.arange(width), full.shape[2] - 1)
+    valid = (j0[:, None] + np.arange(width)) < full.shape[2]
+    picked = np.take_along_axis(full, np.broadcast_to(idx[:, None, :], win.shape), axis=2)
+    assert np.array_equal(np.where(valid[:, None, :], picked, 0.0), win)

@@ -21,7 +21,7 @@ Model and simplifications:
 
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -407,18 +407,13 @@ def continuum_tau(wavelength: np.ndarray, teff: np.ndarray, logg: np.ndarray | N
     lam = np.asarray(wavelength, dtype=np.float64)
     lam = lam[None, :] if lam.ndim == 1 else lam
     n = len(teff)
-    jump = BALMER_JUMP_TAU * balmer_strength(teff) * 10.0 ** (-0.1 * (logg - 4.0))
-    blanket = (BLANKETING_TAU * logistic((6800.0 - teff) / 500.0)
-               * np.minimum((5772.0 / teff) ** BLANKETING_TEFF_EXPONENT, BLANKETING_COOL_CAP)
-               * 10.0 ** (BLANKETING_FEH * feh))
-    anchor_t, anchor_c = np.array(RED_OPACITY_ANCHORS, dtype=np.float64).T
-    red = np.interp(np.log(teff), np.log(anchor_t), anchor_c)
+    jump, blanket, red = _continuum_coefficients(teff, logg, feh)
     # the red-side term everywhere (constant outside 4000-7500 A), then the blue terms on the columns where
     # they are not negligible (the edge's logistic is < 1e-12 of the jump 70 A redward of 3646 A)
     tau = red[:, None] * np.log(np.clip(lam, 4000.0, RED_OPACITY_STOP) / RED_OPACITY_PIVOT)
     if tau.shape[0] != n:
         tau = np.broadcast_to(tau, (n, tau.shape[1])).copy()
-    cols = np.flatnonzero(lam.min(axis=0) < 3716.0)
+    cols = np.flatnonzero(lam.min(axis=0) < BALMER_JUMP_COLUMNS)
     if cols.size:
         sub = lam[:, cols]
         tau[:, cols] += jump[:, None] * (logistic((3646.0 - sub) / 2.5) * (sub / 3646.0) ** 3)
@@ -426,6 +421,67 @@ def continuum_tau(wavelength: np.ndarray, teff: np.ndarray, logg: np.ndarray | N
     if cols.size:
         tau[:, cols] += blanket[:, None] * np.clip((4500.0 - lam[:, cols]) / 1000.0, 0.0, None) ** 1.5
     return tau
+
+
+#: rest wavelength (A) redward of which the Balmer jump's term is dropped (its edge is < 1e-12 of the jump there)
+BALMER_JUMP_COLUMNS = 3716.0
+
+
+def _continuum_coefficients(teff: np.ndarray, logg: np.ndarray, feh: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Balmer jump's, the blanketing's and the red-side opacity's coefficients of :func:`continuum_tau`."""
+    jump = BALMER_JUMP_TAU * balmer_strength(teff) * 10.0 ** (-0.1 * (logg - 4.0))
+    blanket = (BLANKETING_TAU * logistic((6800.0 - teff) / 500.0)
+               * np.minimum((5772.0 / teff) ** BLANKETING_TEFF_EXPONENT, BLANKETING_COOL_CAP)
+               * 10.0 ** (BLANKETING_FEH * feh))
+    anchor_t, anchor_c = np.array(RED_OPACITY_ANCHORS, dtype=np.float64).T
+    red = np.interp(np.log(teff), np.log(anchor_t), anchor_c)
+    return jump, blanket, red
+
+
+def _add_continuum_tau_on_grid(tau: np.ndarray, shift: np.ndarray, teff: np.ndarray, logg: np.ndarray,
+                               feh: np.ndarray) -> None:
+    """Add :func:`continuum_tau` at the rest wavelengths model_grid / ``shift`` (N,) to ``tau`` (N, L), in place.
+
+    The same terms with the model grid's structure used: ln(lambda_rest) = ln(grid) - ln(shift) (no logarithm
+    per pixel: the clip of the red-side term commutes with it), and the blue terms on the grid's first columns
+    only (those bluer than 3716 A or 4500 A in the rest frame of the most redshifted star).
+    """
+    grid = model_grid()
+    jump, blanket, red = _continuum_coefficients(teff, logg, feh)
+    ln_rest = _ln_model_grid()[None, :] - np.log(shift)[:, None]
+    np.clip(ln_rest, np.log(4000.0), np.log(RED_OPACITY_STOP), out=ln_rest)
+    ln_rest -= np.log(RED_OPACITY_PIVOT)
+    ln_rest *= red[:, None]
+    tau += ln_rest
+    del ln_rest
+    top = float(np.max(shift))
+    k = int(np.searchsorted(grid, BALMER_JUMP_COLUMNS * top))
+    if k:  # logistic(x) = 1 / (1 + exp(-x)), x^3 = x x x: the same terms without tanh and pow
+        sub = grid[None, :k] / shift[:, None]
+        with np.errstate(over="ignore"):  # inf far redward (a shift > 1.4): the term's limit, 0
+            edge = np.exp((sub - 3646.0) / 2.5)
+        edge += 1.0
+        sub /= 3646.0
+        cube = sub * sub
+        cube *= sub
+        cube /= edge
+        cube *= jump[:, None]
+        tau[:, :k] += cube
+    k = int(np.searchsorted(grid, 4500.0 * top))
+    if k:  # x^1.5 = x sqrt(x)
+        x = grid[None, :k] / shift[:, None]
+        np.subtract(4500.0, x, out=x)
+        x /= 1000.0
+        np.maximum(x, 0.0, out=x)
+        x *= np.sqrt(x)
+        x *= blanket[:, None]
+        tau[:, :k] += x
+
+
+@lru_cache(maxsize=1)
+def _ln_model_grid() -> np.ndarray:
+    return np.log(model_grid())
 
 
 def absorption_tau(teff: np.ndarray, rv_kms: np.ndarray, logg: np.ndarray | None = None,
@@ -459,8 +515,9 @@ def absorption_tau(teff: np.ndarray, rv_kms: np.ndarray, logg: np.ndarray | None
     _add_box(tau, mgh_depth(teff, logg, feh), MGH_BAND, shift)
     _add_bands(tau, tio_depth(teff, feh), TIO_BANDS, shift)
     _add_bands(tau, cah_depth(teff, logg), CAH_BANDS, shift)
-    tau[:, :-1] += continuum_tau(grid[None, :] / shift[:, None], teff, logg, feh)
-    return tau[:, :-1]
+    out = tau[:, :-1]
+    _add_continuum_tau_on_grid(out, shift, teff, logg, feh)
+    return out
 
 
 #: the CH G band: a flat-bottomed band from 4282 A to its head at 4316 A (the Lick G4300 passband, Worthey et
@@ -546,10 +603,14 @@ def star_spectra(teff: np.ndarray, radius_rsun: np.ndarray, distance_pc: np.ndar
     flux = planck_on_grid(shift, teff)
     flux *= (np.pi * dilution)[:, None]
     if with_lines:
-        flux *= np.exp(-absorption_tau(teff, rv_kms, logg, feh))
-        if ebv is not None:
+        tau = absorption_tau(teff, rv_kms, logg, feh)
+        if ebv is not None:  # the extinction in the same exponential: 10^(-0.4 E k) = exp(-0.4 ln(10) E k)
+            tau += (0.4 * np.log(10.0) * np.asarray(ebv, dtype=np.float64))[:, None] * f99_on_grid()[None, :]
+        np.negative(tau, out=tau)
+        flux *= np.exp(tau, out=tau)
+        if ebv is not None:  # (a product: its order with the extinction does not matter)
             _interstellar_nad(flux, np.asarray(ebv, dtype=np.float64))
-    if ebv is not None:
+    elif ebv is not None:
         flux *= 10.0 ** (-0.4 * np.asarray(ebv, dtype=np.float64)[:, None] * f99_on_grid()[None, :])
     return flux
 

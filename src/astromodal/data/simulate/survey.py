@@ -327,22 +327,54 @@ def _component_limits(rng, stars, selection):
     return abs_mag, r_band, m_lo, m_hi
 
 
-def _sightline_weights(l_deg, b_deg, young, abs_mag, r_band, m_lo, m_hi, patch, d_grid=_D_GRID):
+def _sightline_weights(l_deg, b_deg, young, abs_mag, r_band, m_lo, m_hi, patch, d_grid=_D_GRID, window=None):
     """For (c, k) sightlines of c stars: n(d) d^3 on the distance grid (the number of such stars per unit
     ln d, relative to the local density) where the star's apparent magnitude lies inside its limits, zero
     elsewhere (c, k, D); the apparent magnitudes (c, k, D) and the Galactocentric R, Z (c, k, D) of the grid
-    points (the population densities of a chosen sightline follow from them, :func:`.astrometry.population_densities`)."""
+    points (the population densities of a chosen sightline follow from them, :func:`.astrometry.population_densities`).
+
+    ``window`` = (j0, W) (from :func:`_distance_windows`): the same on grid distances ``j0 + 0 .. W - 1`` of
+    each star only (c, k, W; indices past the grid's end have weight 0), the others being known to be zero."""
     ll, bb = l_deg[:, :, None], b_deg[:, :, None]
-    R, Z = ast.galactocentric(ll, bb, d_grid[None, None, :])
+    mu = 5.0 * np.log10(d_grid / 10.0)
+    if window is None:
+        d, mu_d, valid = d_grid[None, None, :], mu, None
+    else:
+        j0, width = window
+        idx = j0[:, None] + np.arange(width)[None, :]
+        valid = idx < len(d_grid)
+        idx = np.minimum(idx, len(d_grid) - 1)
+        d, mu_d = d_grid[idx][:, None, :], mu[idx][:, None, :]
+    R, Z = ast.galactocentric(ll, bb, d)
     total = ast.total_density(R, Z)
     if young.any():  # the young (O/B) disc's density for massive stars (few: computed for them alone)
         total[young] = ast.young_disc_density(R[young], Z[young])
-    mag = abs_mag[:, None, None] + 5.0 * np.log10(d_grid / 10.0) + r_band[:, None, None] * ast.reddening_ebv(
-        ll, bb, d_grid[None, None, :], patch[:, None, None])
+    mag = abs_mag[:, None, None] + mu_d + r_band[:, None, None] * ast.reddening_ebv(ll, bb, d, patch[:, None, None])
     inside = (mag > m_lo[:, None, None]) & (mag < m_hi[:, None, None])
-    total *= d_grid**3
+    if valid is not None:
+        inside &= valid[:, None, :]
+    total *= d**3
     total[~inside] = 0.0
     return total, mag, R, Z
+
+
+def _distance_windows(b_deg, abs_mag, r_band, m_lo, m_hi, patch, d_grid=_D_GRID):
+    """First index j0 (c,) and number (c,) of the grid distances at which each of c stars can lie inside its
+    magnitude limits on any of its sightlines (latitudes ``b_deg``, (c, k)); at the other distances its
+    weights in :func:`_sightline_weights` are zero on every sightline, so they need not be computed.
+
+    Bounds of the apparent magnitude M + 5 log10(d / 10 pc) + R_band E(d): from below without dust; from above
+    with the reddening of the lowest-latitude sightline, E(d) <= E_pole / h min(d, h / |sin b|) patch (the
+    dust layer's path, :func:`.astrometry.reddening_ebv`, is at most both), with a margin. Both bounds rise with
+    d, so the distances that pass are one run of the grid."""
+    mu = 5.0 * np.log10(d_grid / 10.0)
+    h = ast.DUST_HEIGHT_PC
+    s_min = np.min(np.abs(np.sin(np.radians(b_deg))), axis=1)
+    path = np.minimum(d_grid[None, :], h / np.maximum(s_min, 1e-12)[:, None])
+    bright = abs_mag[:, None] + mu[None, :]
+    faint = bright + r_band[:, None] * (ast.EBV_POLE / h * path * patch[:, None]) * (1.0 + 1e-6) + 1e-6
+    possible = (faint > m_lo[:, None]) & (bright - 1e-6 < m_hi[:, None])
+    return np.argmax(possible, axis=1), possible.sum(axis=1)
 
 
 #: Fractions of main-sequence stars per spectral type in the solar neighbourhood (LeDrew 2001, JRASC 95, 32:
@@ -515,22 +547,29 @@ def _magnitude_limited(rng, stars, selection, patch):
 
     def place(s: int) -> None:  # one batch of stars: its own rows of the outputs, its own pre-drawn numbers
         sl = slice(s, min(m, s + _SIGHTLINE_BATCH))
-        w, mag, R, Z = _sightline_weights(l_all[sl], b_all[sl], young[sl], abs_mag[sl], r_band[sl], m_lo[sl],
-                                          m_hi[sl], patch[sl])
+        args = (abs_mag[sl], r_band[sl], m_lo[sl], m_hi[sl], patch[sl])
+        j0, width = _distance_windows(b_all[sl], *args)
+        w, _, _, _ = _sightline_weights(l_all[sl], b_all[sl], young[sl], *args, window=(j0, max(int(width.max()), 1)))
         counts = w.sum(axis=2)  # (chunk, k): the stars each candidate sightline holds
         ok = counts.sum(axis=1) > 0
         line_cdf = np.cumsum(counts, axis=1)
         pick = np.where(ok, (line_cdf < u[sl, 3:4] * line_cdf[:, -1:]).sum(axis=1), 0)
         pick = np.minimum(pick, k - 1)
         rows = np.arange(len(pick))
-        w, mag, dens = w[rows, pick], mag[rows, pick], ast.population_densities(R[rows, pick], Z[rows, pick])
-        cdf = np.cumsum(w, axis=1)
-        idx = np.where(ok, (cdf < u[sl, 0:1] * cdf[:, -1:]).sum(axis=1), 0)
-        miss = np.abs(mag - np.clip(mag, m_lo[sl, None], m_hi[sl, None]))
-        idx = np.where(ok, np.minimum(idx, len(_D_GRID) - 1), np.argmin(miss, axis=1))
+        cdf = np.cumsum(w[rows, pick], axis=1)  # zero below j0: the same cumulative sums as on the whole grid
+        idx = np.where(ok, j0 + (cdf < u[sl, 0:1] * cdf[:, -1:]).sum(axis=1), 0)
+        idx = np.minimum(idx, len(_D_GRID) - 1)
+        bad = np.flatnonzero(~ok)
+        if bad.size:  # no density inside the limits: the grid distance nearest them on the first candidate
+            _, mag, _, _ = _sightline_weights(l_all[sl][bad, :1], b_all[sl][bad, :1], young[sl][bad],
+                                              *(a[bad] for a in args))
+            mag = mag[:, 0]
+            miss = np.abs(mag - np.clip(mag, m_lo[sl][bad, None], m_hi[sl][bad, None]))
+            idx[bad] = np.argmin(miss, axis=1)
         l_deg[sl], b_deg[sl] = l_all[sl][rows, pick], b_all[sl][rows, pick]
         distance[sl] = np.exp(ln_d[idx] + (u[sl, 1] - 0.5) * step)
-        frac = dens[rows, idx] / dens[rows, idx].sum(axis=1, keepdims=True)
+        dens = ast.population_densities(*ast.galactocentric(l_deg[sl], b_deg[sl], _D_GRID[idx]))
+        frac = dens / dens.sum(axis=1, keepdims=True)
         comp = (np.cumsum(frac, axis=1) < u[sl, 2:3]).sum(axis=1)
         population[sl] = np.where(young[sl], 0, 1 + np.minimum(comp, 2))
 
