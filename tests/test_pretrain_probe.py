@@ -40,12 +40,15 @@ def test_contrastive_pair_learns_matching_embeddings_and_reads_them_back(pairs, 
 
     X, y = pairs
     enc = make_estimator("contrastive_pair", {"inputs": ["image", "spectrum"], "channels": [8, 16], "embed_dim": 16},
-                         trainer={"max_epochs": 25, "batch_size": 64, "lr": 1e-2, "progress": False, "patience": None,
+                         trainer={"max_epochs": 25, "batch_size": 64, "lr": 3e-3, "progress": False, "patience": None,
                                   "val_fraction": 0.0, "seed": 0},
                          objective="contrastive", standardise=["image", "spectrum"])
     enc.fit(X)
     losses = [h["train_loss"] for h in enc.history]
-    assert losses[-1] < np.log(64) - 0.25  # InfoNCE of 64 unrelated pairs is log(64) = 4.16
+    # InfoNCE of 64 unrelated pairs is log(64) = 4.16. At lr 1e-2 one epoch's loss swung by ~0.1 and ended
+    # 3.90-4.00 depending on the float-level details of the data and the tests run before; at 3e-3 the training
+    # is steadier (mean of the last five epochs 3.75, from 4.32 at the first), held with a margin
+    assert np.mean(losses[-5:]) < np.log(64) - 0.2 and losses[0] - np.mean(losses[-5:]) > 0.4
     assert "temperature" in enc.history[-1]  # the learnable temperature is trained and logged
     emb = enc.transform(X)
     assert set(emb) == {"image", "spectrum"} and emb["image"].vectors.shape == (360, 16)
