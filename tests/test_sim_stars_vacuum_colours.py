@@ -48,3 +48,25 @@ def test_k_dwarf_colours_follow_pecaut_and_mamajek():
     m = bands.get_ab_magnitudes(f * u.erg / u.s / u.cm**2 / u.AA, model_grid() * u.AA)
     v_i = (np.asarray(m["bessell-V"]) - 0.02) - (np.asarray(m["bessell-I"]) - 0.45)
     assert v_i == pytest.approx([0.713, 0.853, 1.030, 1.272], abs=0.05)
+
+
+def test_m_dwarf_colours_follow_pecaut_and_mamajek():
+    """M0 V .. M5 V through the TiO bands: V - Ic (the calibration of TIO_VISIBLE_WEIGHT / FADE) and the SDSS
+    r - i and i - z that the calibration does not use (Pecaut & Mamajek 2013, Table 5, version 2022.04.16).
+    With the tabulated bands alone V - Ic was 1.60 .. 2.34 and r - i 0.56 .. 0.94."""
+    from astromodal.data.simulate.photometry import ab_magnitudes
+
+    teff = np.array([3850.0, 3660.0, 3560.0, 3430.0, 3210.0, 3060.0])
+    radius = stars.dwarf_radius(teff)
+    logg = stars.LOGG_SUN + np.log10(stars.dwarf_mass(teff)) - 2.0 * np.log10(radius)
+    f = stars.star_spectra(teff, radius, np.full(6, 10.0), np.zeros(6), logg=logg, feh=np.zeros(6))
+    bands = speclite.filters.load_filters("bessell-V", "bessell-I")
+    m = bands.get_ab_magnitudes(f * u.erg / u.s / u.cm**2 / u.AA, model_grid() * u.AA)
+    v_i = (np.asarray(m["bessell-V"]) - 0.02) - (np.asarray(m["bessell-I"]) - 0.45)
+    assert v_i == pytest.approx([1.766, 2.005, 2.173, 2.420, 2.831, 3.278], abs=0.2)
+    assert np.all(np.diff(v_i) > 0)  # redder at every later subtype
+    sdss = ab_magnitudes(f, ("r", "i", "z"))
+    r_i, i_z = sdss[:, 0] - sdss[:, 1], sdss[:, 1] - sdss[:, 2]
+    assert r_i[:5] == pytest.approx([0.68, 0.815, 0.96, 1.21, 1.50], abs=0.1)
+    assert i_z[:5] == pytest.approx([0.33, 0.41, 0.53, 0.61, 0.71], abs=0.06)
+    assert r_i[5] > 1.4 and i_z[5] > 0.7  # M5 V: still redder than M4 V, short of the table (1.85, 0.91)

@@ -43,7 +43,12 @@ def test_colour_falls_monotonically_with_teff():
     teff = np.geomspace(3000.0, 30000.0, 30)
     ones = np.ones_like(teff)
     m = ab_magnitudes(star_spectra(teff, ones, 10 * ones, 0 * ones))
-    assert np.all(np.diff(m[:, 1] - m[:, 2]) < 0)  # g - r
+    g_r = m[:, 1] - m[:, 2]
+    # g - r falls from K dwarfs up; through the M dwarfs it saturates (the TiO bands depress r as much as g, as
+    # in the SDSS M dwarf sequence, Hawley et al. 2002): flat there within 0.01, never bluer than at 4100 K
+    warm = teff > 3900.0
+    assert np.all(np.diff(g_r[warm]) < 0)
+    assert np.all(np.diff(g_r[~warm]) < 0.01) and g_r[~warm].min() > g_r[warm][0]
     assert np.all(np.diff(m[:, 2] - m[:, 3]) < 0.005)  # r - i (flat at the hot end)
     sun = ab_magnitudes(star_spectra(np.array([5772.0]), np.ones(1), np.full(1, 10.0), np.zeros(1)))[0]
     assert 1.2 < sun[0] - sun[1] < 1.6  # the Sun's u - g is 1.43 (a black body alone gives 0.92)
