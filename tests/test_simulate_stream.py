@@ -297,7 +297,7 @@ def test_spool_folders_of_dead_writers_are_removed(tmp_path, monkeypatch):
     """A writer killed mid-survey leaves its spool folder; the next one removes it (the kernel released the
     writer's lock on the folder's lock file) and leaves those of live writers alone, whatever process id their
     names hold (another container's writer may share /dev/shm). Folders without a lock file fall back on the
-    process id in the name."""
+    process id in the name. A folder holding anything but a lock file and block files is never removed."""
     monkeypatch.setattr(stream.os, "statvfs", lambda path: (_ for _ in ()).throw(OSError("no shm")))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads $TMPDIR again
@@ -312,8 +312,14 @@ def test_spool_folders_of_dead_writers_are_removed(tmp_path, monkeypatch):
         assert holder.stdout.readline().strip() == "locked"
         # a killed writer: lock file left, lock released
         dead_locked = tmp_path / "astromodal-blocks-1-dead"
-        (dead_locked / "sub").mkdir(parents=True)
+        dead_locked.mkdir()
         (dead_locked / ".writer.lock").touch()
+        (dead_locked / "block-3.bin").write_bytes(b"x" * 64)
+        # a user's folder that shares the prefix, unlocked, its pid dead: it holds other files, so it stays
+        users = tmp_path / "astromodal-blocks-1-mine"
+        (users / "sub").mkdir(parents=True)
+        (users / ".writer.lock").touch()
+        (users / "notes.txt").write_text("mine")
         # older folders without a lock file: judged by the pid in the name
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                               text=True, check=True).stdout.strip()
@@ -327,6 +333,7 @@ def test_spool_folders_of_dead_writers_are_removed(tmp_path, monkeypatch):
         assert new.parent == tmp_path and new.is_dir() and str(os.getpid()) in new.name
         assert not dead_locked.exists() and not stale.exists()
         assert foreign.exists() and live.exists() and other.exists()
+        assert (users / "notes.txt").read_text() == "mine" and (users / "sub").is_dir()
         # this writer's own folder survives the next writer's sweep (its lock is held), then goes on release
         again = spool_directory()
         assert new.exists() and again.exists()

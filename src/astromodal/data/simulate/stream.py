@@ -259,10 +259,22 @@ def _remove_stale_spools(base: str) -> None:
     except OSError:  # pragma: no cover - an unreadable temporary folder
         return
     for entry in entries:
-        if str(entry) in _SPOOL_LOCKS or not entry.is_dir():
+        if str(entry) in _SPOOL_LOCKS or entry.is_symlink() or not entry.is_dir():
             continue
-        if _writer_gone(entry):
+        if _holds_only_spool_files(entry) and _writer_gone(entry):
             shutil.rmtree(entry, ignore_errors=True)
+
+
+def _holds_only_spool_files(entry: Path) -> bool:
+    """True when ``entry`` holds nothing but what a writer puts in a spool folder (its lock file and
+    ``block-<n>.bin`` files): a folder of the user's that happens to share the prefix is never removed."""
+    import re
+
+    try:
+        names = [child.name for child in entry.iterdir()]
+    except OSError:  # unreadable: not ours to judge
+        return False
+    return all(name == _SPOOL_LOCK or re.fullmatch(r"block-\d+\.bin", name) for name in names)
 
 
 def _writer_gone(entry: Path) -> bool:
