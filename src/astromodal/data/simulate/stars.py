@@ -360,7 +360,8 @@ TIO_BANDS = tuple((_vac(head), fade * TIO_VISIBLE_FADE, TIO_VISIBLE_WEIGHT) if h
                   else (_vac(head), fade, 1.0) for head, fade in TIO_BANDS_AIR)
 #: CaH band heads (A) and fades: strongest in M dwarfs and subdwarfs (gravity-sensitive, Reid et al. 1995)
 CAH_BANDS_AIR = ((6382.0, 40.0), (6750.0, 120.0))
-CAH_BANDS = tuple((_vac(head), fade) for head, fade in CAH_BANDS_AIR)
+#: the same in vacuum, as (head, fade, weight) like :data:`TIO_BANDS` (the head carries :func:`cah_depth`)
+CAH_BANDS = tuple((_vac(head), fade, 1.0) for head, fade in CAH_BANDS_AIR)
 
 
 def _line_scale(feh: np.ndarray, logg: np.ndarray, a: float, g: float) -> np.ndarray:
@@ -588,19 +589,19 @@ def _add_box(tau: np.ndarray, depth: np.ndarray, band: tuple[float, float], shif
 
 def _add_bands(tau: np.ndarray, depth: np.ndarray, bands, shift: np.ndarray) -> None:
     """Add molecular bands (a sharp head then an exponential fade to the red) for the rows where they show:
-    ``bands`` holds (head, fade) or (head, fade, weight), the weight multiplying the head's optical depth."""
+    ``bands`` holds (head, fade, weight) triples, the weight multiplying the head's optical depth."""
     rows = np.flatnonzero(depth > 1e-4)
     if rows.size == 0:
         return
     grid = model_grid()
     tau0 = -np.log1p(-depth[rows])[:, None]
-    for head, fade, *weight in bands:
+    for head, fade, weight in bands:
         i0 = int(np.log(head * 0.995 / GRID_START) / GRID_DLN)
         i1 = min(len(grid), int(np.log((head + 6.0 * fade) * 1.005 / GRID_START) / GRID_DLN))
         lam = grid[i0:i1][None, :]
         h = head * shift[rows][:, None]
         band = np.where(lam >= h, np.exp(-(lam - h) / fade), 0.0)
-        tau[rows, i0:i1] += (tau0 * weight[0] if weight else tau0) * band
+        tau[rows, i0:i1] += (tau0 * weight) * band
 
 
 def star_spectra(teff: np.ndarray, radius_rsun: np.ndarray, distance_pc: np.ndarray, rv_kms: np.ndarray,
