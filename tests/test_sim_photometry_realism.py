@@ -161,3 +161,33 @@ def test_sdss_stellar_sample_is_faint_and_has_no_distant_ob_stars():
     # SEGUE bright/faint plates split at r = 17.8 (Yanny et al. 2009) and the BOSS stars reach r = 21.85
     assert 18.0 < np.median(r) < 19.5 and np.mean(r > 20.1) > 0.1
     assert np.mean(ds.targets["spectral_type"].values.read() <= 1) < 0.01
+
+
+def test_catalogue_systems_by_hand():
+    from astromodal.data.simulate.photometry import catalogue_magnitudes
+
+    # SDSS: u_AB = u_SDSS - 0.04, z_AB = z_SDSS + 0.02; Gaia DR3 G: zero points 25.6874 (Vega), 25.8010 (AB)
+    out = catalogue_magnitudes(np.array([[20.0, 20.0, 20.0, 20.0, 20.0, 18.0]]), BANDS6)
+    assert out[0] == pytest.approx([20.04, 20.0, 20.0, 20.0, 19.98, 17.8864], abs=1e-12)
+    with pytest.raises(ConfigError, match="catalogue system"):
+        catalogue_magnitudes(np.zeros((1, 1)), ("decam_g",))
+
+
+def test_survey_catalogue_is_in_the_sdss_and_gaia_systems(monkeypatch):
+    """The same survey with the offsets set to zero (pure AB): G moves by exactly -0.1136 (its noise does not
+    depend on the magnitude), u by +0.04 and z by -0.02 up to the magnitude-dependent flux noise, g r i not."""
+    from astromodal.data.simulate import photometry
+    from astromodal.data.simulate.survey import simulate_survey
+
+    def catalogue(offsets):
+        monkeypatch.setattr(photometry, "CATALOGUE_OFFSETS", offsets)
+        ds = simulate_survey(n=60, seed=4, instruments=(), with_images=False)
+        return {k: ds.columns[k].values.read() for k in ("u", "g", "r", "i", "z", "phot_g_mean_mag")}
+
+    real = catalogue(dict(photometry.CATALOGUE_OFFSETS))
+    ab = catalogue({b: 0.0 for b in photometry.CATALOGUE_OFFSETS})
+    assert real["phot_g_mean_mag"] - ab["phot_g_mean_mag"] == pytest.approx(np.full(60, 25.6874 - 25.8010), abs=1e-9)
+    for band in ("g", "r", "i"):
+        assert np.array_equal(real[band], ab[band])
+    assert np.median(real["u"] - ab["u"]) == pytest.approx(0.04, abs=0.005)
+    assert np.median(real["z"] - ab["z"]) == pytest.approx(-0.02, abs=0.005)

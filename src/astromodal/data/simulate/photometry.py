@@ -9,7 +9,8 @@ but 2e-5 (u) and 2e-4 (z) of the photon-weighted response, the remainder is left
 AB magnitude of a photon-counting detector (Fukugita et al. 1996, AJ 111, 1748, eq. 7; what
 ``speclite``'s ``get_ab_magnitudes`` computes): m = -2.5 log10( int f_nu R dln(lambda) / int R dln(lambda) )
 - 48.60, f_nu = f_lambda lambda^2 / c, R the response per photon; on the log-linear model grid d ln(lambda)
-is constant, so the band mean is a fixed weighted sum of the pixels. Catalogue magnitudes carry
+is constant, so the band mean is a fixed weighted sum of the pixels. Catalogue magnitudes are in each survey's
+own system (:data:`CATALOGUE_OFFSETS`: SDSS u and z 0.04 and 0.02 mag off AB, Gaia G on Vega) and carry
 sky-limited noise: sigma_f = f_5sigma / 5 with the 5-sigma point-source depths of :data:`DEPTH_5SIGMA`,
 plus a 0.01 mag floor. Fluxes in nanomaggies: f = 10^(-0.4 (m - 22.5)).
 """
@@ -31,6 +32,12 @@ FILTER_NAMES = {"u": "sdss2010-u", "g": "sdss2010-g", "r": "sdss2010-r", "i": "s
 #: 5-sigma point-source depths (AB mag) of an SDSS-like single epoch.
 DEPTH_5SIGMA = {"u": 22.0, "g": 22.6, "r": 22.3, "i": 21.7, "z": 20.6}
 MAG_FLOOR = 0.01
+#: catalogue magnitude minus AB magnitude in each band's published catalogue system. SDSS ugriz are "AB-like":
+#: u_AB = u_SDSS - 0.04 and z_AB = z_SDSS + 0.02, g r i on AB (the SDSS flux-calibration notes since DR2,
+#: Abazajian et al. 2004, AJ 128, 502); images in nanomaggies share the catalogue's zero points. Gaia G is a Vega
+#: magnitude: the DR3 (= EDR3) G zero points are 25.6874 (Vega) and 25.8010 (AB) (Riello et al. 2021, A&A 649,
+#: A3), so G_Vega = G_AB - 0.1136.
+CATALOGUE_OFFSETS = {"u": 0.04, "g": 0.0, "r": 0.0, "i": 0.0, "z": -0.02, "G": 25.6874 - 25.8010}
 
 
 @lru_cache(maxsize=8)
@@ -104,6 +111,15 @@ def extinction_coefficient(band: str) -> float:
     ratios between bands agree to 1 %."""
     grid, w = coarse_band_grid((band,))
     return float(fitzpatrick99(grid) @ w[:, 0])
+
+
+def catalogue_magnitudes(ab_mag: np.ndarray, bands: tuple[str, ...] = BANDS) -> np.ndarray:
+    """Magnitudes (N, B) in the catalogue systems of ``bands`` (:data:`CATALOGUE_OFFSETS`: SDSS u and z off AB,
+    Gaia G on Vega) from AB magnitudes (N, B)."""
+    unknown = [b for b in bands if b not in CATALOGUE_OFFSETS]
+    if unknown:
+        raise ConfigError(f"no catalogue system known for band(s) {unknown}; known: {', '.join(CATALOGUE_OFFSETS)}")
+    return np.asarray(ab_mag, dtype=np.float64) + np.array([CATALOGUE_OFFSETS[b] for b in bands])[None, :]
 
 
 def nanomaggies(mag: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ from astromodal.data.simulate.imaging import PIXEL_SCALE, render_cutouts
 from astromodal.data.simulate.photometry import (
     BANDS,
     ab_magnitudes,
+    catalogue_magnitudes,
     extinction_coefficient,
     nanomaggies,
     observe_magnitudes,
@@ -102,7 +103,8 @@ def simulate_survey(
     the spectra carry), distance, logg, feh, ebv (stars' reddening), population
     (NaN where a quantity does not apply, e.g. teff of a galaxy; the SFR targets, log_mass, d4000 and
     halpha_flux are the galaxies' only: NaN for stars and quasars). The same seed gives identical arrays.
-    Catalogue columns: u g r i z with errors, phot_g_mean_mag, parallax, pmra, pmdec with errors,
+    Catalogue columns: u g r i z with errors (the SDSS system: u 0.04 mag fainter and z 0.02 mag brighter
+    than AB), phot_g_mean_mag (Gaia G, Vega: 0.114 mag brighter than AB), parallax, pmra, pmdec with errors,
     parallax_over_error, l, b, association_id, n_neighbours (with images) and the quality columns of
     :mod:`.quality`: ruwe, pm, pm_error, snr_r (expected r-band PSF-flux S/N in the cutouts' sky noise and
     seeing) and saturated (bool, SDSS-like saturation at r ~ 14).
@@ -129,6 +131,8 @@ def simulate_survey(
     true_mags, spectra, truth["d4000"] = _observe_spectra(rows, params, insts, streams["spectra"], snr,
                                                           int(batch_size), n, _Ticker(progress, "spectra", n))
     _foreground_extinction(rng["foreground"], true_mags, truth, np.concatenate([rows[1], rows[2]]))
+    # from here on the noise-free magnitudes are in the catalogues' systems (SDSS u, z off AB; Gaia G Vega)
+    true_mags = catalogue_magnitudes(true_mags, (*BANDS, "G"))
     columns = _catalogue(rng, truth, true_mags)
     images = {}
     seeing = np.ones(n)
