@@ -50,7 +50,11 @@ def test_star_flux_in_the_cutouts_follows_its_magnitudes(stars):
     summed = pix[bright].sum(axis=(2, 3), dtype=np.float64)  # the whole 64 px cutout: a 25" aperture
     ratio = summed / nanomaggies(mags[bright])
     assert np.median(ratio, axis=0) == pytest.approx(np.ones(5), abs=0.01)
-    assert np.all(np.abs(ratio - 1) < 0.05)
+    # each star within 4 sigma of the sky noise summed over the 64 x 64 aperture (3.9 % of a z = 16.2 star's
+    # flux in z, under 1 % in g r i) plus the catalogue's 1 % floor
+    sky = np.array([sky_sigma_per_pixel(b) for b in BANDS]) * 64.0
+    tol = 4.0 * np.hypot(sky[None, :] / nanomaggies(mags[bright]), 0.01)
+    assert np.all(np.abs(ratio - 1) < tol)
     # a point source peaks on the centre pixel (placed within half a pixel of the cutout's centre)
     r = pix[bright, BANDS.index("r")]
     peak_y, peak_x = np.unravel_index(r.reshape(len(r), -1).argmax(axis=1), (64, 64))
