@@ -70,3 +70,44 @@ def test_m_dwarf_colours_follow_pecaut_and_mamajek():
     assert r_i[:5] == pytest.approx([0.68, 0.815, 0.96, 1.21, 1.50], abs=0.1)
     assert i_z[:5] == pytest.approx([0.33, 0.41, 0.53, 0.61, 0.71], abs=0.06)
     assert r_i[5] > 1.4 and i_z[5] > 0.7  # M5 V: still redder than M4 V, short of the table (1.85, 0.91)
+
+
+#: Ivezic et al. (2008, ApJ 684, 287), eq. 4: [Fe/H] = A + Bx + Cy + Dxy + Ex^2 + Fy^2 + Gx^2y + Hxy^2 + Ix^3 + Jy^3
+#: with x = u - g, y = g - r (SDSS system), calibrated on SEGUE spectroscopic metallicities of F/G stars
+IVEZIC_2008 = (-13.13, 14.09, 28.04, -5.51, -5.90, -58.68, 9.14, -20.61, 0.0, 58.20)
+
+
+def _ivezic_feh(x, y):
+    a, b, c, d, e, f, g, h, i, j = IVEZIC_2008
+    return a + b * x + c * y + d * x * y + e * x**2 + f * y**2 + g * x**2 * y + h * x * y**2 + i * x**3 + j * y**3
+
+
+def test_ivezic_relation_reads_the_sun_as_solar():
+    # the relation's own check: the Sun's u - g 1.43, g - r 0.44 (Holmberg et al. 2006) -> [Fe/H] ~ 0
+    assert _ivezic_feh(1.43, 0.44) == pytest.approx(-0.06, abs=0.01)
+
+
+def test_metallicity_spreads_u_g_as_the_sdss_photometric_metallicity_relation():
+    """F/G dwarfs at [Fe/H] 0 .. -2 read back through Ivezic et al. (2008): the session-22 blanketing gave -0.8
+    .. -1.1 for -2 (u - g spanned 0.2 mag where the relation asks 0.5)."""
+    from astromodal.data.simulate.photometry import ab_magnitudes, catalogue_magnitudes
+
+    teff = np.array([6500.0, 6200.0, 5900.0, 5600.0])
+    radius = stars.dwarf_radius(teff)
+    logg = stars.LOGG_SUN + np.log10(stars.dwarf_mass(teff)) - 2.0 * np.log10(radius)
+    read = {}
+    for feh in (0.0, -1.0, -2.0):
+        f = stars.star_spectra(teff, radius, np.full(4, 10.0), np.zeros(4), logg=logg, feh=np.full(4, feh))
+        m = catalogue_magnitudes(ab_magnitudes(f))
+        read[feh] = _ivezic_feh(m[:, 0] - m[:, 1], m[:, 1] - m[:, 2])
+    assert read[0.0] == pytest.approx(np.zeros(4), abs=0.25)
+    assert read[-1.0] == pytest.approx(np.full(4, -1.0), abs=0.25)
+    assert read[-2.0] == pytest.approx(np.full(4, -2.0), abs=0.55)
+    assert np.all(read[0.0] > read[-1.0] + 0.7) and np.all(read[-1.0] > read[-2.0] + 0.3)
+
+
+def test_blanketing_metal_factor_hand_values():
+    # log10(1 + 10^(1.17 + [Fe/H])) / log10(1 + 10^1.17): 1 at 0; at -1.17: log10(2) / log10(15.791) = 0.25119
+    assert float(stars.blanketing_metal_factor(0.0)) == pytest.approx(1.0)
+    assert float(stars.blanketing_metal_factor(-1.17)) == pytest.approx(0.30103 / 1.19841, rel=1e-4)
+    assert float(stars.blanketing_metal_factor(-4.0)) == pytest.approx(10**-2.83 / np.log(10) / 1.19841, rel=0.01)

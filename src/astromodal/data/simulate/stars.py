@@ -182,19 +182,47 @@ def dwarf_radius(teff: np.ndarray) -> np.ndarray:
 LOGG_SUN = 4.438
 #: continuum opacities (absorbed into the line part of the spectrum, ``with_lines``): optical depth just
 #: blueward of the Balmer jump (3646 A) at full Balmer strength, and of the blend of metal lines in the blue/UV
-#: ("line blanketing") of a solar star at 3500 A. Their sizes are set so that the SDSS colours of the Sun
-#: (u-g 1.43, g-r 0.44; Holmberg et al. 2006) and of an A0 dwarf (u-g ~ 1.0; Covey et al. 2007 locus) come
-#: out near the published ones; the blanketing scales as 10^(0.5 [Fe/H]), about the 0.2-0.3 mag of u-g per
-#: dex of the photometric-metallicity relation of Ivezic et al. (2008).
+#: ("line blanketing") of a solar star at 3500 A. The jump's size is set on an A0 dwarf (u-g ~ 1.0; Covey et al.
+#: 2007 locus). The blanketing's size, its metallicity scaling (:func:`blanketing_metal_factor`), its growth
+#: towards cool stars (:data:`BLANKETING_TEFF_EXPONENT`, :data:`BLANKETING_COOL_CAP`) and the jump's fading in
+#: cool stars (:data:`BALMER_JUMP_COOL`) are set together by least squares, then rounded, on: the
+#: photometric-metallicity relation of Ivezic et al. (2008, ApJ 684, 287, eq. 4: [Fe/H] as a cubic in the SDSS
+#: u - g and g - r of F/G dwarfs, calibrated on SEGUE spectroscopic metallicities) at 5600, 5900, 6200 and 6500 K
+#: for [Fe/H] 0, -0.5, -1, -1.5 and -2; the Sun's u - g, 1.43 (Holmberg et al. 2006; double weight); and the
+#: Johnson U - B of A5 V, F0 V, K0 V, K3 V, K5 V and K7 V (Pecaut & Mamajek 2013, Table 5; half weight). The
+#: relation's [Fe/H] of a simulated dwarf is now -0.03 .. -0.18 at solar, -1.03 .. -1.13 at -1 and -1.5 .. -1.8
+#: at -2; the session-22 calibration (BLANKETING_TAU 0.45 scaled as 10^(0.5 [Fe/H]), the jump fading as the
+#: Balmer lines, exponent 4 and cap 3) gave -0.2 .. -0.5, -0.7 .. -0.9 and -0.8 .. -1.1: simulated u - g spanned
+#: 0.2 mag from [Fe/H] 0 to -2 where the relation asks 0.5, so the stars' u - g distribution was far narrower
+#: than a survey's (the worst per-class KS of the realism report). The Sun's u - g is 1.48 in the SDSS system;
+#: the U - B of K0 V is 0.11 too red, of A5 V 0.08 too blue; the Johnson U - B of G0 V / G2 V (P&M 0.057 /
+#: 0.133) comes out 0.06 / 0.13 too red, a tension between that table and the SDSS-system figures on these
+#: filter curves that no setting of these constants removes.
 BALMER_JUMP_TAU = 2.0
-BLANKETING_TAU = 0.45
-BLANKETING_FEH = 0.5
-#: growth of the blanketing towards cool stars, S(Teff) = min((5772 K / Teff)^4, 3) (1 for the Sun, so its u - g
-#: calibration above is unchanged): set by the Johnson U - B of K dwarfs (Pecaut & Mamajek 2013, Table 5: K0 V
-#: 0.436, K3 V 0.801, K5 V 1.081, K7 V 1.222), which this gives as 0.44, 0.72, 1.13, 1.30 on speclite's Bessell
-#: curves (AB - Vega offsets U 0.79, B -0.09, Blanton & Roweis 2007); the exponent 2 and cap 2 used before gave
-#: 0.37, 0.54, 0.77, 1.00 (the metal-line forest of K dwarfs in the near-UV was too weak)
-BLANKETING_TEFF_EXPONENT, BLANKETING_COOL_CAP = 4.0, 3.0
+BLANKETING_TAU = 0.82
+#: the blanketing's metallicity scaling, log10(1 + 10^(c + [Fe/H])) / log10(1 + 10^c) with c =
+#: BLANKETING_FEH_KNEE: the optical depth of a blend of saturated lines grows as the logarithm of the abundance
+#: (the flat part of the curve of growth), so its effect is close to linear in [Fe/H] down to about -c and
+#: then fades as the abundance itself (weak lines). The pure power 10^(0.5 [Fe/H]) used before saturated too
+#: early: stars at [Fe/H] -1 and -2 differed by only 0.05 mag in u - g.
+BLANKETING_FEH_KNEE = 1.17
+#: growth of the blanketing towards cool stars, S(Teff) = min((5772 K / Teff)^BLANKETING_TEFF_EXPONENT,
+#: BLANKETING_COOL_CAP) (1 for the Sun); the cap keeps the optical depth of the session-22 calibration in
+#: late-K and M dwarfs (0.82 x 1.7 ~ 0.45 x 3)
+BLANKETING_TEFF_EXPONENT, BLANKETING_COOL_CAP = 1.35, 1.7
+#: the Balmer jump's strength in cool stars: :func:`balmer_strength` times logistic((Teff - T) / w) with (T, w) =
+#: BALMER_JUMP_COOL: in F-K photospheres the H- opacity, which has no edge at 3646 A, dominates on both sides of
+#: it and dilutes the discontinuity (Gray 2005, ch. 8), faster than the Balmer lines fade; 0.19 of the lines'
+#: strength at 6200 K, 0.02 in the Sun, 0.99 at A5 V
+BALMER_JUMP_COOL = (6450.0, 170.0)
+
+
+def blanketing_metal_factor(feh: np.ndarray) -> np.ndarray:
+    """The metal-line blanketing relative to solar at [Fe/H] ``feh`` (1 at 0; see :data:`BLANKETING_FEH_KNEE`)."""
+    c = BLANKETING_FEH_KNEE
+    return np.log10(1.0 + 10.0 ** (c + np.asarray(feh, dtype=np.float64))) / np.log10(1.0 + 10.0**c)
+
+
 #: the red-side continuum opacity that makes real stellar continua bluer than the black body at Teff between
 #: 4000 and 9000 A (hydrogen bound-free absorption from n = 3 growing as lambda^3 up to the Paschen edge in A
 #: stars, H- bound-free absorption growing up to ~8500 A in F-K stars: the red light leaves from higher,
@@ -215,6 +243,12 @@ RED_OPACITY_STOP = 7500.0
 #: black body) blueward, positive redward; only its slope matters for colours and spectral shapes, and the
 #: lines keep their tabulated depths over the continuum at H beta
 RED_OPACITY_PIVOT = 4861.3
+
+
+def balmer_jump_strength(teff: np.ndarray) -> np.ndarray:
+    """Relative strength of the Balmer jump: :func:`balmer_strength` faded below :data:`BALMER_JUMP_COOL`."""
+    t0, width = BALMER_JUMP_COOL
+    return balmer_strength(teff) * logistic((np.asarray(teff, dtype=np.float64) - t0) / width)
 
 
 def balmer_strength(teff: np.ndarray) -> np.ndarray:
@@ -412,9 +446,11 @@ def continuum_tau(wavelength: np.ndarray, teff: np.ndarray, logg: np.ndarray | N
     """Optical depth (N, L) of the Balmer jump and of the blue/UV line blanketing at rest ``wavelength`` (A).
 
     Balmer jump: tau = BALMER_JUMP_TAU s(Teff) 10^(-0.1 (log g - 4)) (lambda / 3646)^3 blueward of 3646 A
-    (hydrogen bound-free from n = 2, a smooth 10 A edge); blanketing: tau = BLANKETING_TAU S(Teff)
-    10^(0.5 [Fe/H]) ((4500 - lambda) / 1000 A)^1.5 blueward of 4500 A, S rising from hot to cool stars
-    (logistic at 6800 K times min((5772 / Teff)^4, 3), :data:`BLANKETING_TEFF_EXPONENT`); the red-side opacity c(Teff) ln(lambda / 4861 A)
+    (hydrogen bound-free from n = 2, a smooth 10 A edge; s = :func:`balmer_jump_strength`); blanketing: tau =
+    BLANKETING_TAU S(Teff) m([Fe/H]) ((4500 - lambda) / 1000 A)^1.5 blueward of 4500 A (m =
+    :func:`blanketing_metal_factor`), S
+    rising from hot to cool stars (logistic at 6800 K times min((5772 / Teff)^BLANKETING_TEFF_EXPONENT,
+    BLANKETING_COOL_CAP)); the red-side opacity c(Teff) ln(lambda / 4861 A)
     between 4000 A and RED_OPACITY_STOP, constant beyond (:data:`RED_OPACITY_ANCHORS`).
     """
     teff, logg, feh = _params(teff, logg, feh)
@@ -444,10 +480,10 @@ BALMER_JUMP_COLUMNS = 3716.0
 def _continuum_coefficients(teff: np.ndarray, logg: np.ndarray, feh: np.ndarray
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The Balmer jump's, the blanketing's and the red-side opacity's coefficients of :func:`continuum_tau`."""
-    jump = BALMER_JUMP_TAU * balmer_strength(teff) * 10.0 ** (-0.1 * (logg - 4.0))
+    jump = BALMER_JUMP_TAU * balmer_jump_strength(teff) * 10.0 ** (-0.1 * (logg - 4.0))
     blanket = (BLANKETING_TAU * logistic((6800.0 - teff) / 500.0)
                * np.minimum((5772.0 / teff) ** BLANKETING_TEFF_EXPONENT, BLANKETING_COOL_CAP)
-               * 10.0 ** (BLANKETING_FEH * feh))
+               * blanketing_metal_factor(feh))
     anchor_t, anchor_c = np.array(RED_OPACITY_ANCHORS, dtype=np.float64).T
     red = np.interp(np.log(teff), np.log(anchor_t), anchor_c)
     return jump, blanket, red
