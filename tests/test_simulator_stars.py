@@ -122,7 +122,9 @@ def test_the_default_stellar_selection_follows_the_first_instrument():
     from astropy.coordinates import SkyCoord  # all sky: stars at low Galactic latitude too
     lat = SkyCoord(ra=gaia.ra, dec=gaia.dec, unit="deg").galactic.b.deg
     assert (abs(lat) < 10).mean() > 0.1  # an SDSS-like footprint would have none below |b| = 20
-    assert gaia.columns["r"].values.read().max() < 18.5
+    # the limit (r 17.65) applies to continuum magnitudes: an M dwarf's TiO bands and noise make its catalogue r
+    # up to ~0.9 mag fainter
+    assert gaia.columns["r"].values.read().max() < 18.7
     with pytest.raises(ConfigError, match="stellar_selection"):
         simulate_survey(n=10, stellar_selection="hipparcos")
 

@@ -14,8 +14,9 @@ Model and simplifications:
 * the spectrum at the observer is pi B_lambda(Teff) (R/d)^2 (a black body seen at distance d, no
   extinction, no limb darkening) times exp(-tau) of absorption features whose strength follows the
   spectral type: Balmer lines peaking near A0 (~9750 K) and fading on both sides, He II (O) and He I
-  (B), Ca II H&K, the G band, Mg b, Na D and the Ca II triplet growing towards G/K, and TiO bands
-  (sharp blue heads, fading to the red) in late K and M stars;
+  (B), Ca II H&K, the G band, Mg b, Na D and the Ca II triplet growing towards G/K, TiO bands
+  (sharp blue heads, fading to the red) in late K and M stars and their depressed blue pseudo-continuum
+  (3900-4760 A, :data:`M_BLUE_TAU`);
 * the whole spectrum is Doppler shifted by the radial velocity: lambda_obs = lambda_rest (1 + v/c).
 """
 
@@ -377,25 +378,81 @@ WING_FRACTION, WING_WIDTH = 0.3, 3.0
 #: TiO band heads (A) with the e-folding length (A) of each band's redward fade.
 TIO_BANDS_AIR = ((4761.0, 70.0), (4955.0, 80.0), (5167.0, 90.0), (5448.0, 110.0), (5847.0, 90.0), (6159.0, 140.0),
                  (6651.0, 100.0), (7054.0, 150.0), (7589.0, 120.0), (8432.0, 100.0))
-#: the bands with heads in the visible (bluer than 7000 A: the alpha, beta and gamma' systems, which cover the
-#: g, V and r passbands) carry TIO_VISIBLE_WEIGHT times the optical depth at the head of :func:`tio_depth` (the
-#: TiO5 band at 7126 A) and fade TIO_VISIBLE_FADE times more slowly, so that neighbouring bands overlap into the
-#: depressed pseudo-continuum of M dwarfs. Both are set by least squares on the Johnson-Cousins V - Ic of M0 V ..
-#: M5 V dwarfs (1.766, 2.005, 2.173, 2.420, 2.831, 3.278; Pecaut & Mamajek 2013, Table 5, version 2022.04.16) on
-#: speclite's Bessell V and I curves (AB -> Vega: V 0.02, I 0.45), rounded (rms 0.10 mag; M5 V 0.18 too blue):
-#: with the tabulated bands alone V - Ic was 0.17 too blue at M0 V and 0.63 at M4 V (the absolute M_V 0.4-1 mag
-#: too bright while M_Ic matched), and the SDSS r - i, which the fit does not use, 0.12 .. 0.64 too blue; it
-#: is now within 0.08 of the same table's r - i and within 0.04 of its i - z from M0 V to M4 V
-#: (tests/test_sim_stars_vacuum_colours.py). The g - r of M dwarfs stays ~1.2 (too blue: the g band's
-#: blanketing by Ca I, MgH and CaH is not modelled).
-TIO_VISIBLE_WEIGHT, TIO_VISIBLE_FADE, TIO_VISIBLE_BELOW = 1.5, 2.0, 7000.0
+#: the bands with heads in the visible (bluer than 7000 A: the alpha, beta and gamma' systems over the g, V and
+#: r passbands) carry a weight times the optical depth at the head of :func:`tio_depth` (the TiO5 band at 7126
+#: A) and fade a factor more slowly than tabulated, so that neighbouring bands overlap into the depressed
+#: pseudo-continuum of M dwarfs: TIO_VISIBLE holds (heads bluer than, weight, fade factor) for the heads below
+#: 5500 A and those of 5500-7000 A. Set by least squares together with :data:`M_BLUE_TAU` and its band (then
+#: rounded) on the Johnson-Cousins V - Ic, B - V and U - B and the SDSS r - i and i - z of K7 V .. M5 V
+#: (Pecaut & Mamajek 2013, Table 5, version 2022.04.16; V, I on speclite's Bessell curves, AB -> Vega: U 0.79,
+#: B -0.09, V 0.02, I 0.45) and on the g - r (1.36, 1.51, 1.53) and the 3850-7200 A shapes (200 A bins relative
+#: to 6400-7200 A) of the SDSS M0, M2 and M4 dwarf templates of Bochanski et al. (2007, AJ 133, 531; as
+#: distributed with Schmidt's FlareSpecPhot). With the tabulated bands alone V - Ic was 0.17 too blue at M0 V
+#: and 0.63 at M4 V; with one weight (1.5) and fade (2) for every visible band (session 27) V - Ic matched but
+#: the 4800-5600 A region of an M4 V was 0.1-0.35 mag too faint and 5600-6200 A 0.1-0.3 too bright (g - r
+#: 1.70 against the template's 1.53). Now V - Ic is within 0.1 of the table from K7 V to M4 V (M5 V 0.17 too
+#: blue), r - i within 0.06 (M5 V 1.55 against 1.85), i - z within 0.07, g - r 1.32 / 1.40 / 1.59 at M0 / M2 /
+#: M4 V (tests/test_sim_stars_vacuum_colours.py).
+TIO_VISIBLE = ((5500.0, 0.6, 5.4), (7000.0, 0.85, 2.8))
+
+
+def _tio_bands(bands_air) -> tuple[tuple[float, float, float], ...]:
+    """(vacuum head, fade, weight) of each TiO band of ``bands_air``, the visible ones per :data:`TIO_VISIBLE`."""
+    out = []
+    for head, fade in bands_air:
+        weight, factor = 1.0, 1.0
+        for below, w, f in TIO_VISIBLE:
+            if head < below:
+                weight, factor = w, f
+                break
+        out.append((_vac(head), fade * factor, weight))
+    return tuple(out)
+
+
 #: the same in vacuum (the model grid's wavelengths): (head, fade, weight of the head's optical depth)
-TIO_BANDS = tuple((_vac(head), fade * TIO_VISIBLE_FADE, TIO_VISIBLE_WEIGHT) if head < TIO_VISIBLE_BELOW
-                  else (_vac(head), fade, 1.0) for head, fade in TIO_BANDS_AIR)
+TIO_BANDS = _tio_bands(TIO_BANDS_AIR)
 #: CaH band heads (A) and fades: strongest in M dwarfs and subdwarfs (gravity-sensitive, Reid et al. 1995)
 CAH_BANDS_AIR = ((6382.0, 40.0), (6750.0, 120.0))
 #: the same in vacuum, as (head, fade, weight) like :data:`TIO_BANDS` (the head carries :func:`cah_depth`)
 CAH_BANDS = tuple((_vac(head), fade, 1.0) for head, fade in CAH_BANDS_AIR)
+
+
+#: the blue pseudo-continuum of late-K and M stars: between ~3900 A and the head of the TiO alpha-system band
+#: at 4761 A their flux lies far below what the bands and lines above leave (the overlapping TiO alpha and
+#: gamma' sequences, CaOH, MgH and the damping wings of the Ca I 4227 resonance line). Modelled as a
+#: flat-bottomed optical depth tau = M_BLUE_TAU ((M_BLUE_TEFF - Teff) / 1000 K)^2 10^(0.5 [Fe/H]) (Teff <
+#: M_BLUE_TEFF; the metallicity scaling of :func:`tio_depth`) between the vacuum wavelengths M_BLUE_BAND, its
+#: blue edge logistic over M_BLUE_EDGE A, its red edge over 10 A; set with :data:`TIO_VISIBLE` (see there;
+#: onset Teff fixed at 4700 K). Without it the B - V of M dwarfs fell from 1.19 at M0 V to 0.81 at M4 V (P&M:
+#: 1.42 .. 1.65) and their g - r stayed ~1.2 (templates 1.36 .. 1.53); with it B - V is 1.32 .. 1.73 from K7 V
+#: to M5 V (P&M 1.34 .. 1.83, at most 0.11 off) and U - B within 0.07.
+M_BLUE_TAU, M_BLUE_TEFF = 0.50, 4700.0
+M_BLUE_BAND, M_BLUE_EDGE = (3890.0, 4800.0), 135.0
+
+
+def m_blue_tau(teff: np.ndarray, feh: np.ndarray | None = None) -> np.ndarray:
+    """Optical depth at the bottom of the late-K / M blue depression (:data:`M_BLUE_TAU`): 0 above M_BLUE_TEFF."""
+    teff, _, feh = _params(teff, None, feh)
+    return M_BLUE_TAU * np.clip((M_BLUE_TEFF - teff) / 1000.0, 0.0, None) ** 2 * 10.0 ** (0.5 * feh)
+
+
+def _add_blue_depression(tau: np.ndarray, teff: np.ndarray, feh: np.ndarray, shift: np.ndarray) -> None:
+    """Add :func:`m_blue_tau` times the band's shape at rest wavelengths model_grid / ``shift`` to ``tau``."""
+    depth = m_blue_tau(teff, feh)
+    rows = np.flatnonzero(depth > 1e-4)
+    if rows.size == 0:
+        return
+    lo, hi = M_BLUE_BAND
+    grid = model_grid()
+    i0 = max(0, int(np.log((lo - 12.0 * M_BLUE_EDGE) * 0.99 / GRID_START) / GRID_DLN))
+    i1 = int(np.log((hi + 150.0) * 1.01 / GRID_START) / GRID_DLN) + 1
+    lam = grid[i0:i1][None, :] / shift[rows][:, None]
+    band = logistic((lam - lo) / M_BLUE_EDGE)
+    # the red edge differs from 1 by more than 3e-7 only within 150 A of its wavelength (rest frame)
+    k = max(0, int(np.searchsorted(grid[i0:i1], (hi - 150.0) * float(np.min(shift[rows])))))
+    band[:, k:] *= logistic((hi - lam[:, k:]) / 10.0)
+    band *= depth[rows][:, None]
+    tau[rows, i0:i1] += band
 
 
 def _line_scale(feh: np.ndarray, logg: np.ndarray, a: float, g: float) -> np.ndarray:
@@ -565,6 +622,7 @@ def absorption_tau(teff: np.ndarray, rv_kms: np.ndarray, logg: np.ndarray | None
     _add_box(tau, mgh_depth(teff, logg, feh), MGH_BAND, shift)
     _add_bands(tau, tio_depth(teff, feh), TIO_BANDS, shift)
     _add_bands(tau, cah_depth(teff, logg), CAH_BANDS, shift)
+    _add_blue_depression(tau, teff, feh, shift)
     out = tau[:, :-1]
     _add_continuum_tau_on_grid(out, shift, teff, logg, feh)
     return out
