@@ -86,11 +86,15 @@ def simulate_command(
     columns_only: bool = typer.Option(False, "--columns-only",
                                       help="Write the catalogue only (ids, ra, dec, photometry, astrometry, quality "
                                            "columns and every target; no spectra, no images): Parquet for a "
-                                           ".parquet --out, HDF5 otherwise."),
+                                           ".parquet --out, HDF5 otherwise. Magnitudes are in each survey's "
+                                           "system: ugriz SDSS (u 0.04 mag fainter, z 0.02 brighter than AB), "
+                                           "phot_g_mean_mag Gaia G (Vega)."),
     workers: int = typer.Option(0, "--workers", min=0,
                                 help="Processes simulating blocks in parallel (0: $ASTROMODAL_SIM_WORKERS if set, "
                                      "else min(2, cores) above 4 blocks and 1 = this process otherwise). The "
-                                     "values written do not depend on it."),
+                                     "values written do not depend on it. Workers hand their blocks to the "
+                                     "writer through files in a private folder under /dev/shm (else $TMPDIR), "
+                                     "removed at the end; one left by a killed run is removed by the next."),
     codec: str = typer.Option("lzf", "--codec", help="HDF5 compression: lzf (fast, the default; image pixels, "
                                                      "sky noise it would shrink by only 6 %, stored uncompressed), gzip "
                                                      "(level 1, everything: smaller, about 2.3x slower) or none "
