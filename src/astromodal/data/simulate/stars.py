@@ -428,12 +428,19 @@ CAH_BANDS = tuple((_vac(head), fade, 1.0) for head, fade in CAH_BANDS_AIR)
 #: to M5 V (P&M 1.34 .. 1.83, at most 0.11 off) and U - B within 0.07.
 M_BLUE_TAU, M_BLUE_TEFF = 0.50, 4700.0
 M_BLUE_BAND, M_BLUE_EDGE = (3890.0, 4800.0), 135.0
+#: below this Teff (M4 V) the depression's depth stays at its value there, as the TiO bands saturate (tio_depth
+#: 0.71 of its 0.75 at 3200 K): grown further as ((4700 K - Teff) / 1000 K)^2 it made the SDSS g - r of M5 V and
+#: M6 V 1.75 and 2.05 against 1.62 for the M6 template of Bochanski et al. (2007); saturated 1.67 and 1.87 (the
+#: black body times bands of this model stays too red there), B - V 1.59 / 1.73 against P&M 1.83 / 2.01
+M_BLUE_SATURATION_TEFF = 3200.0
 
 
 def m_blue_tau(teff: np.ndarray, feh: np.ndarray | None = None) -> np.ndarray:
-    """Optical depth at the bottom of the late-K / M blue depression (:data:`M_BLUE_TAU`): 0 above M_BLUE_TEFF."""
+    """Optical depth at the bottom of the late-K / M blue depression (:data:`M_BLUE_TAU`): 0 above M_BLUE_TEFF,
+    constant below :data:`M_BLUE_SATURATION_TEFF`."""
     teff, _, feh = _params(teff, None, feh)
-    return M_BLUE_TAU * np.clip((M_BLUE_TEFF - teff) / 1000.0, 0.0, None) ** 2 * 10.0 ** (0.5 * feh)
+    x = np.clip((M_BLUE_TEFF - teff) / 1000.0, 0.0, (M_BLUE_TEFF - M_BLUE_SATURATION_TEFF) / 1000.0)
+    return M_BLUE_TAU * x**2 * 10.0 ** (0.5 * feh)
 
 
 def _add_blue_depression(tau: np.ndarray, teff: np.ndarray, feh: np.ndarray, shift: np.ndarray) -> None:
