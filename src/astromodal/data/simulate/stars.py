@@ -424,8 +424,9 @@ CAH_BANDS = tuple((_vac(head), fade, 1.0) for head, fade in CAH_BANDS_AIR)
 #: M_BLUE_TEFF; the metallicity scaling of :func:`tio_depth`) between the vacuum wavelengths M_BLUE_BAND, its
 #: blue edge logistic over M_BLUE_EDGE A, its red edge over 10 A; set with :data:`TIO_VISIBLE` (see there;
 #: onset Teff fixed at 4700 K). Without it the B - V of M dwarfs fell from 1.19 at M0 V to 0.81 at M4 V (P&M:
-#: 1.42 .. 1.65) and their g - r stayed ~1.2 (templates 1.36 .. 1.53); with it B - V is 1.32 .. 1.73 from K7 V
-#: to M5 V (P&M 1.34 .. 1.83, at most 0.11 off) and U - B within 0.07.
+#: 1.42 .. 1.65) and their g - r stayed ~1.2 (templates 1.36 .. 1.53); with it B - V is 1.32 .. 1.55 from K7 V
+#: to M4 V (P&M 1.34 .. 1.65, at most 0.11 off; M5 V 1.60 against 1.83, see :data:`M_BLUE_SATURATION_TEFF`),
+#: U - B within 0.07.
 M_BLUE_TAU, M_BLUE_TEFF = 0.50, 4700.0
 M_BLUE_BAND, M_BLUE_EDGE = (3890.0, 4800.0), 135.0
 #: below this Teff (M4 V) the depression's depth stays at its value there, as the TiO bands saturate (tio_depth
