@@ -530,12 +530,37 @@ def continuum_tau(wavelength: np.ndarray, teff: np.ndarray, logg: np.ndarray | N
         tau = np.broadcast_to(tau, (n, tau.shape[1])).copy()
     cols = np.flatnonzero(lam.min(axis=0) < BALMER_JUMP_COLUMNS)
     if cols.size:
-        sub = lam[:, cols]
-        tau[:, cols] += jump[:, None] * (logistic((3646.0 - sub) / 2.5) * (sub / 3646.0) ** 3)
+        tau[:, cols] += _jump_term(np.broadcast_to(lam[:, cols], (n, cols.size)).copy(), jump)
     cols = np.flatnonzero(lam.min(axis=0) < 4500.0)
     if cols.size:
-        tau[:, cols] += blanket[:, None] * np.clip((4500.0 - lam[:, cols]) / 1000.0, 0.0, None) ** 1.5
+        tau[:, cols] += _blanket_term(np.broadcast_to(lam[:, cols], (n, cols.size)).copy(), blanket)
     return tau
+
+
+def _jump_term(rest: np.ndarray, jump: np.ndarray) -> np.ndarray:
+    """The Balmer jump's optical depth at rest wavelengths ``rest`` (N, k; overwritten) for (N,) ``jump``:
+    jump logistic((3646 - lambda) / 2.5) (lambda / 3646)^3, written as jump (lambda / 3646)^3 / (1 + exp((lambda -
+    3646) / 2.5)) (no tanh, no pow; the exponential overflows to inf far redward, where the term's limit is 0)."""
+    with np.errstate(over="ignore"):
+        edge = np.exp((rest - 3646.0) / 2.5)
+    edge += 1.0
+    rest /= 3646.0
+    cube = rest * rest
+    cube *= rest
+    cube /= edge
+    cube *= jump[:, None]
+    return cube
+
+
+def _blanket_term(rest: np.ndarray, blanket: np.ndarray) -> np.ndarray:
+    """The blanketing's optical depth at rest wavelengths ``rest`` (N, k; overwritten, returned) for (N,)
+    ``blanket``: blanket max((4500 - lambda) / 1000 A, 0)^1.5, with x^1.5 = x sqrt(x)."""
+    np.subtract(4500.0, rest, out=rest)
+    rest /= 1000.0
+    np.maximum(rest, 0.0, out=rest)
+    rest *= np.sqrt(rest)
+    rest *= blanket[:, None]
+    return rest
 
 
 #: rest wavelength (A) redward of which the Balmer jump's term is dropped (its edge is < 1e-12 of the jump there)
@@ -572,26 +597,11 @@ def _add_continuum_tau_on_grid(tau: np.ndarray, shift: np.ndarray, teff: np.ndar
     del ln_rest
     top = float(np.max(shift))
     k = int(np.searchsorted(grid, BALMER_JUMP_COLUMNS * top))
-    if k:  # logistic(x) = 1 / (1 + exp(-x)), x^3 = x x x: the same terms without tanh and pow
-        sub = grid[None, :k] / shift[:, None]
-        with np.errstate(over="ignore"):  # inf far redward (a shift > 1.4): the term's limit, 0
-            edge = np.exp((sub - 3646.0) / 2.5)
-        edge += 1.0
-        sub /= 3646.0
-        cube = sub * sub
-        cube *= sub
-        cube /= edge
-        cube *= jump[:, None]
-        tau[:, :k] += cube
+    if k:
+        tau[:, :k] += _jump_term(grid[None, :k] / shift[:, None], jump)
     k = int(np.searchsorted(grid, 4500.0 * top))
-    if k:  # x^1.5 = x sqrt(x)
-        x = grid[None, :k] / shift[:, None]
-        np.subtract(4500.0, x, out=x)
-        x /= 1000.0
-        np.maximum(x, 0.0, out=x)
-        x *= np.sqrt(x)
-        x *= blanket[:, None]
-        tau[:, :k] += x
+    if k:
+        tau[:, :k] += _blanket_term(grid[None, :k] / shift[:, None], blanket)
 
 
 @lru_cache(maxsize=1)
