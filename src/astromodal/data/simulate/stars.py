@@ -445,22 +445,10 @@ def m_blue_tau(teff: np.ndarray, feh: np.ndarray | None = None) -> np.ndarray:
 
 
 def _add_blue_depression(tau: np.ndarray, teff: np.ndarray, feh: np.ndarray, shift: np.ndarray) -> None:
-    """Add :func:`m_blue_tau` times the band's shape at rest wavelengths model_grid / ``shift`` to ``tau``."""
+    """Add the :func:`m_blue_tau` band (M_BLUE_BAND, edges M_BLUE_EDGE and 10 A) to ``tau``, in place."""
     depth = m_blue_tau(teff, feh)
     rows = np.flatnonzero(depth > 1e-4)
-    if rows.size == 0:
-        return
-    lo, hi = M_BLUE_BAND
-    grid = model_grid()
-    i0 = max(0, int(np.log((lo - 12.0 * M_BLUE_EDGE) * 0.99 / GRID_START) / GRID_DLN))
-    i1 = int(np.log((hi + 150.0) * 1.01 / GRID_START) / GRID_DLN) + 1
-    lam = grid[i0:i1][None, :] / shift[rows][:, None]
-    band = logistic((lam - lo) / M_BLUE_EDGE)
-    # the red edge differs from 1 by more than 3e-7 only within 150 A of its wavelength (rest frame)
-    k = max(0, int(np.searchsorted(grid[i0:i1], (hi - 150.0) * float(np.min(shift[rows])))))
-    band[:, k:] *= logistic((hi - lam[:, k:]) / 10.0)
-    band *= depth[rows][:, None]
-    tau[rows, i0:i1] += band
+    _add_flat_band(tau, rows, depth[rows], M_BLUE_BAND, shift, (M_BLUE_EDGE, 10.0))
 
 
 def _line_scale(feh: np.ndarray, logg: np.ndarray, a: float, g: float) -> np.ndarray:
@@ -689,14 +677,27 @@ def _add_gaussian_rows(out: np.ndarray, rows: np.ndarray, centre: np.ndarray, si
 def _add_box(tau: np.ndarray, depth: np.ndarray, band: tuple[float, float], shift: np.ndarray) -> None:
     """Add a flat-bottomed band (edges 2 A wide, logistic) of central ``depth`` to the rows where it shows."""
     rows = np.flatnonzero(depth > 1e-4)
+    _add_flat_band(tau, rows, -np.log1p(-depth[rows]), band, shift)
+
+
+def _add_flat_band(tau: np.ndarray, rows: np.ndarray, tau0: np.ndarray, band: tuple[float, float],
+                   shift: np.ndarray, edges: tuple[float, float] = (1.0, 1.0)) -> None:
+    """Add tau0 (one per row of ``rows``) times logistic((lambda - lo) / w_lo) logistic((hi - lambda) / w_hi) at
+    the rest wavelengths model_grid / shift of those rows of ``tau`` (N, L + 1), in place; ``band`` = (lo, hi),
+    ``edges`` = (w_lo, w_hi) in A. Only the columns where the band exceeds ~1e-5 of its depth are touched, and
+    the red edge's logistic is evaluated only within 37 widths of it (1 to float precision further blueward)."""
     if rows.size == 0:
         return
+    (lo, hi), (w_lo, w_hi) = band, edges
     grid = model_grid()
-    i0 = int(np.log(band[0] * 0.99 / GRID_START) / GRID_DLN)
-    i1 = int(np.log(band[1] * 1.01 / GRID_START) / GRID_DLN) + 1
+    i0 = max(0, int(np.log(min(lo * 0.99, (lo - 12.0 * w_lo) * 0.99) / GRID_START) / GRID_DLN))
+    i1 = int(np.log(max(hi, hi + 15.0 * w_hi) * 1.01 / GRID_START) / GRID_DLN) + 1
     lam = grid[i0:i1][None, :] / shift[rows][:, None]
-    box = logistic((lam - band[0]) / 1.0) * logistic((band[1] - lam) / 1.0)
-    tau[rows, i0:i1] += -np.log1p(-depth[rows])[:, None] * box
+    box = logistic((lam - lo) / w_lo)
+    k = max(0, int(np.searchsorted(grid[i0:i1], (hi - 37.0 * w_hi) * float(np.min(shift[rows])))))
+    box[:, k:] *= logistic((hi - lam[:, k:]) / w_hi)
+    box *= tau0[:, None]
+    tau[rows, i0:i1] += box
 
 
 def _add_bands(tau: np.ndarray, depth: np.ndarray, bands, shift: np.ndarray) -> None:
