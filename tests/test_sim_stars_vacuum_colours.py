@@ -50,6 +50,14 @@ def test_k_dwarf_colours_follow_pecaut_and_mamajek():
     assert v_i == pytest.approx([0.713, 0.853, 1.030, 1.272], abs=0.05)
 
 
+def _dwarf_spectra(teff: np.ndarray, feh: float = 0.0) -> np.ndarray:
+    """Model spectra of main-sequence stars at 10 pc: the dwarf radius and mass relations, log g from them."""
+    radius = stars.dwarf_radius(teff)
+    logg = stars.LOGG_SUN + np.log10(stars.dwarf_mass(teff)) - 2.0 * np.log10(radius)
+    return stars.star_spectra(teff, radius, np.full(len(teff), 10.0), np.zeros(len(teff)), logg=logg,
+                              feh=np.full(len(teff), feh))
+
+
 def test_m_dwarf_colours_follow_pecaut_and_mamajek():
     """M0 V .. M5 V through the TiO bands: V - Ic and the SDSS r - i and i - z (Pecaut & Mamajek 2013, Table 5,
     version 2022.04.16; part of the calibration of TIO_VISIBLE). With the tabulated bands alone V - Ic was
@@ -57,9 +65,7 @@ def test_m_dwarf_colours_follow_pecaut_and_mamajek():
     from astromodal.data.simulate.photometry import ab_magnitudes
 
     teff = np.array([3850.0, 3660.0, 3560.0, 3430.0, 3210.0, 3060.0])
-    radius = stars.dwarf_radius(teff)
-    logg = stars.LOGG_SUN + np.log10(stars.dwarf_mass(teff)) - 2.0 * np.log10(radius)
-    f = stars.star_spectra(teff, radius, np.full(6, 10.0), np.zeros(6), logg=logg, feh=np.zeros(6))
+    f = _dwarf_spectra(teff)
     bands = speclite.filters.load_filters("bessell-V", "bessell-I")
     m = bands.get_ab_magnitudes(f * u.erg / u.s / u.cm**2 / u.AA, model_grid() * u.AA)
     v_i = (np.asarray(m["bessell-V"]) - 0.02) - (np.asarray(m["bessell-I"]) - 0.45)
@@ -77,10 +83,7 @@ def _dwarf_colours(teff: np.ndarray) -> dict[str, np.ndarray]:
     U 0.79, B -0.09, V 0.02) and the SDSS (AB) g - r of solar-metallicity dwarfs at 10 pc."""
     from astromodal.data.simulate.photometry import ab_magnitudes
 
-    radius = stars.dwarf_radius(teff)
-    logg = stars.LOGG_SUN + np.log10(stars.dwarf_mass(teff)) - 2.0 * np.log10(radius)
-    f = stars.star_spectra(teff, radius, np.full(len(teff), 10.0), np.zeros(len(teff)), logg=logg,
-                           feh=np.zeros(len(teff)))
+    f = _dwarf_spectra(teff)
     bands = speclite.filters.load_filters("bessell-U", "bessell-B", "bessell-V")
     m = bands.get_ab_magnitudes(f * u.erg / u.s / u.cm**2 / u.AA, model_grid() * u.AA)
     U, B, V = (np.asarray(m[k]) for k in ("bessell-U", "bessell-B", "bessell-V"))
@@ -132,12 +135,9 @@ def test_metallicity_spreads_u_g_as_the_sdss_photometric_metallicity_relation():
     from astromodal.data.simulate.photometry import ab_magnitudes, catalogue_magnitudes
 
     teff = np.array([6500.0, 6200.0, 5900.0, 5600.0])
-    radius = stars.dwarf_radius(teff)
-    logg = stars.LOGG_SUN + np.log10(stars.dwarf_mass(teff)) - 2.0 * np.log10(radius)
     read = {}
     for feh in (0.0, -1.0, -2.0):
-        f = stars.star_spectra(teff, radius, np.full(4, 10.0), np.zeros(4), logg=logg, feh=np.full(4, feh))
-        m = catalogue_magnitudes(ab_magnitudes(f))
+        m = catalogue_magnitudes(ab_magnitudes(_dwarf_spectra(teff, feh)))
         read[feh] = _ivezic_feh(m[:, 0] - m[:, 1], m[:, 1] - m[:, 2])
     assert read[0.0] == pytest.approx(np.zeros(4), abs=0.25)
     assert read[-1.0] == pytest.approx(np.full(4, -1.0), abs=0.25)
