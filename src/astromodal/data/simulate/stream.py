@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -210,6 +211,8 @@ def _run_block(args: tuple) -> Dataset:
 _SPOOL_ALIGN = 64
 _SPOOL_PREFIX = "astromodal-blocks-"
 _SPOOL_LOCK = ".writer.lock"
+#: the name of block n's file in a spool folder, and the pattern the stale-spool sweep accepts
+_SPOOL_BLOCK, _SPOOL_BLOCK_NAME = "block-{}.bin", re.compile(r"block-\d+\.bin")
 _SPOOL_LOCKS: dict[str, int] = {}  # spool folder -> the descriptor holding its lock, in the writer
 
 
@@ -268,13 +271,11 @@ def _remove_stale_spools(base: str) -> None:
 def _holds_only_spool_files(entry: Path) -> bool:
     """True when ``entry`` holds nothing but what a writer puts in a spool folder (its lock file and
     ``block-<n>.bin`` files): a folder of the user's that happens to share the prefix is never removed."""
-    import re
-
     try:
         names = [child.name for child in entry.iterdir()]
     except OSError:  # unreadable: not ours to judge
         return False
-    return all(name == _SPOOL_LOCK or re.fullmatch(r"block-\d+\.bin", name) for name in names)
+    return all(name == _SPOOL_LOCK or _SPOOL_BLOCK_NAME.fullmatch(name) for name in names)
 
 
 def _writer_gone(entry: Path) -> bool:
@@ -313,7 +314,7 @@ def _run_block_spooled(args: tuple) -> Any:
     triple goes back through the pool's pipe instead of ~150 MB of pickled arrays. If the file cannot be
     written (a full disk), the block itself goes back."""
     *job, spool = args
-    return spool_block(_run_block(tuple(job)), Path(spool) / f"block-{job[0]}.bin")
+    return spool_block(_run_block(tuple(job)), Path(spool) / _SPOOL_BLOCK.format(job[0]))
 
 
 def spool_block(ds: Dataset, path: Path) -> Any:
