@@ -223,8 +223,12 @@ def test_halpha_flux_gives_back_sfr(survey):
     d_cm = survey.targets["distance"].values.read()[gal] * (1 * u.pc).to(u.cm).value
     sfr_est = 7.9e-42 * 4 * np.pi * d_cm**2 * line
     sfr = survey.targets["sfr"].values.read()[gal]
-    strong = (sfr > 0.3) & (6650 * (1 + z) < wave[-1])  # Halpha and its continuum windows inside the spectrum
-    assert strong.sum() >= 15  # SDSS-I to -IV galaxy mix: ~30 % main sample, the rest mostly beyond z = 0.38
+    # lines this window estimate can measure: true rest EW > 3 A (quenched galaxies with SFR ~0.5 Msun/yr have
+    # EW ~1 A), Halpha and its continuum windows inside the spectrum
+    with np.errstate(invalid="ignore"):
+        ew_true = survey.targets["halpha_flux"].values.read()[gal] / cont / (1 + z)
+    strong = (ew_true > 3.0) & (6650 * (1 + z) < wave[-1])
+    assert strong.sum() >= 12  # SDSS-I to -IV galaxy mix: ~30 % main sample, the rest mostly beyond z = 0.38
     ratio = sfr_est[strong] / sfr[strong]
     assert abs(np.median(ratio) - 1) < 0.03 and np.mean(np.abs(ratio - 1) < 0.1) > 0.9
 

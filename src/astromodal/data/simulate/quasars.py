@@ -40,7 +40,7 @@ Model and simplifications:
 * host-galaxy starlight: L_5100(host) / L_5100(AGN) = 0.8052 - 1.5502 x + 0.9121 x^2 - 0.1577 x^3,
   x = log10(lambda L_lambda(5100 A) / erg s^-1) - 44 of the total, zero for x > 1.053 (Shen et al. 2011,
   ApJS 194, 45, eq. 1, after the host fractions of SDSS quasar spectra of Vanden Berk et al. 2006, AJ 131,
-  84), with the spectrum of :mod:`.galaxies`' old population (break 2.0, no young light), not reddened by
+  84), with the spectrum of :mod:`.galaxies`' old population (its template's own break, no young light), not reddened by
   the nuclear dust; it matters for the low-luminosity, low-redshift quasars and is part of the selection
   continuum;
 * the host galaxy adds narrow nebular lines from its SFR (Kennicutt, as for galaxies); the parameter ``sfr`` is
@@ -84,8 +84,9 @@ QSO_EBV_MEAN = 0.025
 LLS_C, LLS_ZSTAR, LLS_GAMMA, LLS_TAU_RANGE, LYMAN_EDGE = 1.9, 3.7, 1.83, (2.0, 10**20.3 * 6.30e-18), 911.75
 #: most LLSs per sightline kept (the expected number to z = 5 is 6.6; the Poisson tail beyond 24 is < 1e-6)
 LLS_MAX = 24
-#: host-galaxy fraction at 5100 A (Shen et al. 2011 eq. 1): polynomial coefficients in x and its upper end
-HOST_POLY, HOST_X_MAX, HOST_BREAK = (0.8052, -1.5502, 0.9121, -0.1577), 1.053, 2.0
+#: host-galaxy fraction at 5100 A (Shen et al. 2011 eq. 1): polynomial coefficients in x and its upper end;
+#: the host is old light with the template's own break (``break_old`` 1, :func:`.galaxies.old_population_shape`)
+HOST_POLY, HOST_X_MAX, HOST_BREAK = (0.8052, -1.5502, 0.9121, -0.1577), 1.053, 1.0
 #: Lyman series lines beyond Ly alpha (rest A) and their Madau (1995) forest coefficient ratios A_j / A_alpha
 LYMAN_SERIES = ((1025.72, 1.7 / 3.6), (972.54, 1.2 / 3.6), (949.74, 0.93 / 3.6))
 
@@ -193,7 +194,7 @@ def continuum_magnitudes(z: np.ndarray, abs_mag: np.ndarray, alpha: np.ndarray, 
         f *= smc_transmission(lam_rest, ebv)
     host = host_amplitude(abs_mag, alpha)
     if np.any(host > 0.0):  # the host's starlight, behind the same forests, not behind the nuclear dust
-        f += (host / (4.0 * np.pi * d_cm**2 * (1.0 + z)))[:, None] * old_population_shape(lam_rest, HOST_BREAK, zz) \
+        f += (host / (4.0 * np.pi * d_cm**2 * (1.0 + z)))[:, None] * old_population_shape(lam_rest, HOST_BREAK) \
             * lyman_transmission(lam[None, :], zz) * lyman_series_transmission(lam[None, :], zz)
     return coarse_ab_magnitudes(f, _QSO_BANDS)
 
