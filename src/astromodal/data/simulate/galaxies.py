@@ -240,7 +240,7 @@ YOUNG_FLOOR = 0.003
 #: the old population's spectrum: the elliptical-galaxy SED of Coleman, Wu & Weedman (1980, ApJS 43, 393),
 #: extended below 1400 A and beyond 10000 A by Bolzonella, Miralles & Pello (2000, A&A 363, 476) with Bruzual &
 #: Charlot models, as galsim ships it (``share/SEDs/CWW_E_ext.sed``): rest u - g / g - r / r - i / i - z
-#: 1.74 / 0.80 / 0.36 / 0.31 through the SDSS curves, narrow D4000 2.08, the same at every redshift (no colour
+#: 1.74 / 0.80 / 0.36 / 0.31 through the SDSS curves, narrow D4000 2.11, the same at every redshift (no colour
 #: evolution; the luminosity evolves with Q, :data:`EVOLUTION_Q`). Until session 29 it was an isochrone summed
 #: from the stars' own continua (Kroupa main sequence, fuel-consumption giant branches, black bodies times the
 #: dwarf-calibrated opacities of :func:`.stars.continuum_tau`), which came out too red (u - g / g - r 2.19 /
@@ -256,6 +256,11 @@ OLD_TEMPLATE_LINE_WINDOW = (6460.0, 6700.0)
 #: the template's resolution as a Gaussian sigma (A): its optical nodes are 40 A apart (Coleman et al. 1980
 #: scanner spectra, FWHM ~40 A)
 OLD_TEMPLATE_SIGMA = 17.0
+#: Ca II K and H of the old stars (rest A, equivalent width A): each galaxy's spectrum gets them sharp
+#: (:func:`_add_stellar_absorption`); the template holds them at its own resolution, so the old population's
+#: table has those smoothed copies (Gaussians of :data:`OLD_TEMPLATE_SIGMA`, the same equivalent widths) added
+#: back, and the lines are not counted twice
+OLD_HK_LINES = ((3933.7, 5.0), (3968.5, 4.5))
 #: rest-frame wavelength range (A) of the tabulated old-population SED (the model grid seen from z = 0 to 1.7)
 _SED_RANGE = (1100.0, 11100.0)
 
@@ -286,9 +291,15 @@ def elliptical_template(lam_rest: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=1)
 def _old_sed_table() -> tuple[np.ndarray, np.ndarray, float]:
     """ln(lambda_rest) grid (step :data:`.physics.GRID_DLN`), the old population's L_lambda on it normalised to 1
-    at :data:`R_EFF_LAMBDA` (:func:`elliptical_template`), and its narrow D4000."""
+    at :data:`R_EFF_LAMBDA` (:func:`elliptical_template` with the smoothed H&K of :data:`OLD_HK_LINES` taken
+    out), and its narrow D4000."""
     ln_lam = np.arange(np.log(_SED_RANGE[0]), np.log(_SED_RANGE[1]), GRID_DLN)
-    sed = elliptical_template(np.exp(ln_lam))
+    lam = np.exp(ln_lam)
+    sed = elliptical_template(lam)
+    level = elliptical_template(np.array([3920.0]))[0]  # the continuum level the sharp lines are scaled to
+    for lam0, ew in OLD_HK_LINES:
+        sig = OLD_TEMPLATE_SIGMA
+        sed += level * ew / (np.sqrt(2.0 * np.pi) * sig) * np.exp(-0.5 * ((lam - lam0) / sig) ** 2)
     sed /= np.interp(np.log(R_EFF_LAMBDA), ln_lam, sed)
     return ln_lam, sed, float(d4000_narrow(sed[None, :], np.zeros(1), np.exp(ln_lam))[0])
 
@@ -609,19 +620,16 @@ def galaxy_spectra(p: dict[str, np.ndarray], with_lines: bool = True) -> np.ndar
 
 
 def _add_stellar_absorption(out: np.ndarray, p: dict[str, np.ndarray]) -> None:
-    """Ca II H&K of the old stars and Balmer absorption of the young ones (equivalent widths of a few A). The
-    template of the old light holds H&K at its own resolution (:data:`OLD_TEMPLATE_SIGMA`), so the sharp lines
-    replace that smoothed absorption rather than add to it."""
+    """Ca II H&K of the old stars (:data:`OLD_HK_LINES`; the old population's table has their smoothed copies
+    taken out, :func:`_old_sed_table`) and Balmer absorption of the young ones (equivalent widths of a few A)."""
     shift = 1.0 + p["redshift"]
     grid = model_grid()
     cont_idx = np.clip(np.searchsorted(grid, 3920.0 * shift), 0, len(grid) - 1)
     level = out[np.arange(len(shift)), cont_idx]
     old = 1.0 - p["young_fraction"]
-    for lam0, ew in ((3933.7, 5.0), (3968.5, 4.5)):
-        # sharp lines in, their smoothed copies (already in the template at its resolution) out: EW unchanged
-        for sig, sign in ((6.0, -1.0), (OLD_TEMPLATE_SIGMA, 1.0)):
-            sigma = sig * shift
-            add_gaussians(out, lam0 * shift, sigma, sign * level * old * ew * shift / (np.sqrt(2 * np.pi) * sigma))
+    for lam0, ew in OLD_HK_LINES:
+        sigma = 6.0 * shift
+        add_gaussians(out, lam0 * shift, sigma, -level * old * ew * shift / (np.sqrt(2 * np.pi) * sigma))
     for lam0 in (4101.7, 4340.5, 4861.3):
         sigma = 8.0 * shift
         amp = -level * p["young_fraction"] * 4.0 * shift / (np.sqrt(2 * np.pi) * sigma)
