@@ -245,9 +245,10 @@ YOUNG_FLOOR = 0.003
 #: from the stars' own continua (Kroupa main sequence, fuel-consumption giant branches, black bodies times the
 #: dwarf-calibrated opacities of :func:`.stars.continuum_tau`), which came out too red (u - g / g - r 2.19 /
 #: 0.92 at 11.6 Gyr against ~1.8 / ~0.77 for published solar-metallicity 10-12 Gyr population models, the
-#: 3000-3750 A light 0.6-1.7 mag short) and evolved too fast with age (g - r of red galaxies seen at z 0.45:
-#: 2.3 passive from z = 3, 1.76 for the template; SDSS LRG colours track a non-evolving elliptical template
-#: closely, which is how their colour cuts were designed)
+#: 3000-3750 A light 0.6-1.7 mag short) and redder still seen at z 0.45 (g - r 2.3 for a population formed at
+#: z = 3, 1.76 for the template); the template anchored today with the isochrone's change with age kept made
+#: the population seen at z 0.55-0.7 0.6-0.8 mag bluer in g - r than the template (no eBOSS LRG candidate
+#: passed the cuts), so the template holds at every redshift
 OLD_TEMPLATE = "CWW_E_ext.sed"
 #: rest window (A) of the template's own Halpha + [NII] emission (its galaxies' weak LINER lines, smeared by the
 #: 40 A sampling into a 2 % bump at 6520-6660 A): the file's nodes inside it are left out, so the curve passes
@@ -322,8 +323,7 @@ def old_population_d4000() -> float:
 #: :data:`YOUNG_BREAK` blueward of 4000 A. Tried in session 29 and not kept: the main sequence of a constant
 #: star formation over 100 Myr summed from the simulator's dwarfs (Kroupa IMF, 2500-40000 K, lifetimes 10 Gyr
 #: M^-2.5): with no supergiants its light is that of O/B dwarfs, g - r -0.57 and u - g -0.25 (this black body:
-#: -0.25 / 0.03; a 100 Myr constant-SFR population of Bruzual & Charlot 2003 ~-0.1 / ~0.5), and it made the
-#: galaxies' u - g distribution worse (per-class KS 0.117 -> 0.162)
+#: -0.25 / 0.03), and it made the galaxies' u - g distribution worse (per-class KS 0.117 -> 0.162)
 YOUNG_TEFF, YOUNG_BREAK = 15000.0, 1.15
 
 
@@ -339,7 +339,7 @@ def young_population_sed(lam_rest: np.ndarray) -> np.ndarray:
 #: each galaxy's break relative to the template's: 3750-4000 A rest (edges 10 A wide), from the blue edge of
 #: Hamilton's (1985, ApJ 297, 371) D4000 blue window (3750-3950 A) to the break, where the blend of Ca II H&K,
 #: the CN 3883 band and the metal lines that makes the 4000 A break of old stars lies (Hamilton 1985; Poggianti
-#: & Barbaro 1997, A&A 325, 1025), is divided by ``break_old`` (1: the template evolved to the galaxy's age), so
+#: & Barbaro 1997, A&A 325, 1025), is divided by ``break_old`` (1: the template's own break), so
 #: the old light's narrow D4000 scales by ~``break_old``
 BREAK_WINDOW = (3750.0, 4000.0)
 #: galaxy-to-galaxy spread of ``break_old``: N(1, 0.05) held within 0.85-1.2, i.e. D4000 +-0.1 around ~2 (the
