@@ -166,8 +166,7 @@ def test_k_and_early_m_dwarfs_follow_the_observed_sdss_stellar_locus():
     (SDSS system): g - r, r - i and i - z within 0.05 (their red continua and TiO bands), u - g within 0.08 for
     K dwarfs. Not part of any calibration (a check). Measured: g - r, r - i, i - z within 0.04, u - g within 0.06;
     later M dwarfs (3300 K and cooler) are 0.07-0.18 too red in g - r and are left out. At [Fe/H] -0.3 the K
-    dwarfs' u - g is 0.15-0.2 bluer than the locus (the near-UV's metallicity sensitivity in K stars, set on F/G
-    stars, is the suspect)."""
+    dwarfs' u - g is 0.15-0.2 bluer than the locus (see benchmarks/results/realism/README.md)."""
     from astromodal.data.simulate.photometry import ab_magnitudes, catalogue_magnitudes
 
     teff = np.array([5000.0, 4600.0, 4200.0, 3900.0, 3700.0, 3500.0])
