@@ -64,6 +64,14 @@ def test_old_population_has_red_sequence_colours_and_a_uv_deficit():
     assert -2.5 * np.log10(fnu[0] / fnu[1]) > 5.4
 
 
+def test_young_share_follows_the_mass_formed_in_100_myr():
+    """x = sSFR x 1e8 yr x 60 (the r-band M/L contrast), share x / (1 + x), within the floor and 0.9: by hand."""
+    share = gal.young_fraction(np.array([-10.0, -11.0, -12.0, -13.0, -8.0]))
+    assert share[:3] == pytest.approx([0.6 / 1.6, 0.06 / 1.06, 0.006 / 1.006], rel=1e-12)
+    assert share[3] == gal.YOUNG_FLOOR and share[4] == 0.9
+    assert np.all(np.diff(gal.young_fraction(np.linspace(-13.0, -8.0, 50))) >= 0.0)
+
+
 def test_old_galaxy_d4000_above_the_quenched_threshold():
     """A purely old galaxy's narrow D4000 (with its break depression and H&K lines) exceeds 1.6, the value
     above which SDSS galaxies are old and quiescent (Kauffmann et al. 2003, MNRAS 341, 33)."""

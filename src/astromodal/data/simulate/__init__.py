@@ -9,8 +9,9 @@ Gaia-like astrometry, and the physical truth as targets. The physical model, in 
   vacuum wavelengths whose depth follows the type (Balmer peaking at A0, Ca II H&K / G band / Na D growing to
   G/K, TiO bands in M), Doppler shifted; L = 4 pi R^2 sigma Teff^4 exactly; O/B are "massive";
 * galaxies (:mod:`.galaxies`): an old stellar population (the Coleman, Wu & Weedman 1980 elliptical template
-  that galsim ships) + a young continuum whose share of the light follows the specific SFR, D4000 tied to sSFR, nebular lines from the SFR through Kennicutt (SFR = 7.9e-42 L(Halpha)),
-  fluxes L / (4 pi d_L^2) with Planck18 distances, Sersic images;
+  that galsim ships) + a young continuum whose share of the light follows the specific SFR, D4000 tied to
+  sSFR, nebular lines from the SFR through Kennicutt (SFR = 7.9e-42 L(Halpha)), fluxes L / (4 pi d_L^2) with
+  Planck18 distances, Sersic images;
 * quasars (:mod:`.quasars`): f_nu ~ nu^alpha continuum, broad lines at (1 + z) lambda_rest, Lyman series
   forests, Lyman-limit systems, SMC dust, host-galaxy light at low luminosity, point-source images;
 * instruments (:mod:`astromodal.data.instruments`): Gaussian line-spread function at constant R, resampling,

@@ -290,10 +290,10 @@ def elliptical_template(lam_rest: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _old_sed_table() -> tuple[np.ndarray, np.ndarray, float]:
-    """ln(lambda_rest) grid (step :data:`.physics.GRID_DLN`), the old population's L_lambda on it normalised to 1
-    at :data:`R_EFF_LAMBDA` (:func:`elliptical_template` with the smoothed H&K of :data:`OLD_HK_LINES` taken
-    out), and its narrow D4000."""
+def _old_sed_table() -> tuple[np.ndarray, np.ndarray]:
+    """ln(lambda_rest) grid (step :data:`.physics.GRID_DLN`) and the old population's L_lambda on it, normalised
+    to 1 at :data:`R_EFF_LAMBDA` (:func:`elliptical_template` with the smoothed H&K of :data:`OLD_HK_LINES`
+    taken out)."""
     ln_lam = np.arange(np.log(_SED_RANGE[0]), np.log(_SED_RANGE[1]), GRID_DLN)
     lam = np.exp(ln_lam)
     sed = elliptical_template(lam)
@@ -302,20 +302,21 @@ def _old_sed_table() -> tuple[np.ndarray, np.ndarray, float]:
         sig = OLD_TEMPLATE_SIGMA
         sed += level * ew / (np.sqrt(2.0 * np.pi) * sig) * np.exp(-0.5 * ((lam - lam0) / sig) ** 2)
     sed /= np.interp(np.log(R_EFF_LAMBDA), ln_lam, sed)
-    return ln_lam, sed, float(d4000_narrow(sed[None, :], np.zeros(1), np.exp(ln_lam))[0])
+    return ln_lam, sed
 
 
 def old_population_sed(lam_rest: np.ndarray) -> np.ndarray:
     """L_lambda of the old population at rest wavelengths ``lam_rest`` (A), normalised to 1 at 6166 A, without
     a galaxy's own break (:func:`break_window`): :data:`OLD_TEMPLATE`, linear in ln lambda between the nodes
     of :func:`_old_sed_table` (held at its ends outside 1100-11100 A)."""
-    ln_lam, sed, _ = _old_sed_table()
+    ln_lam, sed = _old_sed_table()
     return np.interp(np.log(np.asarray(lam_rest, dtype=np.float64)), ln_lam, sed)
 
 
 def old_population_d4000() -> float:
     """Narrow D4000 of the old population's continuum (:func:`old_population_sed`, no lines added)."""
-    return _old_sed_table()[2]
+    ln_lam, sed = _old_sed_table()
+    return float(d4000_narrow(sed[None, :], np.zeros(1), np.exp(ln_lam))[0])
 
 
 # ------------------------------------------------------------------ the young stellar population
@@ -333,7 +334,8 @@ def young_population_sed(lam_rest: np.ndarray) -> np.ndarray:
     wide)."""
     lam = np.asarray(lam_rest, dtype=np.float64)
     step = logistic((lam - 4000.0) / 20.0)
-    return planck_lambda(lam, YOUNG_TEFF) / planck_lambda(R_EFF_LAMBDA, YOUNG_TEFF) * (step + (1.0 - step) / YOUNG_BREAK)
+    black_body = planck_lambda(lam, YOUNG_TEFF) / planck_lambda(R_EFF_LAMBDA, YOUNG_TEFF)
+    return black_body * (step + (1.0 - step) / YOUNG_BREAK)
 
 
 #: each galaxy's break relative to the template's: 3750-4000 A rest (edges 10 A wide), from the blue edge of
@@ -437,26 +439,13 @@ def selected(name: str, mags: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown galaxy target sample {name!r}")
 
 
-def continuum_shape(lam_rest: np.ndarray, young: np.ndarray, break_old: np.ndarray, av_young: np.ndarray = 0.0
-                    ) -> np.ndarray:
-    """Unnormalised rest-frame continuum (same units as B_lambda) of the old+young mix of galaxies; broadcasts.
-
-    The old population (:func:`old_population_sed`) is depressed inside :func:`break_window` to its break
-    strength; the young black body is divided by its break strength blueward of 4000 A (a smooth step
-    of 40 A width), so the flux ratio across 4000 A exceeds 1 in every galaxy. The young light is
-    attenuated by 10^(-0.4 A_V k'(lambda) / R'_V) (Calzetti et al. 2000), A_V = ``av_young``.
-    """
-    old = old_population_sed(lam_rest)
-    box = break_window(lam_rest)
-    old = old * (1.0 - box + box / break_old)
-    yng = young_population_sed(lam_rest) * 10 ** (-0.4 * av_young * calzetti_k(lam_rest) / CALZETTI_RV)
-    return (1.0 - young) * old + young * yng
-
-
 def continuum_on_grid(z: np.ndarray, young: np.ndarray, break_old: np.ndarray, av_young: np.ndarray | None = None
                       ) -> np.ndarray:
-    """:func:`continuum_shape` at lambda_rest = model_grid / (1 + z), (N, L), from the shifted rest-frame tables
-    of :func:`_rest_tables` (the direct evaluation beyond their redshift range)."""
+    """Unnormalised continuum (same units as B_lambda) of the old + young mix of galaxies at lambda_rest =
+    model_grid / (1 + z), (N, L): the old population (:func:`old_population_on_grid`, its break window divided
+    by ``break_old``) and the young light (:func:`young_population_sed`, attenuated by 10^(-0.4 A_V k'(lambda) /
+    R'_V), Calzetti et al. 2000, A_V = ``av_young``) mixed by ``young``; from the shifted rest-frame tables of
+    :func:`_rest_tables` (the direct evaluation beyond their redshift range)."""
     z = np.asarray(z, dtype=np.float64)
     old = old_population_on_grid(z, break_old, normalise=False)
     shift = _RestShift.of(z)

@@ -40,8 +40,8 @@ Model and simplifications:
 * host-galaxy starlight: L_5100(host) / L_5100(AGN) = 0.8052 - 1.5502 x + 0.9121 x^2 - 0.1577 x^3,
   x = log10(lambda L_lambda(5100 A) / erg s^-1) - 44 of the total, zero for x > 1.053 (Shen et al. 2011,
   ApJS 194, 45, eq. 1, after the host fractions of SDSS quasar spectra of Vanden Berk et al. 2006, AJ 131,
-  84), with the spectrum of :mod:`.galaxies`' old population (its template's own break, no young light), not reddened by
-  the nuclear dust; it matters for the low-luminosity, low-redshift quasars and is part of the selection
+  84), with the spectrum of :mod:`.galaxies`' old population (its template's own break, no young light), not
+  reddened by the nuclear dust; it matters for the low-luminosity, low-redshift quasars and is part of the selection
   continuum;
 * the host galaxy adds narrow nebular lines from its SFR (Kennicutt, as for galaxies); the parameter ``sfr`` is
   the host's and drives those lines only: the survey's SFR targets (``sfr``, ``log_sfr``) are NaN for quasars,
