@@ -16,7 +16,7 @@ Model and simplifications:
   spectral type: Balmer lines peaking near A0 (~9750 K) and fading on both sides, He II (O) and He I
   (B), Ca II H&K, the G band, Mg b, Na D and the Ca II triplet growing towards G/K, TiO bands
   (sharp blue heads, fading to the red) in late K and M stars and their depressed blue pseudo-continuum
-  (3900-4760 A, :data:`M_BLUE_TAU`);
+  (3890-4800 A, :data:`M_BLUE_BAND`, :data:`M_BLUE_TAU`);
 * the whole spectrum is Doppler shifted by the radial velocity: lambda_obs = lambda_rest (1 + v/c).
 """
 
